@@ -1,0 +1,1 @@
+"""The redemption desk: buys ehash for sats, never paying before it holds the tokens (DESIGN §2)."""

@@ -1,0 +1,73 @@
+"""The ehash settlement objects of the pool/mint RPC (docs/ehash-mint-api.md), shared by mint and desk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+EpochState = Literal["open", "provisional", "final", "settled", "closed"]
+QuoteState = Literal["UNPAID", "PAID", "EXPIRED"]
+
+PPM = 1_000_000
+
+
+def net_reward_msat(reward_msat: int, pool_fee_ppm: int) -> int:
+    """The part of a block reward that backs ehash: the reward less the pool fee, rounded down."""
+    return reward_msat - (reward_msat * pool_fee_ppm + PPM - 1) // PPM
+
+
+def quote_amount_msat(amount: int, reward_net_msat: int, issued: int) -> int:
+    """What ``amount`` units of an epoch are worth: ``floor(amount * reward_net_msat / issued)``."""
+    if issued <= 0:
+        raise ValueError("an epoch with no issued units has no price")
+    return amount * reward_net_msat // issued
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    unit: str
+    pool: str
+    height: int
+    block_hash: str | None
+    state: EpochState
+    issued: int
+    reward_msat: int
+    redeemed_msat: int
+    redeem_until: int | None
+    keysets: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit, "pool": self.pool, "height": self.height, "block_hash": self.block_hash,
+            "state": self.state, "issued": self.issued, "reward_msat": self.reward_msat,
+            "redeemed_msat": self.redeemed_msat, "redeem_until": self.redeem_until, "keysets": list(self.keysets),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Epoch:
+        return cls(
+            unit=d["unit"], pool=d["pool"], height=d["height"], block_hash=d.get("block_hash"),
+            state=d["state"], issued=d["issued"], reward_msat=d["reward_msat"],
+            redeemed_msat=d["redeemed_msat"], redeem_until=d.get("redeem_until"), keysets=tuple(d["keysets"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EhashQuote:
+    """A share-backed melt quote: ``amount`` units of ``unit`` are worth ``amount_msat`` until ``expiry``."""
+
+    quote: str
+    unit: str
+    amount: int
+    amount_msat: int
+    state: QuoteState
+    expiry: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quote": self.quote, "unit": self.unit, "amount": self.amount, "amount_msat": self.amount_msat,
+                "state": self.state, "expiry": self.expiry}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EhashQuote:
+        return cls(quote=d["quote"], unit=d["unit"], amount=d["amount"], amount_msat=d["amount_msat"],
+                   state=d["state"], expiry=d["expiry"])

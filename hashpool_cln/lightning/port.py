@@ -1,0 +1,87 @@
+"""What the desk needs from a Lightning node, independent of how it is reached.
+
+One implementation speaks CLN JSON-RPC (``clnrpc.py``); tests use the same one against a stand-in node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+DestinationKind = Literal["bolt11", "bolt12_offer", "bolt12_invoice"]
+PaymentStatus = Literal["complete", "pending", "failed", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    id: str
+    network: str  # CLN's names: bitcoin, testnet, testnet4, signet, regtest
+    blockheight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A decoded invstring (CLN ``decode``), reduced to what the desk's policy looks at."""
+
+    kind: DestinationKind
+    invstring: str
+    network: str | None
+    amount_msat: int | None  # None: amountless
+    payment_hash: str | None  # None for offers
+    payee: str | None
+    created_at: int | None
+    expires_at: int | None  # unix seconds
+    description: str | None = None
+    recurring: bool = False  # offers with a recurrence
+    currency: str | None = None  # offers priced in a fiat currency
+    valid: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What the node knows of the payment with ``payment_hash``."""
+
+    status: PaymentStatus
+    payment_hash: str | None = None
+    preimage: str | None = None
+    amount_msat: int | None = None  # delivered to the payee
+    amount_sent_msat: int | None = None  # including routing fees
+
+
+class NodeError(Exception):
+    """The node answered a call with a JSON-RPC error."""
+
+    def __init__(self, method: str, code: int, message: str, data: object = None) -> None:
+        super().__init__(f"{method}: {message} (code {code})")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class NodeUnavailable(Exception):
+    """The call's outcome is unknown: the connection failed or was lost before an answer."""
+
+
+class NodePort(Protocol):
+    async def getinfo(self) -> NodeInfo: ...
+
+    async def decode(self, invstring: str) -> Destination: ...
+
+    async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None) -> str:
+        """A BOLT12 invoice for ``offer``; raises NodeError when the offer's node does not answer."""
+        ...
+
+    async def xpay(self, invstring: str, *, amount_msat: int | None, maxfee_msat: int, retry_for: int,
+                   label: str) -> Payment:
+        """Pay; NodeError on failure (the payment may still have parts in flight: ask payment_status)."""
+        ...
+
+    async def sendamount(self, invstring: str, *, amount_msat: int, maxfee_msat: int, retry_for: int,
+                         label: str) -> Payment:
+        """Spend exactly ``amount_msat`` (the payee bears routing fees); amountless destinations only."""
+        ...
+
+    async def payment_status(self, payment_hash: str) -> Payment:
+        """Merge ``listpays`` and ``listsendpays``: complete > pending > failed; ``unknown`` if neither knows it."""
+        ...
