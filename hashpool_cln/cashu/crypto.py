@@ -1,0 +1,233 @@
+"""Blind Diffie-Hellman key exchange (NUT-00) and DLEQ proofs (NUT-12) on secp256k1.
+
+Points are coincurve ``PublicKey`` objects and scalars coincurve ``PrivateKey`` objects. Every group operation
+is one native libsecp256k1 call (``multiply`` = constant-time ``P*k``, ``add`` = ``P + k*G``, ``combine_keys`` =
+point sum); scalar arithmetic mod ``n`` is done on Python ints, which is cheaper than a round trip through key
+objects. Points are never compared with ``==`` (other libraries patch ``PublicKey.__eq__``): their encodings are.
+
+Notation (NUT-00): the mint key ``a`` with public key ``A = a*G``; a secret ``x`` with ``Y = hash_to_curve(x)``;
+the blinded message ``B_ = Y + r*G``; the blind signature ``C_ = a*B_``; the unblinded signature
+``C = C_ - r*A = a*Y``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from functools import cached_property
+
+from coincurve import PrivateKey, PublicKey
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.keys import PublicKeyXOnly
+
+from hashpool_cln.cashu.errors import CryptoError
+
+try:  # coincurve's own cffi binding: lets hash_to_curve test candidates without raising an exception per miss
+    from coincurve._libsecp256k1 import ffi as _ffi
+    from coincurve._libsecp256k1 import lib as _lib
+
+    _parse = _lib.secp256k1_ec_pubkey_parse
+    _PUBKEY_T = _ffi.typeof("secp256k1_pubkey *")  # resolved once instead of per call
+except (ImportError, AttributeError):  # pragma: no cover - then hash_to_curve uses the public constructor only
+    _ffi = _parse = None
+
+# secp256k1 group order.
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+DOMAIN_SEPARATOR = b"Secp256k1_HashToCurve_Cashu_"
+DLEQ_NONCE_TAG = b"Cashu_DLEQ_R_v1"
+
+# Every try of the hash-to-curve loop succeeds with probability 1/2; 2^16 tries never all fail in practice.
+_H2C_MAX_TRIES = 2**16
+_COUNTERS = [c.to_bytes(4, "little") for c in range(64)]
+_HEXDIGITS = frozenset(string.hexdigits)
+_sha256 = hashlib.sha256
+_CTX = GLOBAL_CONTEXT.ctx
+
+
+class _Scalar(PrivateKey):
+    """A ``PrivateKey`` whose public keys are computed on first use.
+
+    coincurve's constructor computes ``k*G`` twice (plain and x-only); scalars that only ever multiply a point
+    (blinding factors, DLEQ values) do not need either, and each costs as much as half a point multiplication.
+    """
+
+    def __init__(self, secret: bytes) -> None:  # secret already checked to be in [1, n-1]
+        self.secret = secret
+        self.context = GLOBAL_CONTEXT
+
+    @cached_property
+    def public_key(self) -> PublicKey:  # type: ignore[override]
+        return PublicKey.from_valid_secret(self.secret, self.context)
+
+    @cached_property
+    def public_key_xonly(self) -> PublicKeyXOnly:  # type: ignore[override]
+        return PublicKeyXOnly.from_valid_secret(self.secret, self.context)
+
+
+def scalar_from_int(k: int) -> PrivateKey:
+    """A scalar from an integer in [1, n-1]; CryptoError otherwise."""
+    if not 0 < k < N:
+        raise CryptoError("scalar out of range [1, n-1]", reason="bad_scalar")
+    return _Scalar(k.to_bytes(32, "big"))
+
+
+def random_scalar() -> PrivateKey:
+    """A uniformly random non-zero scalar from the operating system's CSPRNG."""
+    while True:
+        k = int.from_bytes(secrets.token_bytes(32), "big")
+        if 0 < k < N:
+            return _Scalar(k.to_bytes(32, "big"))
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return isinstance(text, str) and len(text) == length and _HEXDIGITS.issuperset(text)
+
+
+def point(hex_str: str) -> PublicKey:
+    """Parse a compressed SEC1 point (66 hex characters); CryptoError if it is not a point on secp256k1."""
+    if not _is_hex(hex_str, 66):
+        raise CryptoError("a point must be 66 hex characters (compressed SEC1)", reason="bad_point")
+    if hex_str[1] not in "23" or hex_str[0] != "0":
+        raise CryptoError("a point must be in compressed form (prefix 02 or 03)", reason="bad_point")
+    try:
+        return PublicKey(bytes.fromhex(hex_str))
+    except ValueError:
+        raise CryptoError("not a point on secp256k1", reason="bad_point") from None
+
+
+def scalar(hex_str: str) -> PrivateKey:
+    """Parse a scalar (64 hex characters, big-endian, in [1, n-1]); CryptoError otherwise."""
+    if not _is_hex(hex_str, 64):
+        raise CryptoError("a scalar must be 64 hex characters", reason="bad_scalar")
+    return scalar_from_int(int(hex_str, 16))
+
+
+def hash_to_curve(message: bytes) -> PublicKey:
+    """NUT-00 hash-to-curve: ``02 || sha256(sha256(DOMAIN_SEPARATOR || message) || counter_le32)``.
+
+    The counter counts up from 0 until the 33 bytes decode to a point on the curve.
+    """
+    msg_hash = _sha256(DOMAIN_SEPARATOR + message).digest()
+    if _parse is not None:
+        parsed = _ffi.new(_PUBKEY_T)
+        for ctr in _COUNTERS:  # almost always found within a few tries
+            if _parse(_CTX, parsed, b"\x02" + _sha256(msg_hash + ctr).digest(), 33):
+                return PublicKey(parsed)
+    for counter in range(len(_COUNTERS) if _parse is not None else 0, _H2C_MAX_TRIES):
+        candidate = b"\x02" + _sha256(msg_hash + counter.to_bytes(4, "little")).digest()
+        try:
+            return PublicKey(candidate)
+        except ValueError:  # x has no point on the curve: try the next counter
+            continue
+    raise CryptoError("hash_to_curve found no point", reason="no_point")  # pragma: no cover
+
+
+def proof_y(secret: str) -> str:
+    """The ``Y`` of a proof (NUT-07): hex of ``hash_to_curve(secret)``, the mint's key for its spent state."""
+    return hash_to_curve(secret.encode("utf-8")).format().hex()
+
+
+def blind(secret: bytes, r: PrivateKey | None = None) -> tuple[PublicKey, PrivateKey]:
+    """Blind ``secret``: ``B_ = Y + r*G`` with a fresh random ``r`` unless one is given."""
+    if r is None:
+        r = random_scalar()
+    try:
+        # r*G is usually already known (coincurve computes it with the key): a point sum is all that is left.
+        return PublicKey.combine_keys([hash_to_curve(secret), r.public_key]), r
+    except ValueError:  # r*G == -Y: impossible unless r was chosen for it
+        raise CryptoError("blinded message is the point at infinity", reason="bad_scalar") from None
+
+
+def sign(B_: PublicKey, a: PrivateKey) -> PublicKey:
+    """The mint's blind signature ``C_ = a*B_``."""
+    return B_.multiply(a.secret)
+
+
+def unblind(C_: PublicKey, r: PrivateKey, A: PublicKey) -> PublicKey:
+    """Remove the blinding: ``C = C_ - r*A``."""
+    neg_r = (N - int.from_bytes(r.secret, "big")).to_bytes(32, "big")
+    try:
+        return PublicKey.combine_keys([C_, A.multiply(neg_r)])
+    except ValueError:
+        raise CryptoError("unblinded signature is the point at infinity", reason="bad_point") from None
+
+
+def verify(a: PrivateKey, C: PublicKey, secret: bytes) -> bool:
+    """Mint-side check that ``C == a*hash_to_curve(secret)``."""
+    return hmac.compare_digest(hash_to_curve(secret).multiply(a.secret).format(), C.format())
+
+
+def hash_e(*points: PublicKey) -> bytes:
+    """NUT-12 challenge: sha256 of the concatenated lowercase hex of the uncompressed points."""
+    return _hash_e_raw(b"".join(p.format(compressed=False) for p in points))
+
+
+def _hash_e_raw(uncompressed: bytes) -> bytes:
+    # The hex of a concatenation is the concatenation of the hexes.
+    return hashlib.sha256(uncompressed.hex().encode("ascii")).digest()
+
+
+def _dleq_nonce(a: bytes, A_u: bytes, B_u: bytes, C_u: bytes) -> int:
+    """NUT-12 deterministic nonce: ``HMAC-SHA256(a, "Cashu_DLEQ_R_v1" || A || B_ || C_ || ctr)``.
+
+    ``A``, ``B_``, ``C_`` are the uncompressed 65-byte encodings and ``ctr`` one byte counting up from 0 while
+    the digest is not a valid scalar. Binding the nonce to the secret key and to the whole statement makes it
+    unique per signature without a random number generator, so a weak RNG can never leak ``a``.
+    """
+    prefix = DLEQ_NONCE_TAG + A_u + B_u + C_u
+    for ctr in range(256):
+        k = int.from_bytes(hmac.digest(a, prefix + bytes((ctr,)), "sha256"), "big")
+        if 0 < k < N:
+            return k
+    raise CryptoError("no valid DLEQ nonce", reason="no_nonce")  # pragma: no cover
+
+
+def dleq_create(a: PrivateKey, B_: PublicKey, C_: PublicKey) -> tuple[bytes, bytes]:
+    """Prove that ``C_ = a*B_`` uses the same ``a`` as ``A = a*G`` (NUT-12); returns ``(e, s)`` as 32 bytes each.
+
+    ``C_`` must be ``sign(B_, a)``. The nonce is deterministic (see ``_dleq_nonce``).
+    """
+    A_u = a.public_key.format(compressed=False)
+    B_u = B_.format(compressed=False)
+    C_u = C_.format(compressed=False)
+    k = _dleq_nonce(a.secret, A_u, B_u, C_u)
+    k_bytes = k.to_bytes(32, "big")
+    R1 = PublicKey.from_valid_secret(k_bytes)
+    R2 = B_.multiply(k_bytes)
+    e = _hash_e_raw(R1.format(compressed=False) + R2.format(compressed=False) + A_u + C_u)
+    s = (k + int.from_bytes(e, "big") * int.from_bytes(a.secret, "big")) % N
+    return e, s.to_bytes(32, "big")
+
+
+def dleq_verify(B_: PublicKey, C_: PublicKey, e: bytes, s: bytes, A: PublicKey) -> bool:
+    """Check a DLEQ proof on a blind signature: ``e == hash_e(s*G - e*A, s*B_ - e*C_, A, C_)``."""
+    if len(e) != 32 or len(s) != 32:
+        return False
+    e_int = int.from_bytes(e, "big")
+    s_int = int.from_bytes(s, "big")
+    if not (0 < e_int < N and 0 < s_int < N):
+        return False
+    neg_e = (N - e_int).to_bytes(32, "big")
+    try:
+        R1 = A.multiply(neg_e).add(s)  # -e*A + s*G in one native call
+        R2 = PublicKey.combine_keys([B_.multiply(s), C_.multiply(neg_e)])
+    except ValueError:  # an intermediate point at infinity: not a proof an honest mint makes
+        return False
+    digest = _hash_e_raw(
+        R1.format(compressed=False) + R2.format(compressed=False) + A.format(compressed=False)
+        + C_.format(compressed=False)
+    )
+    return hmac.compare_digest(digest, e)
+
+
+def dleq_verify_proof(secret: bytes, C: PublicKey, r: PrivateKey, e: bytes, s: bytes, A: PublicKey) -> bool:
+    """Check the DLEQ carried by a proof (NUT-12, user to user): reblind ``B_ = Y + r*G``, ``C_ = C + r*A``."""
+    try:
+        B_ = PublicKey.combine_keys([hash_to_curve(secret), r.public_key])
+        C_ = PublicKey.combine_keys([C, A.multiply(r.secret)])
+    except ValueError:
+        return False
+    return dleq_verify(B_, C_, e, s, A)
