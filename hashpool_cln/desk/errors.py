@@ -39,6 +39,7 @@ class Code(IntEnum):
     # The payment
     PAYMENT_FAILED = 3440
     PAYMENT_PENDING = 3441
+    NODE_UNAVAILABLE = 3442
     # Bookkeeping
     UNKNOWN_REDEMPTION = 3450
     NOT_READY = 3460

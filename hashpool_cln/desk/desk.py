@@ -1,0 +1,845 @@
+"""The redemption desk: ehash in, a Lightning payment out, never paying before it holds the tokens (DESIGN §2).
+
+One redemption, step by step (each step's state is committed before the step acts):
+
+    parse      the token: mint, unit, keysets, conditions, DLEQ — all local, no swap, no payment
+    resolve    the destination: decode; for an offer fetch its invoice (kept in the ledger)
+    new        claim the token's proofs and the payment hash (unique among live redemptions)
+    quoted     the mint's price for the units needed, and the NUT-13 counters of the desk's outputs
+    custody    the caller's proofs swapped into the desk's outputs: the units bought plus change for the caller
+    paying     the payment to the destination
+    paid       the preimage, the receipt
+    settled    the bought units handed to the mint against the payment
+    rejected   nothing happened; refunded: the custody proofs went back to the caller as a refund token
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hashpool_cln.cashu import conditions, crypto
+from hashpool_cln.cashu.errors import ConditionError, CryptoError, TokenError
+from hashpool_cln.cashu.keysets import Keyset
+from hashpool_cln.cashu.models import BlindSignature, Proof, Token
+from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
+from hashpool_cln.ehash import EhashQuote, Epoch
+from hashpool_cln.lightning.port import Destination, NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+
+from . import policy, wallet
+from .config import DeskConfig
+from .errors import Code, DeskError
+from .states import FINAL, State
+from .store import BudgetExceeded, ClaimConflict, Record, StaleState, Store
+from .timing import Timings
+
+log = logging.getLogger("hashpool_cln.desk")
+
+LABEL_PREFIX = "hashpool-redeem:"
+CACHE_SECONDS = 30
+# NUT error codes the desk acts on.
+NUT_TOKEN_SPENT = 11001
+NUT_OUTPUTS_SIGNED = 10002
+# xpay's answer to a second concurrent payment of one invoice: the first one is still running.
+XPAY_IN_PROGRESS = -3
+
+EventCallback = Callable[[str, str, str, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A token that passed every local check, with what the later steps need from the mint."""
+
+    token: Token
+    epoch: Epoch
+    keysets: dict[str, Keyset]  # every keyset of the unit, by id (keys loaded for the token's)
+    ys: tuple[str, ...]
+    pool_fee_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the money goes and how: the invoice actually paid and the pay call that pays it."""
+
+    kind: str
+    destination: str  # as given
+    invoice: str  # as paid (a fetched invoice for offers)
+    payment_hash: str
+    method: str  # xpay | sendamount
+    deliver_msat: int | None  # what the payee must receive; None: the whole value, sent with sendamount
+    pay_amount_msat: int | None  # the amount argument of the pay call (amountless invoices only)
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    quote: EhashQuote
+    custody_amounts: list[int]
+    change_amounts: list[int]
+    swap_fee: int
+    maxfee_msat: int
+    output_keyset: str
+
+
+class Crash(BaseException):
+    """Raised by a crash hook: tests use it to stop a desk dead at a chosen point."""
+
+
+class Desk:
+    def __init__(self, config: DeskConfig, node: NodePort, mint: MintClient, *,
+                 crash_hook: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.node = node
+        self.mint = mint
+        self.timings = Timings()
+        self._crash_hook = crash_hook
+        self._clock = clock
+        self._store: Store | None = None
+        self._seed = b""
+        self._p2pk_pub = ""
+        self._p2pk_key = None
+        self._node_info: NodeInfo | None = None
+        self._callbacks: list[EventCallback] = []
+        self._paying: set[str] = set()
+        self._active: set[str] = set()  # redemptions a live call is driving; recovery leaves them alone
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._closing = False
+
+    # ------------------------------------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        from .recovery import reconcile
+
+        self._seed = wallet.load_or_create_seed(self.config.seed_path)
+        key = wallet.p2pk_key(self._seed)
+        self._p2pk_key, self._p2pk_pub = key, key.public_key.format().hex()
+        with self.timings.measure("sqlite"):
+            self._store = await Store.open(self.config.db_path)
+            self._paying = {r.id for r in await self._store.list([State.PAYING], limit=1_000_000)}
+        try:
+            await self._node()
+        except DeskError:
+            log.warning("the node is not reachable yet; redemptions wait for it")
+        await reconcile(self)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    def on_event(self, callback: EventCallback) -> None:
+        """Call ``callback(redemption_id, old_state, new_state, public_fields)`` after every committed move."""
+        self._callbacks.append(callback)
+
+    def in_flight(self) -> int:
+        """Redemptions whose payment may still be under way."""
+        return len(self._paying)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None or self._closing:
+            raise DeskError(Code.SHUTTING_DOWN if self._closing else Code.NOT_READY, "the desk is not running")
+        return self._store
+
+    @property
+    def p2pk_pubkey(self) -> str:
+        """The public key wallets may lock ehash to (NUT-11) when sending it to this desk."""
+        return self._p2pk_pub
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    async def quote(self, token: str, invstring: str | None = None, amount_msat: int | None = None) -> dict:
+        """Price a token (and, given a destination, say whether and how it could be paid). Commits nothing."""
+        self.store  # noqa: B018  (refuse before start)
+        checked = await self._check_token(token)
+        proofs = list(checked.token.proofs)
+        fee = wallet.swap_fee(proofs, _fees(checked.keysets))
+        units = checked.token.amount - fee
+        if units <= 0:
+            raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fee")
+        quote = await self._mint_quote(checked.token.unit, units)
+        policy.check_rate(quote, units, checked.token.unit, checked.epoch, checked.pool_fee_ppm, self.config)
+        out: dict[str, Any] = {
+            "unit": checked.token.unit, "amount": checked.token.amount, "value_msat": quote.amount_msat,
+            "quote_id": quote.quote, "expiry": quote.expiry, "input_fee": fee,
+            "rate": {"reward_msat": checked.epoch.reward_msat, "net_reward_msat":
+                     policy.epoch_net_reward(checked.epoch, checked.pool_fee_ppm), "issued": checked.epoch.issued,
+                     "epoch_height": checked.epoch.height},
+        }
+        if invstring is not None:
+            out["destination"] = await self._quote_destination(checked, invstring, amount_msat, quote)
+        return out
+
+    async def redeem(self, token: str, invstring: str, amount_msat: int | None = None,
+                     maxfee_msat: int | None = None, payer_note: str | None = None) -> dict:
+        """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``)."""
+        self.store  # noqa: B018
+        _check_params(amount_msat, maxfee_msat, payer_note)
+        checked = await self._check_token(token)
+        target = await self._resolve(invstring, amount_msat, payer_note)
+        rec = await self._create(checked, target, maxfee_msat)
+        self._active.add(rec.id)
+        try:
+            rec = await self._price(rec, checked, target, maxfee_msat)
+            rec = await self.take_custody(rec)
+            rec = await self.pay(rec)
+            if rec.state is State.PAID and self.config.settle == "immediate":
+                rec = await self.settle_one(rec)
+        finally:
+            self._active.discard(rec.id)
+        return await self._public(rec, reveal=True)
+
+    async def status(self, redemption_id: str, reveal_tokens: bool = False) -> dict:
+        rec = await self._get(redemption_id)
+        return await self._public(rec, reveal=reveal_tokens)
+
+    async def redemptions(self, state: str | None = None, limit: int = 100) -> list[dict]:
+        if state is not None and state not in {s.value for s in State}:
+            raise DeskError(Code.INVALID_PARAMS, f"unknown state {state!r}")
+        if not 1 <= limit <= 10_000:
+            raise DeskError(Code.INVALID_PARAMS, "limit must be between 1 and 10000")
+        with self.timings.measure("sqlite"):
+            recs = await self.store.list([State(state)] if state else None, limit)
+        return [await self._public(r, reveal=False) for r in recs]
+
+    async def info(self) -> dict:
+        with self.timings.measure("sqlite"):
+            counts = await self.store.count_by_state()
+        return {
+            "mint": self.config.mint_url, "pools": list(self.config.pools), "p2pk_pubkey": self._p2pk_pub,
+            "network": self._node_info.network if self._node_info else None,
+            "max_msat": self.config.max_msat, "maxfee_ppm": self.config.maxfee_ppm,
+            "maxfee_msat": self.config.maxfee_msat, "min_invoice_life": self.config.min_invoice_life,
+            "epoch_budget_msat": self.config.epoch_budget_msat, "settle": self.config.settle,
+            "redemptions": counts, "in_flight": self.in_flight(),
+        }
+
+    async def settle(self, unit: str | None = None) -> dict:
+        """Hand every paid redemption's units to the mint (optionally of one unit only)."""
+        with self.timings.measure("sqlite"):
+            recs = await self.store.list([State.PAID], limit=1_000_000, unit=unit)
+        settled, waiting = [], []
+        for rec in recs:
+            if rec.id in self._active:
+                continue
+            rec = await self.settle_one(rec)
+            (settled if rec.state is State.SETTLED else waiting).append(rec.id)
+        return {"settled": settled, "waiting": waiting}
+
+    # ----------------------------------------------------------------------------------------- 1. parse
+
+    async def _check_token(self, text: str) -> Checked:
+        if not isinstance(text, str):
+            raise DeskError(Code.INVALID_PARAMS, "token must be a string")
+        try:
+            with self.timings.measure("crypto"):
+                token = parse_token(text)
+        except TokenError as e:
+            raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
+        policy.check_mint(token.mint, self.config)
+        policy.check_unit(token.unit, self.config)
+        epoch = policy.check_epoch(token.unit, await self._epoch(token.unit), self.now())
+        unit_keysets = {k.id: k for k in await self._keysets() if k.unit == token.unit}
+        try:
+            token = resolve_short_ids(token, unit_keysets)
+        except TokenError as e:
+            raise DeskError(Code.KEYSET_REFUSED, str(e), {"reason": e.reason}) from None
+        for kid in token.keyset_ids:
+            policy.check_keyset(unit_keysets[kid], token.unit, self.now())
+            if epoch.keysets and kid not in epoch.keysets:
+                raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
+            unit_keysets[kid] = await self._keys(kid)
+        with self.timings.measure("crypto"):
+            ys = self._check_proofs(token, unit_keysets)
+        return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=await self._pool_fee())
+
+    def _check_proofs(self, token: Token, keysets: dict[str, Keyset]) -> tuple[str, ...]:
+        ys: list[str] = []
+        for i, proof in enumerate(token.proofs):
+            keyset = keysets[proof.id]
+            if proof.amount not in keyset.keys:
+                raise DeskError(Code.PROOF_INVALID, f"proof {i} has an amount its keyset cannot sign",
+                                {"index": i, "amount": proof.amount})
+            try:
+                conditions.require_spendable(proof, (self._p2pk_pub,))
+            except ConditionError as e:
+                raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
+            if proof.dleq is not None and proof.dleq.r is not None:
+                self._verify_dleq(i, proof, keyset)
+            ys.append(crypto.proof_y(proof.secret))
+        if len(set(ys)) != len(ys):
+            raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
+        return tuple(ys)
+
+    @staticmethod
+    def _verify_dleq(i: int, proof: Proof, keyset: Keyset) -> None:
+        assert proof.dleq is not None and proof.dleq.r is not None  # checked by the caller
+        try:
+            ok = crypto.dleq_verify_proof(
+                proof.secret.encode(), crypto.point(proof.C), crypto.scalar(proof.dleq.r),
+                bytes.fromhex(proof.dleq.e), bytes.fromhex(proof.dleq.s), keyset.public_key(proof.amount))
+        except (CryptoError, ValueError):
+            ok = False
+        if not ok:
+            raise DeskError(Code.PROOF_INVALID, f"proof {i} carries a DLEQ proof that does not verify",
+                            {"index": i})
+
+    # ------------------------------------------------------------------------------------ 2. destination
+
+    async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None) -> Target:
+        if not isinstance(invstring, str) or not invstring.strip():
+            raise DeskError(Code.INVALID_PARAMS, "invstring must be a BOLT11 invoice or a BOLT12 offer")
+        info = await self._node()
+        dest = await self._decode(invstring.strip())
+        policy.check_destination(dest, info.network, self.now(), self.config)
+        if dest.kind == "bolt12_offer":
+            if dest.amount_msat is None and amount_msat is None:
+                raise DeskError(Code.AMOUNT_REQUIRED, "this offer names no amount: give amount_msat")
+            _same_amount(dest, amount_msat)
+            offer = dest.invstring
+            try:
+                with self.timings.measure("node"):
+                    invoice = await self.node.fetchinvoice(
+                        offer, amount_msat if dest.amount_msat is None else None, payer_note)
+            except NodeError as e:
+                raise DeskError(Code.OFFER_UNREACHABLE, "the offer's node did not send an invoice",
+                                {"node_error": e.code}) from None
+            except NodeUnavailable:
+                raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
+            dest = await self._decode(invoice)
+            if dest.kind != "bolt12_invoice":
+                raise DeskError(Code.INVALID_DESTINATION, "the offer's node sent something other than an invoice")
+            policy.check_destination(dest, info.network, self.now(), self.config)
+            return self._target("bolt12_offer", offer, dest, amount_msat)
+        return self._target(dest.kind, dest.invstring, dest, amount_msat)
+
+    def _target(self, kind: str, given: str, dest: Destination, amount_msat: int | None) -> Target:
+        if dest.payment_hash is None:
+            raise DeskError(Code.INVALID_DESTINATION, "the destination names no payment hash")
+        if dest.amount_msat is not None:
+            _same_amount(dest, amount_msat)
+            deliver, method, pay_amount = dest.amount_msat, "xpay", None
+        elif amount_msat is not None:
+            deliver, method, pay_amount = amount_msat, "xpay", amount_msat
+        else:
+            deliver, method, pay_amount = None, "sendamount", None
+        if deliver is not None:
+            policy.check_amount(deliver, self.config)
+        return Target(kind=kind, destination=given, invoice=dest.invstring, payment_hash=dest.payment_hash,
+                      method=method, deliver_msat=deliver, pay_amount_msat=pay_amount, expires_at=dest.expires_at)
+
+    async def _decode(self, invstring: str) -> Destination:
+        try:
+            with self.timings.measure("node"):
+                return await self.node.decode(invstring)
+        except NodeError as e:
+            raise DeskError(Code.INVALID_DESTINATION, "the node cannot read this invoice or offer",
+                            {"node_error": e.code}) from None
+        except NodeUnavailable:
+            raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
+
+    async def _quote_destination(self, checked: Checked, invstring: str, amount_msat: int | None,
+                                 quote: EhashQuote) -> dict[str, Any]:
+        try:
+            target = await self._resolve(invstring, amount_msat, None)
+            plan_units, reserve = self._units_needed(checked, target, None)
+            payable = plan_units <= checked.token.amount
+            out: dict[str, Any] = {"kind": target.kind, "amount_msat": target.deliver_msat or quote.amount_msat,
+                                   "payable": payable, "fee_reserve_msat": reserve, "units_needed": plan_units}
+            if not payable:
+                out["reason"] = "the token is worth less than the payment and its fee reserve"
+            return out
+        except DeskError as e:
+            return {"kind": None, "amount_msat": amount_msat, "payable": False, "reason": e.message,
+                    "code": int(e.code), "fee_reserve_msat": None, "units_needed": None}
+
+    # ---------------------------------------------------------------------------------------- 3. quote
+
+    def _units_needed(self, checked: Checked, target: Target, maxfee_msat: int | None) -> tuple[int, int]:
+        """Units the payment needs at the epoch's rate, with the fee reserve; whole-value sends need them all."""
+        if target.deliver_msat is None:
+            value = policy.epoch_value(checked.token.amount, checked.epoch, checked.pool_fee_ppm)
+            return checked.token.amount, policy.fee_reserve(value, maxfee_msat, self.config)
+        reserve = policy.fee_reserve(target.deliver_msat, maxfee_msat, self.config)
+        return policy.units_for(target.deliver_msat + reserve, checked.epoch, checked.pool_fee_ppm), reserve
+
+    async def _create(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+        # An invoice the node has paid, or is paying, is never taken again.
+        status = await self._payment_status(target.payment_hash)
+        if status is not None and status.status in ("complete", "pending"):
+            raise DeskError(Code.DESTINATION_IN_USE, f"this invoice is already {status.status} on the node")
+        proofs = [self._signed(p) for p in checked.token.proofs]
+        fields = {
+            "id": secrets.token_hex(16), "mint": checked.token.mint, "unit": checked.token.unit,
+            "amount": checked.token.amount, "dest_kind": target.kind, "destination": target.destination,
+            "invoice": target.invoice, "invoice_expires_at": target.expires_at,
+            "payment_hash": target.payment_hash, "pay_method": target.method,
+            "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat,
+        }
+        self._hook("before:->new")
+        try:
+            with self.timings.measure("sqlite"):
+                rec = await self.store.create(
+                    fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, proofs)], target.payment_hash)
+        except ClaimConflict as e:
+            if e.what == "input":
+                raise DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed") from None
+            raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
+                from None
+        self._hook("after:->new")
+        self._emit(rec, "")
+        return rec
+
+    def _signed(self, proof: Proof) -> Proof:
+        """Inputs locked to the desk's key get their witness now, so a replayed swap is byte-identical."""
+        if conditions.classify(proof.secret).kind != "P2PK":
+            return proof
+        with self.timings.measure("crypto"):
+            return conditions.sign_p2pk(proof, self._p2pk_key)
+
+    async def _price(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+        try:
+            plan = await self._plan(checked, target, maxfee_msat)
+        except DeskError as e:
+            await self._reject(rec, e)
+            raise
+        try:
+            return await self._move(
+                rec, State.QUOTED,
+                reserve=(plan.output_keyset, len(plan.custody_amounts) + len(plan.change_amounts)),
+                budget_msat=self.config.epoch_budget_msat,
+                quote_id=plan.quote.quote, quote_units=plan.quote.amount, quote_amount_msat=plan.quote.amount_msat,
+                quote_expiry=plan.quote.expiry, swap_fee=plan.swap_fee, maxfee_msat=plan.maxfee_msat,
+                custody_amounts=json.dumps(plan.custody_amounts), change_amounts=json.dumps(plan.change_amounts),
+                pay_amount_msat=plan.quote.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
+        except BudgetExceeded:
+            err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
+                            {"unit": rec["unit"]})
+            await self._reject(rec, err)
+            raise err from None
+
+    async def _plan(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
+        token, epoch = checked.token, checked.epoch
+        fees = _fees(checked.keysets)
+        out_keyset = self._output_keyset(checked)
+        out_ppk = out_keyset.input_fee_ppk
+        swap_fee = wallet.swap_fee(list(token.proofs), fees)
+        available = token.amount - swap_fee
+        if target.deliver_msat is None:
+            # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
+            units = wallet.units_after_fee(available, out_ppk)
+            if units <= 0:
+                raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
+            quote = await self._checked_quote(checked, units, target)
+            policy.check_amount(quote.amount_msat, self.config)
+            reserve = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
+            custody = _exact(units, out_ppk)
+        else:
+            reserve = policy.fee_reserve(target.deliver_msat, maxfee_msat, self.config)
+            need = target.deliver_msat + reserve
+            units = policy.units_for(need, epoch, checked.pool_fee_ppm)
+            quote = await self._checked_quote(checked, units, target)
+            if quote.amount_msat < need:  # the mint's floor left it a unit short
+                quote = await self._checked_quote(checked, units + 1, target)
+            if quote.amount_msat < need:
+                raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
+                                {"quote_msat": quote.amount_msat, "needed_msat": need})
+            custody = _exact(quote.amount, out_ppk)
+        change = available - sum(custody)
+        if change < 0:
+            raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
+                            {"units": token.amount, "units_needed": sum(custody) + swap_fee,
+                             "value_msat": policy.epoch_value(available, epoch, checked.pool_fee_ppm)})
+        if quote.expiry - self.now() < self.config.min_invoice_life:
+            raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
+        return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
+                    swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id)
+
+    def _output_keyset(self, checked: Checked) -> Keyset:
+        active = [k for k in checked.keysets.values() if k.active and
+                  (not checked.epoch.keysets or k.id in checked.epoch.keysets)]
+        if not active:
+            raise DeskError(Code.EPOCH_NOT_REDEEMABLE, "the mint has no active keyset for this unit",
+                            {"unit": checked.token.unit})
+        return max(active, key=lambda k: k.id)
+
+    async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
+        unit = checked.token.unit
+        # A BOLT11 request binds the quote to the payment hash at the mint (an audit trail for the pool).
+        request = target.invoice if target.kind == "bolt11" else None
+        quote = await self._mint_quote(unit, units, request)
+        policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
+        return quote
+
+    # -------------------------------------------------------------------------------------- 4. custody
+
+    async def take_custody(self, rec: Record) -> Record:
+        """Swap the caller's proofs into the desk's outputs; settle what a lost answer left open.
+
+        On return the redemption is in ``custody``, ``rejected`` or (outputs unusable) ``refunded``; a mint that
+        gives no answer at all leaves it ``quoted`` and raises MINT_UNAVAILABLE.
+        """
+        with self.timings.measure("sqlite"):
+            inputs = [Proof.from_dict(json.loads(p)) for p in await self.store.inputs(rec.id)]
+        outputs = self._outputs(rec)
+        try:
+            signatures = await self._swap(inputs, outputs)
+        except MintError as e:
+            untouched = DeskError(Code.MINT_REFUSED, f"the mint refused the swap: {e.detail}"[:300],
+                                  {"mint_code": e.code})
+            signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
+        except MintUnavailable:
+            untouched = DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the swap; the token is untouched")
+            signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
+        except MintProtocolError as e:
+            untouched = DeskError(Code.MINT_REFUSED, f"the mint's swap answer is unusable: {e}"[:300])
+            signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
+        return await self._hold(rec, outputs, signatures)
+
+    def _outputs(self, rec: Record) -> list[wallet.Output]:
+        with self.timings.measure("crypto"):
+            return wallet.derive_outputs(self._seed, rec["keyset_id"], rec["counter_start"],
+                                         rec.amounts("custody_amounts") + rec.amounts("change_amounts"))
+
+    async def _swap(self, inputs: list[Proof], outputs: list[wallet.Output]) -> list[BlindSignature]:
+        messages = [o.message for o in outputs]
+        try:
+            with self.timings.measure("mint"):
+                return await self.mint.swap(inputs, messages)
+        except MintUnavailable:
+            # The answer was lost: ask again with the identical request (the same outputs).
+            with self.timings.measure("mint"):
+                return await self.mint.swap(inputs, messages)
+
+    async def _restore_or_decide(self, rec: Record, outputs: list[wallet.Output], inputs: list[Proof],
+                                 untouched: DeskError) -> list[BlindSignature]:
+        """After a failed or unclear swap: our signatures if the mint made them, else reject, else wait."""
+        try:
+            with self.timings.measure("mint"):
+                known, signatures = await self.mint.restore([o.message for o in outputs])
+            by_b = {m.B_.lower(): s for m, s in zip(known, signatures)}
+            if by_b and all(o.message.B_.lower() in by_b for o in outputs):
+                return [by_b[o.message.B_.lower()] for o in outputs]
+            with self.timings.measure("mint"):
+                states = {s.state for s in await self.mint.checkstate([crypto.proof_y(p.secret) for p in inputs])}
+        except (MintError, MintUnavailable, MintProtocolError):
+            states = {"PENDING"}  # nothing learnt: as undecided as a proof the mint holds pending
+        if "PENDING" in states:
+            await self._note(rec, Code.MINT_UNAVAILABLE, "the swap's outcome is not known yet")
+            raise DeskError(Code.MINT_UNAVAILABLE, "the swap's outcome is not known yet; the redemption waits for "
+                            "the mint", {"id": rec.id, "state": str(rec.state)})
+        if states == {"UNSPENT"}:
+            return await self._reject(rec, untouched, raise_it=True)
+        # Spent, and not into our outputs: someone else spent (part of) the token.
+        return await self._reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
+
+    async def _hold(self, rec: Record, outputs: list[wallet.Output], signatures: list[BlindSignature]) -> Record:
+        messages = [o.message for o in outputs]
+        secrets_, rs = [o.secret for o in outputs], [o.r for o in outputs]
+        try:
+            with self.timings.measure("crypto"):
+                proofs = await self.mint.unblind_signatures(messages, secrets_, rs, signatures)
+        except (MintError, MintUnavailable, MintProtocolError) as e:
+            # The inputs are spent but the outputs do not verify: nothing is paid against them. What the mint
+            # signed goes back to the caller unchecked; they may still try it at the mint.
+            bare = [replace(sig, dleq=None) for sig in signatures]
+            proofs = await self.mint.unblind_signatures(messages, secrets_, rs, bare, require_dleq=False)
+            return await self._move(rec, State.REFUNDED, refund_token=self._token(rec, proofs),
+                                    error_code=int(Code.MINT_REFUSED),
+                                    error=f"the mint's signatures are bad: {e}"[:300])
+        n = len(rec.amounts("custody_amounts"))
+        return await self._move(rec, State.CUSTODY, custody=[json.dumps(p.to_dict()) for p in proofs[:n]],
+                                change_token=self._token(rec, proofs[n:]))
+
+    # ------------------------------------------------------------------------------------------ 5. pay
+
+    async def pay(self, rec: Record) -> Record:
+        """From ``custody``: pay if the destination and the quote still allow it, else refund."""
+        why = self._unpayable(rec)
+        if why is not None:
+            return await self.refund(rec, Code.DESTINATION_EXPIRED, why)
+        status = await self._payment_status(rec["payment_hash"])
+        if status is not None and status.status != "unknown" and status.status != "failed":
+            # Paid or being paid already (a crash between the call and its record): follow it, never repeat.
+            rec = await self._move(rec, State.PAYING, paying_at=self.now())
+            return await self.follow_payment(rec, status)
+        rec = await self._move(rec, State.PAYING, paying_at=self.now())
+        return await self.send_payment(rec)
+
+    def _unpayable(self, rec: Record) -> str | None:
+        now = self.now()
+        if rec["quote_expiry"] is not None and rec["quote_expiry"] <= now:
+            return "the mint's quote expired before the payment could start"
+        expires = rec.get("invoice_expires_at")
+        if expires is not None and expires - now < self.config.min_invoice_life:
+            return "the invoice expires too soon to be paid safely"
+        return None
+
+    async def send_payment(self, rec: Record) -> Record:
+        """Make the pay call for a redemption in ``paying`` and record what came of it."""
+        label = LABEL_PREFIX + rec.id
+        try:
+            with self.timings.measure("node"):
+                if rec["pay_method"] == "sendamount":
+                    payment = await self.node.sendamount(
+                        rec["invoice"], amount_msat=rec["pay_amount_msat"], maxfee_msat=rec["maxfee_msat"],
+                        retry_for=self.config.retry_for, label=label)
+                else:
+                    payment = await self.node.xpay(
+                        rec["invoice"], amount_msat=rec["pay_amount_msat"], maxfee_msat=rec["maxfee_msat"],
+                        retry_for=self.config.retry_for, label=label)
+        except NodeUnavailable:
+            log.warning("redemption %s: the node's answer was lost; the payment stays in flight", rec.id)
+            return rec
+        except NodeError as e:
+            return await self._after_pay_error(rec, e)
+        return await self.follow_payment(rec, payment)
+
+    async def _after_pay_error(self, rec: Record, error: NodeError) -> Record:
+        status = await self._payment_status(rec["payment_hash"])
+        if status is None or status.status == "pending" or error.code == XPAY_IN_PROGRESS:
+            return rec  # parts may still be in flight: wait for listpays to decide
+        if status.status == "complete":
+            return await self.follow_payment(rec, status)
+        return await self.refund(rec, Code.PAYMENT_FAILED, f"the payment failed: {error.message}"[:300],
+                                 node_error=error.code)
+
+    async def follow_payment(self, rec: Record, payment: Payment) -> Record:
+        """Record a payment the node reports: complete → paid; anything else keeps it ``paying``."""
+        if payment.status != "complete" or payment.preimage is None:
+            return rec
+        sent = payment.amount_sent_msat
+        delivered = payment.amount_msat
+        fee = sent - delivered if sent is not None and delivered is not None else None
+        return await self._move(rec, State.PAID, preimage=payment.preimage, amount_msat=delivered,
+                                amount_sent_msat=sent, fee_msat=fee)
+
+    async def refund(self, rec: Record, code: Code, why: str, node_error: int | None = None) -> Record:
+        """Give the custody proofs back as a refund token (only when no payment can still complete)."""
+        with self.timings.measure("sqlite"):
+            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+        message = why if node_error is None else f"{why} (node code {node_error})"
+        return await self._move(rec, State.REFUNDED, custody_state="refunded", refund_token=self._token(rec, proofs),
+                                error_code=int(code), error=message)
+
+    # ----------------------------------------------------------------------------------------- 6. settle
+
+    async def settle_one(self, rec: Record) -> Record:
+        with self.timings.measure("sqlite"):
+            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+        try:
+            with self.timings.measure("mint"):
+                quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"])
+        except MintError as e:
+            # A settlement that went through before a crash answers "spent": the quote's state decides.
+            quote = await self._quote_state(rec)
+            if quote is None or quote.state != "PAID":
+                await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
+                return rec
+        except (MintUnavailable, MintProtocolError):
+            await self._note(rec, Code.MINT_UNAVAILABLE, "settlement waits for the mint")
+            return rec
+        if quote.state != "PAID":
+            return rec
+        return await self._move(rec, State.SETTLED, custody_state="spent")
+
+    async def _quote_state(self, rec: Record) -> EhashQuote | None:
+        try:
+            with self.timings.measure("mint"):
+                return await self.mint.get_melt_quote_ehash(rec["quote_id"])
+        except (MintError, MintUnavailable, MintProtocolError):
+            return None
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    async def _move(self, rec: Record, new: State, **fields: Any) -> Record:
+        """Commit ``rec.state → new`` (with ``fields``) before anything it allows happens."""
+        point = f"{rec.state}->{new}"
+        self._hook("before:" + point)
+        try:
+            with self.timings.measure("sqlite"):
+                moved = await self.store.advance(rec.id, rec.state, new, **fields)
+        except StaleState:
+            log.warning("redemption %s moved under us; reloading", rec.id)
+            return await self._get(rec.id)
+        self._hook("after:" + point)
+        if new is State.PAYING:
+            self._paying.add(rec.id)
+        elif rec.state is State.PAYING:
+            self._paying.discard(rec.id)
+        self._emit(moved, str(rec.state))
+        return moved
+
+    async def _reject(self, rec: Record, error: DeskError, raise_it: bool = False) -> Any:
+        await self._move(rec, State.REJECTED, error_code=int(error.code), error=error.message[:300])
+        error.data.setdefault("id", rec.id)
+        if raise_it:
+            raise error
+        return None
+
+    async def _note(self, rec: Record, code: Code, message: str) -> None:
+        with self.timings.measure("sqlite"):
+            await self.store.update(rec.id, error_code=int(code), error=message)
+
+    def _hook(self, point: str) -> None:
+        if self._crash_hook is not None:
+            self._crash_hook(point)
+
+    def _token(self, rec: Record, proofs: list[Proof]) -> str | None:
+        with self.timings.measure("crypto"):
+            return wallet.make_token(rec["mint"], rec["unit"], proofs)
+
+    def _emit(self, rec: Record, old: str) -> None:
+        if not self._callbacks:
+            return
+        fields = _event_fields(rec)
+        for callback in self._callbacks:
+            try:
+                callback(rec.id, old, str(rec.state), fields)
+            except Exception:
+                log.exception("an event callback failed")
+
+    async def _get(self, redemption_id: str) -> Record:
+        if not isinstance(redemption_id, str):
+            raise DeskError(Code.INVALID_PARAMS, "id must be a string")
+        with self.timings.measure("sqlite"):
+            rec = await self.store.get(redemption_id)
+        if rec is None:
+            raise DeskError(Code.UNKNOWN_REDEMPTION, "no redemption with this id", {"id": redemption_id[:64]})
+        return rec
+
+    async def _public(self, rec: Record, reveal: bool) -> dict[str, Any]:
+        out = _event_fields(rec)
+        if rec.state in (State.PAID, State.SETTLED):
+            out["payment_preimage"] = rec["preimage"]
+        if reveal:
+            for key in ("change_token", "refund_token"):
+                if rec.get(key):
+                    out[key] = rec[key]
+        return out
+
+    # --- the mint and the node, with caching and timing ---------------------------------------------------
+
+    async def _cached(self, key: str, fetch: Callable[[], Any], fresh: bool = False) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and not fresh and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        try:
+            with self.timings.measure("mint"):
+                value = await fetch()
+        except MintUnavailable:
+            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer") from None
+        except MintProtocolError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint's answer is unusable: {e}") from None
+        except MintError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint refused: {e.detail}", {"mint_code": e.code}) from None
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+    async def _epoch(self, unit: str) -> Epoch | None:
+        for fresh in (False, True):
+            epochs = await self._cached("epochs", self.mint.epochs, fresh)
+            found = next((e for e in epochs if e.unit == unit), None)
+            if found is not None and found.state == "settled":
+                return found
+        return found
+
+    async def _pool_fee(self) -> int:
+        if self.config.pool_fee_ppm is not None:
+            return self.config.pool_fee_ppm
+        info = await self._cached("info", self.mint.info)
+        fee = info.get("ehash", {}).get("pool_fee_ppm", 0) if isinstance(info, dict) else 0
+        return fee if type(fee) is int and 0 <= fee <= 1_000_000 else 0
+
+    async def _keysets(self) -> list[Keyset]:
+        return await self._cached("keysets", self.mint.keysets)
+
+    async def _keys(self, keyset_id: str) -> Keyset:
+        return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
+
+    async def _mint_quote(self, unit: str, units: int, request: str | None = None) -> EhashQuote:
+        try:
+            with self.timings.measure("mint"):
+                return await self.mint.melt_quote_ehash(unit, units, request)
+        except MintUnavailable:
+            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the quote request") from None
+        except MintProtocolError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint's quote is unusable: {e}") from None
+        except MintError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}", {"mint_code": e.code}) \
+                from None
+
+    async def _node(self) -> NodeInfo:
+        if self._node_info is None:
+            try:
+                with self.timings.measure("node"):
+                    self._node_info = await self.node.getinfo()
+            except (NodeError, NodeUnavailable):
+                raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
+        return self._node_info
+
+    async def _payment_status(self, payment_hash: str) -> Payment | None:
+        """What the node knows of a payment; None when the node cannot say right now."""
+        try:
+            with self.timings.measure("node"):
+                return await self.node.payment_status(payment_hash)
+        except (NodeError, NodeUnavailable):
+            return None
+
+    def final(self, rec: Record) -> bool:
+        return rec.state in FINAL
+
+
+# --- small pure helpers ------------------------------------------------------------------------------------
+
+
+def _fees(keysets: dict[str, Keyset]) -> dict[str, int]:
+    return {kid: k.input_fee_ppk for kid, k in keysets.items()}
+
+
+def _exact(units: int, fee_ppk: int) -> list[int]:
+    try:
+        return wallet.exact_amounts(units, fee_ppk)
+    except ValueError:
+        raise DeskError(Code.INSUFFICIENT_VALUE, "no denominations cover these units with their input fee") \
+            from None
+
+
+def _same_amount(dest: Destination, amount_msat: int | None) -> None:
+    if amount_msat is not None and dest.amount_msat is not None and amount_msat != dest.amount_msat:
+        raise DeskError(Code.INVALID_PARAMS, "amount_msat differs from the amount the destination names",
+                        {"amount_msat": amount_msat, "destination_msat": dest.amount_msat})
+
+
+def _check_params(amount_msat: Any, maxfee_msat: Any, payer_note: Any) -> None:
+    for name, value in (("amount_msat", amount_msat), ("maxfee_msat", maxfee_msat)):
+        if value is not None and (type(value) is not int or value < 0):
+            raise DeskError(Code.INVALID_PARAMS, f"{name} must be a non-negative integer")
+    if amount_msat == 0:
+        raise DeskError(Code.INVALID_PARAMS, "amount_msat must be positive")
+    if payer_note is not None and (not isinstance(payer_note, str) or len(payer_note) > 512):
+        raise DeskError(Code.INVALID_PARAMS, "payer_note must be a string of at most 512 characters")
+
+
+def _event_fields(rec: Record) -> dict[str, Any]:
+    """What anyone may see of a redemption: no tokens, no preimage."""
+    out: dict[str, Any] = {
+        "id": rec.id, "state": str(rec.state), "unit": rec["unit"], "amount": rec["amount"],
+        "value_msat": rec["quote_amount_msat"], "amount_msat": rec["amount_msat"], "fee_msat": rec["fee_msat"],
+        "payment_hash": rec["payment_hash"], "destination_kind": rec["dest_kind"], "quote_id": rec["quote_id"],
+        "created_at": rec["created_at"], "updated_at": rec["updated_at"],
+    }
+    if rec.get("error_code") is not None:
+        out["error"] = {"code": rec["error_code"], "message": rec["error"]}
+    return out

@@ -1,0 +1,337 @@
+"""The desk's ledger: one sqlite file, WAL, ``synchronous=FULL``, every state change committed before it acts.
+
+Two claims make double spending a database error rather than a race: an input's ``Y`` is unique among live
+redemptions (one token cannot be in two of them) and a payment hash is unique among live redemptions (one
+invoice is never paid twice). A claim is released only when its redemption ends rejected or refunded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from .states import RELEASED, State, transition
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE redemptions (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        mint TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        amount INTEGER NOT NULL,              -- the caller's token, in units
+        dest_kind TEXT NOT NULL,
+        destination TEXT NOT NULL,            -- what the caller gave: invoice or offer
+        invoice TEXT,                         -- what is paid: the invoice, or the one fetched for an offer
+        invoice_expires_at INTEGER,
+        payment_hash TEXT,
+        pay_method TEXT,                      -- xpay | sendamount
+        pay_amount_msat INTEGER,              -- amount given to the pay call (NULL: the invoice's own)
+        maxfee_msat INTEGER,
+        quote_id TEXT,
+        quote_units INTEGER,
+        quote_amount_msat INTEGER,
+        quote_expiry INTEGER,
+        swap_fee INTEGER,
+        keyset_id TEXT,                       -- keyset of the desk's outputs
+        counter_start INTEGER,                -- NUT-13 counters [start, start + len(outputs))
+        custody_amounts TEXT,                 -- JSON list, the outputs bought for the payment
+        change_amounts TEXT,                  -- JSON list, the outputs handed back as change
+        change_token TEXT,
+        refund_token TEXT,
+        preimage TEXT,
+        amount_msat INTEGER,                  -- delivered to the payee
+        amount_sent_msat INTEGER,
+        fee_msat INTEGER,
+        error_code INTEGER,
+        error TEXT,
+        paying_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX redemptions_state ON redemptions(state);
+    CREATE INDEX redemptions_unit ON redemptions(unit);
+
+    CREATE TABLE inputs (
+        redemption_id TEXT NOT NULL REFERENCES redemptions(id),
+        position INTEGER NOT NULL,
+        y TEXT NOT NULL,
+        proof TEXT NOT NULL,                  -- JSON, kept to replay the swap after a crash
+        live INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (redemption_id, position)
+    );
+    CREATE UNIQUE INDEX inputs_live_y ON inputs(y) WHERE live = 1;
+
+    CREATE TABLE payment_hashes (
+        redemption_id TEXT NOT NULL REFERENCES redemptions(id),
+        payment_hash TEXT NOT NULL,
+        live INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (redemption_id, payment_hash)
+    );
+    CREATE UNIQUE INDEX payment_hashes_live ON payment_hashes(payment_hash) WHERE live = 1;
+
+    CREATE TABLE custody (
+        redemption_id TEXT NOT NULL REFERENCES redemptions(id),
+        position INTEGER NOT NULL,
+        proof TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'held',   -- held | spent | refunded
+        PRIMARY KEY (redemption_id, position)
+    );
+
+    CREATE TABLE counters (
+        keyset_id TEXT PRIMARY KEY,
+        next INTEGER NOT NULL
+    );
+    """,
+)
+
+
+class ClaimConflict(Exception):
+    """A live redemption already claims one of these inputs (``what == "input"``) or this payment hash."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class BudgetExceeded(Exception):
+    """Committing this quote would take the desk past its budget for the epoch."""
+
+
+class StaleState(Exception):
+    """The redemption is no longer in the state the caller expected (someone else moved it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One redemption row; ``fields`` holds every column by name."""
+
+    fields: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.fields["id"]
+
+    @property
+    def state(self) -> State:
+        return State(self.fields["state"])
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.fields.get(key)
+        return default if value is None else value
+
+    def amounts(self, key: str) -> list[int]:
+        raw = self.fields.get(key)
+        return list(json.loads(raw)) if raw else []
+
+
+def _create_private_file(path: str) -> None:
+    """Create ``path`` readable by its owner only; the ledger holds proofs, which are money."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # One connection, many coroutines: a transaction must not interleave with another's statements.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> Store:
+        if path != ":memory:":
+            _create_private_file(path)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self.transaction() as db:
+            version = (await (await db.execute("PRAGMA user_version")).fetchone())[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    # --- writes -------------------------------------------------------------------------------------------
+
+    async def create(self, fields: dict[str, Any], inputs: Sequence[tuple[str, str]],
+                     payment_hash: str | None) -> Record:
+        """Insert a ``new`` redemption claiming ``inputs`` ((Y, proof JSON) pairs) and ``payment_hash``."""
+        now = int(time.time())
+        row = {**fields, "state": State.NEW.value, "created_at": now, "updated_at": now}
+        async with self.transaction() as db:
+            await db.execute(
+                f"INSERT INTO redemptions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()))
+            try:
+                await db.executemany(
+                    "INSERT INTO inputs (redemption_id, position, y, proof) VALUES (?, ?, ?, ?)",
+                    [(row["id"], i, y, proof) for i, (y, proof) in enumerate(inputs)])
+            except sqlite3.IntegrityError:
+                raise ClaimConflict("input") from None
+            if payment_hash is not None:
+                await self._claim_payment_hash(db, row["id"], payment_hash)
+        return Record(row)
+
+    async def _claim_payment_hash(self, db: aiosqlite.Connection, redemption_id: str, payment_hash: str) -> None:
+        try:
+            await db.execute("INSERT INTO payment_hashes (redemption_id, payment_hash) VALUES (?, ?)",
+                             (redemption_id, payment_hash))
+        except sqlite3.IntegrityError:
+            raise ClaimConflict("payment_hash") from None
+
+    async def advance(self, redemption_id: str, old: State, new: State, *,
+                      reserve: tuple[str, int] | None = None, custody: Sequence[str] | None = None,
+                      custody_state: str | None = None, budget_msat: int | None = None,
+                      **fields: Any) -> Record:
+        """Move ``old → new`` and write ``fields`` in one commit.
+
+        ``reserve=(keyset_id, n)`` also takes ``n`` NUT-13 counters of that keyset (``counter_start``);
+        ``custody`` stores the desk's proofs; ``custody_state`` marks the held ones spent or refunded;
+        ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it.
+        """
+        transition(old, new)
+        now = int(time.time())
+        async with self.transaction() as db:
+            cur = await db.execute("SELECT state FROM redemptions WHERE id = ?", (redemption_id,))
+            found = await cur.fetchone()
+            if found is None or found[0] != old.value:
+                raise StaleState(f"{redemption_id} is {found[0] if found else 'missing'}, not {old}")
+            if budget_msat is not None:
+                unit = (await (await db.execute("SELECT unit FROM redemptions WHERE id = ?",
+                                                (redemption_id,))).fetchone())[0]
+                if await self._committed(db, unit) + fields.get("quote_amount_msat", 0) > budget_msat:
+                    raise BudgetExceeded(unit)
+            if reserve is not None:
+                keyset_id, count = reserve
+                fields["counter_start"] = await self._reserve_counters(db, keyset_id, count)
+                fields["keyset_id"] = keyset_id
+            if custody is not None:
+                await db.executemany(
+                    "INSERT INTO custody (redemption_id, position, proof) VALUES (?, ?, ?)",
+                    [(redemption_id, i, p) for i, p in enumerate(custody)])
+            if custody_state is not None:
+                await db.execute("UPDATE custody SET state = ? WHERE redemption_id = ? AND state = 'held'",
+                                 (custody_state, redemption_id))
+            if "payment_hash" in fields and fields["payment_hash"] is not None:
+                await self._claim_payment_hash_once(db, redemption_id, fields["payment_hash"])
+            if new in RELEASED:
+                await db.execute("UPDATE inputs SET live = 0 WHERE redemption_id = ?", (redemption_id,))
+                await db.execute("UPDATE payment_hashes SET live = 0 WHERE redemption_id = ?", (redemption_id,))
+            row = {**fields, "state": new.value, "updated_at": now}
+            await db.execute(
+                f"UPDATE redemptions SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?",
+                (*row.values(), redemption_id))
+            cur = await db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,))
+            return Record(dict(await cur.fetchone()))
+
+    async def _claim_payment_hash_once(self, db: aiosqlite.Connection, redemption_id: str,
+                                       payment_hash: str) -> None:
+        cur = await db.execute("SELECT 1 FROM payment_hashes WHERE redemption_id = ? AND payment_hash = ?",
+                               (redemption_id, payment_hash))
+        if await cur.fetchone() is None:
+            await self._claim_payment_hash(db, redemption_id, payment_hash)
+
+    async def _reserve_counters(self, db: aiosqlite.Connection, keyset_id: str, count: int) -> int:
+        cur = await db.execute("SELECT next FROM counters WHERE keyset_id = ?", (keyset_id,))
+        found = await cur.fetchone()
+        start = found[0] if found else 0
+        await db.execute("INSERT INTO counters (keyset_id, next) VALUES (?, ?) "
+                         "ON CONFLICT(keyset_id) DO UPDATE SET next = excluded.next", (keyset_id, start + count))
+        return start
+
+    async def update(self, redemption_id: str, **fields: Any) -> None:
+        """Write fields that change no state (an error note, a refreshed detail)."""
+        fields["updated_at"] = int(time.time())
+        async with self.transaction() as db:
+            await db.execute(f"UPDATE redemptions SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                             (*fields.values(), redemption_id))
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    async def get(self, redemption_id: str) -> Record | None:
+        cur = await self._db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,))
+        row = await cur.fetchone()
+        return Record(dict(row)) if row else None
+
+    async def list(self, states: Iterable[State] | None = None, limit: int = 100,
+                   unit: str | None = None) -> list[Record]:
+        sql, args = "SELECT * FROM redemptions WHERE 1 = 1", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND state IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        if unit is not None:
+            sql += " AND unit = ?"
+            args.append(unit)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        cur = await self._db.execute(sql, args)
+        return [Record(dict(r)) for r in await cur.fetchall()]
+
+    async def inputs(self, redemption_id: str) -> list[str]:
+        """The caller's proofs (JSON), in token order."""
+        cur = await self._db.execute("SELECT proof FROM inputs WHERE redemption_id = ? ORDER BY position",
+                                     (redemption_id,))
+        return [r[0] for r in await cur.fetchall()]
+
+    async def custody(self, redemption_id: str) -> list[str]:
+        cur = await self._db.execute("SELECT proof FROM custody WHERE redemption_id = ? ORDER BY position",
+                                     (redemption_id,))
+        return [r[0] for r in await cur.fetchall()]
+
+    async def count_by_state(self) -> dict[str, int]:
+        cur = await self._db.execute("SELECT state, COUNT(*) FROM redemptions GROUP BY state")
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+    async def committed_msat(self, unit: str) -> int:
+        """What the desk has bought or is buying in ``unit``: quotes of redemptions not released."""
+        return await self._committed(self._db, unit)
+
+    @staticmethod
+    async def _committed(db: aiosqlite.Connection, unit: str) -> int:
+        released = [s.value for s in RELEASED]
+        cur = await db.execute(
+            f"SELECT COALESCE(SUM(quote_amount_msat), 0) FROM redemptions WHERE unit = ? "
+            f"AND state NOT IN ({', '.join('?' * len(released))})", (unit, *released))
+        return (await cur.fetchone())[0]
+
+    async def counter(self, keyset_id: str) -> int:
+        cur = await self._db.execute("SELECT next FROM counters WHERE keyset_id = ?", (keyset_id,))
+        found = await cur.fetchone()
+        return found[0] if found else 0

@@ -1,0 +1,107 @@
+"""The desk's own small Cashu wallet: its seed, its P2PK key, its deterministic outputs and the proofs they become.
+
+Outputs come from NUT-13 counters, so a swap whose answer was lost can be asked again (identical request) or
+recovered with NUT-09 restore from nothing but the seed and the counters in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+
+from coincurve import PrivateKey
+
+from hashpool_cln.cashu import crypto
+from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.keysets import input_fee
+from hashpool_cln.cashu.models import BlindedMessage, Proof, Token
+from hashpool_cln.cashu.nut13 import derive_secret
+from hashpool_cln.cashu.tokens import serialize_v4
+
+SEED_BYTES = 32
+_P2PK_TAG = b"hashpool-desk/p2pk/v1"
+
+
+def load_or_create_seed(path: str) -> bytes:
+    """Read the hex seed at ``path`` (32–64 bytes), creating a random one, owner-only, when absent."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return _read_seed(path)
+    seed = secrets.token_bytes(SEED_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return seed
+
+
+def _read_seed(path: str) -> bytes:
+    with open(path) as f:
+        text = f.read().strip()
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"the desk seed file {path} does not hold hex") from None
+    if not 32 <= len(seed) <= 64:
+        raise ValueError(f"the desk seed in {path} must be 32 to 64 bytes, not {len(seed)}")
+    return seed
+
+
+def p2pk_key(seed: bytes) -> PrivateKey:
+    """The key tokens may be locked to (NUT-11) when a wallet sends ehash to this desk."""
+    return crypto.scalar(hashlib.sha256(_P2PK_TAG + seed).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One deterministic output: what the mint sees (``message``) and what only the desk knows."""
+
+    message: BlindedMessage
+    secret: str
+    r: PrivateKey
+
+
+def derive_outputs(seed: bytes, keyset_id: str, counter_start: int, amounts: list[int]) -> list[Output]:
+    outputs = []
+    for i, amount in enumerate(amounts):
+        secret, r = derive_secret(seed, keyset_id, counter_start + i)
+        B_, _ = crypto.blind(secret.encode(), r)
+        outputs.append(Output(BlindedMessage(amount, keyset_id, B_.format().hex()), secret, r))
+    return outputs
+
+
+def _fee(count: int, fee_ppk: int) -> int:
+    return -(-count * fee_ppk // 1000)
+
+
+def exact_amounts(units: int, fee_ppk: int) -> list[int]:
+    """Denominations whose sum, less the input fee of spending them all later (NUT-02), is exactly ``units``.
+
+    The mint burns exactly the quoted units at settlement, so custody must be neither short nor over.
+    """
+    for total in range(units, units + _fee(128, fee_ppk) + 2):
+        parts = split_amount(total)
+        # Too much left after the fee: break the smallest coin in two; each break adds one proof's fee.
+        while total - _fee(len(parts), fee_ppk) > units and any(p > 1 for p in parts):
+            smallest = min(p for p in parts if p > 1)
+            parts.remove(smallest)
+            parts += [smallest // 2, smallest // 2]
+        if total - _fee(len(parts), fee_ppk) == units:
+            return sorted(parts)
+    raise ValueError(f"no denominations give exactly {units} units after an input fee of {fee_ppk} ppk")
+
+
+def units_after_fee(available: int, fee_ppk: int) -> int:
+    """Units left when ``available`` units are all spent as proofs that each carry the input fee."""
+    return available - _fee(len(split_amount(max(available, 0))), fee_ppk)
+
+
+def swap_fee(proofs: list[Proof] | tuple[Proof, ...], fees_ppk: dict[str, int]) -> int:
+    return input_fee([p.id for p in proofs], fees_ppk)
+
+
+def make_token(mint: str, unit: str, proofs: list[Proof], memo: str | None = None) -> str | None:
+    return serialize_v4(Token(mint=mint, unit=unit, proofs=tuple(proofs), memo=memo)) if proofs else None

@@ -1,0 +1,488 @@
+"""Async HTTP client for the pool's mint: the Cashu endpoints the desk uses and the ehash settlement API.
+
+Endpoints: NUT-01/02 keys and keysets, NUT-03 swap, NUT-07 checkstate, NUT-09 restore, NUT-06 info, and the
+ehash endpoints (``/v1/ehash/epochs``, ``/v1/melt/quote/ehash``, ``/v1/melt/ehash``; docs/ehash-mint-api.md).
+
+Three kinds of failure, all subclasses of MintClientError:
+
+* MintError: the mint answered with an error body ``{"detail", "code"}``; nothing was done.
+* MintUnavailable: no usable answer (refused, reset, timeout, not JSON, a 5xx without an error body). For a
+  POST the outcome is then **unknown**: the mint may or may not have acted; replay or ask (checkstate, restore,
+  the quote's state) before deciding anything.
+* MintProtocolError: the mint answered something that breaks the protocol (wrong types or shapes, keys that do
+  not hash to their keyset id, signatures whose DLEQ proof fails). For a POST the mint may have acted as well.
+
+Every answer is parsed strictly: types are checked, nothing is trusted for being well-formed JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote as urlquote
+from urllib.parse import urlsplit
+
+import aiohttp
+from coincurve import PrivateKey
+
+from hashpool_cln.cashu import crypto
+from hashpool_cln.cashu.errors import CashuError
+from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
+from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
+from hashpool_cln.ehash import EhashQuote, Epoch
+
+DEFAULT_TIMEOUT = 10.0
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+ProofStateName = Literal["UNSPENT", "PENDING", "SPENT"]
+_PROOF_STATES = ("UNSPENT", "PENDING", "SPENT")
+_QUOTE_STATES = ("UNPAID", "PAID", "EXPIRED")
+_EPOCH_STATES = ("open", "provisional", "final", "settled", "closed")
+_KEYSET_ID = re.compile(r"^(00[0-9a-f]{14}|01[0-9a-f]{64})$")
+_AMOUNT_KEY = re.compile(r"^[1-9][0-9]{0,19}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class MintClientError(Exception):
+    """Base of everything the mint client raises."""
+
+
+class MintError(MintClientError):
+    """The mint refused the request with a Cashu error body."""
+
+    def __init__(self, status: int, code: int, detail: str) -> None:
+        super().__init__(f"mint refused (HTTP {status}, code {code}): {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class MintUnavailable(MintClientError):
+    """No usable answer from the mint; for a POST the outcome is unknown."""
+
+
+class MintProtocolError(MintClientError):
+    """The mint's answer breaks the protocol (shape, types, keyset id, DLEQ)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProofState:
+    """NUT-07 state of the proof whose ``Y`` is given."""
+
+    Y: str
+    state: ProofStateName
+    witness: str | None = None
+
+
+def check_mint_url(url: str) -> str:
+    """The mint's base URL without a trailing slash; ValueError for anything but https or loopback http."""
+    if not isinstance(url, str):
+        raise ValueError("mint URL must be a string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"mint URL must be http(s)://host[:port][/path], not {url!r}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("mint URL must not carry credentials, a query or a fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"refusing plain http to {parts.hostname}: use https (http is allowed on loopback only)")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MintClient:
+    """One mint, reached over HTTP with a deadline on every call; use as ``async with MintClient(url) as m``."""
+
+    def __init__(self, url: str, *, desk_key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = check_mint_url(url)
+        if desk_key is not None and (not isinstance(desk_key, str) or not desk_key or "\n" in desk_key):
+            raise ValueError("desk key must be a non-empty single-line string")
+        self._desk_key = desk_key
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._keys: dict[str, Keyset] = {}  # verified against their ids: immutable, cached for good
+        self._keysets: dict[str, Keyset] = {}  # metadata from the last /v1/keysets
+
+    def __repr__(self) -> str:  # never shows the desk key
+        return f"MintClient({self.url!r})"
+
+    async def __aenter__(self) -> MintClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ---- Cashu endpoints --------------------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        """NUT-06 mint info, as the mint gives it (an object)."""
+        return _obj(await self._get("/v1/info"), "info")
+
+    async def keysets(self) -> list[Keyset]:
+        """All keysets (metadata only: ``keys`` is empty); refreshes the cached metadata."""
+        body = _obj(await self._get("/v1/keysets"), "keysets")
+        result = []
+        for i, entry in enumerate(_list(body, "keysets", "keysets")):
+            where = f"keysets[{i}]"
+            e = _obj(entry, where)
+            result.append(Keyset(
+                id=_keyset_id(e, where), unit=_str(e, "unit", where), keys={},
+                active=_bool(e, "active", where), input_fee_ppk=_opt_int(e, "input_fee_ppk", where) or 0,
+                final_expiry=_opt_int(e, "final_expiry", where),
+            ))
+        self._keysets = {k.id: k for k in result}
+        return result
+
+    async def keys(self, keyset_id: str) -> Keyset:
+        """The keyset's keys, checked to hash to ``keyset_id`` (MintProtocolError if they do not); cached."""
+        if not isinstance(keyset_id, str) or not _KEYSET_ID.match(keyset_id):
+            raise ValueError(f"not a keyset id: {keyset_id!r}")
+        cached = self._keys.get(keyset_id)
+        if cached is not None:
+            return cached
+        body = _obj(await self._get(f"/v1/keys/{urlquote(keyset_id, safe='')}"), "keys")
+        entries = [_obj(e, "keys.keysets[]") for e in _list(body, "keysets", "keys")]
+        matching = [e for e in entries if e.get("id") == keyset_id]
+        if len(matching) != 1:
+            raise MintProtocolError(f"GET /v1/keys/{keyset_id}: answer does not hold exactly that keyset")
+        e = matching[0]
+        where = f"keyset {keyset_id}"
+        keys = _keys_map(e.get("keys"), where)
+        unit = _str(e, "unit", where)
+        final_expiry = _opt_int(e, "final_expiry", where)
+        fee = _opt_int(e, "input_fee_ppk", where)
+        active = e.get("active")
+        if fee is None or not isinstance(active, bool):
+            # NUT-01 makes these optional here; /v1/keysets carries them (and the v2 id covers the fee).
+            meta = self._keysets.get(keyset_id) or {k.id: k for k in await self.keysets()}.get(keyset_id)
+            if fee is None:
+                fee = meta.input_fee_ppk if meta is not None else 0
+            if not isinstance(active, bool):
+                active = meta.active if meta is not None else False
+        try:
+            verify_keyset_id(keyset_id, keys, unit, final_expiry, input_fee_ppk=fee)
+        except CashuError as exc:
+            raise MintProtocolError(f"the mint's keys for keyset {keyset_id} do not match its id: {exc}") from None
+        keyset = Keyset(id=keyset_id, unit=unit, keys=keys, active=active, input_fee_ppk=fee,
+                        final_expiry=final_expiry)
+        self._keys[keyset_id] = keyset
+        return keyset
+
+    async def swap(self, inputs: Sequence[Proof], outputs: Sequence[BlindedMessage]) -> list[BlindSignature]:
+        """NUT-03: spend ``inputs``, get one signature per output (in order, amounts and keysets checked).
+
+        Verify and unblind the answer with ``unblind_signatures``.
+        """
+        body = {"inputs": [p.to_dict(include_dleq=False) for p in inputs], "outputs": [o.to_dict() for o in outputs]}
+        answer = _obj(await self._post("/v1/swap", body), "swap")
+        signatures = _signatures(_list(answer, "signatures", "swap"), "swap")
+        _match_outputs(outputs, signatures, "swap")
+        return signatures
+
+    async def checkstate(self, ys: Sequence[str]) -> list[ProofState]:
+        """NUT-07: the state of each proof by its ``Y``, in the order asked."""
+        answer = _obj(await self._post("/v1/checkstate", {"Ys": list(ys)}), "checkstate")
+        states = []
+        for i, entry in enumerate(_list(answer, "states", "checkstate")):
+            where = f"checkstate.states[{i}]"
+            e = _obj(entry, where)
+            state = _str(e, "state", where)
+            if state not in _PROOF_STATES:
+                raise MintProtocolError(f"{where}: unknown state {state!r}")
+            witness = e.get("witness")
+            if witness is not None and not isinstance(witness, str):
+                raise MintProtocolError(f"{where}: witness is not a string")
+            states.append(ProofState(Y=_str(e, "Y", where), state=state, witness=witness))  # type: ignore[arg-type]
+        if [s.Y.lower() for s in states] != [y.lower() for y in ys]:
+            raise MintProtocolError("checkstate: states do not answer the Ys asked, in order")
+        return states
+
+    async def restore(self, outputs: Sequence[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
+        """NUT-09: the signatures the mint already made for any of ``outputs`` (the outputs it knows, in pairs)."""
+        answer = _obj(await self._post("/v1/restore", {"outputs": [o.to_dict() for o in outputs]}), "restore")
+        known = [_blinded_message(_obj(e, f"restore.outputs[{i}]"), f"restore.outputs[{i}]")
+                 for i, e in enumerate(_list(answer, "outputs", "restore"))]
+        key = "signatures" if "signatures" in answer else "promises"  # older mints say "promises"
+        signatures = _signatures(_list(answer, key, "restore"), "restore")
+        asked = {o.B_.lower() for o in outputs}
+        if any(o.B_.lower() not in asked for o in known):
+            raise MintProtocolError("restore: the mint returned outputs that were not asked for")
+        _match_outputs(known, signatures, "restore")
+        return known, signatures
+
+    async def unblind_signatures(self, outputs: Sequence[BlindedMessage], secrets: Sequence[str],
+                                 rs: Sequence[PrivateKey], signatures: Sequence[BlindSignature], *,
+                                 require_dleq: bool = True) -> list[Proof]:
+        """Check each signature's DLEQ proof (NUT-12) against the keyset's key, then unblind it into a Proof.
+
+        The one place where blind signatures become proofs: a signature that answers another output, lacks a
+        DLEQ (when required) or whose DLEQ fails raises MintProtocolError. Proofs carry ``dleq`` with ``r`` so
+        whoever receives them can check them too.
+        """
+        if not (len(outputs) == len(secrets) == len(rs) == len(signatures)):
+            raise ValueError("outputs, secrets, blinding factors and signatures must pair up")
+        _match_outputs(outputs, list(signatures), "signatures")
+        proofs = []
+        for i, (out, secret, r, sig) in enumerate(zip(outputs, secrets, rs, signatures)):
+            keyset = await self.keys(sig.id)
+            try:
+                A = keyset.public_key(sig.amount)
+                B_ = crypto.point(out.B_)
+                C_ = crypto.point(sig.C_)
+            except CashuError as exc:
+                raise MintProtocolError(f"signature {i}: {exc}") from None
+            if sig.dleq is None:
+                if require_dleq:
+                    raise MintProtocolError(f"signature {i} (amount {sig.amount}) carries no DLEQ proof")
+            elif not _dleq_ok(B_, C_, sig.dleq, A):
+                raise MintProtocolError(f"signature {i} (amount {sig.amount}): DLEQ proof does not verify; "
+                                        "the mint may be tagging this output")
+            C = crypto.unblind(C_, r, A)
+            dleq = DLEQ(e=sig.dleq.e, s=sig.dleq.s, r=r.secret.hex()) if sig.dleq is not None else None
+            proofs.append(Proof(amount=sig.amount, id=sig.id, secret=secret, C=C.format().hex(), dleq=dleq))
+        return proofs
+
+    # ---- ehash endpoints --------------------------------------------------------------------------------------
+
+    async def epochs(self) -> list[Epoch]:
+        answer = _obj(await self._get("/v1/ehash/epochs"), "epochs")
+        return [_epoch(_obj(e, f"epochs[{i}]"), f"epochs[{i}]")
+                for i, e in enumerate(_list(answer, "epochs", "epochs"))]
+
+    async def melt_quote_ehash(self, unit: str, amount: int, request: str | None = None) -> EhashQuote:
+        """A share-backed quote for ``amount`` units of ``unit`` (authenticated: commits the epoch's budget)."""
+        body: dict[str, Any] = {"unit": unit, "amount": amount}
+        if request is not None:
+            body["request"] = request
+        q = _quote(_obj(await self._post("/v1/melt/quote/ehash", body, auth=True), "quote"), "melt quote")
+        if q.unit != unit or q.amount != amount:
+            raise MintProtocolError(f"melt quote is for {q.amount} {q.unit}, asked {amount} {unit}")
+        return q
+
+    async def get_melt_quote_ehash(self, quote_id: str) -> EhashQuote:
+        q = _quote(_obj(await self._get(f"/v1/melt/quote/ehash/{urlquote(quote_id, safe='')}"), "quote"),
+                   "melt quote")
+        if q.quote != quote_id:
+            raise MintProtocolError(f"asked for quote {quote_id}, got {q.quote}")
+        return q
+
+    async def melt_ehash(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str,
+                         preimage: str) -> EhashQuote:
+        """Burn ``inputs`` against the quote, proving the Lightning payment (authenticated)."""
+        body = {"quote": quote_id, "inputs": [p.to_dict(include_dleq=False) for p in inputs],
+                "payment": {"payment_hash": payment_hash, "preimage": preimage}}
+        q = _quote(_obj(await self._post("/v1/melt/ehash", body, auth=True), "melt"), "melt")
+        if q.quote != quote_id:
+            raise MintProtocolError(f"melted quote {quote_id}, the mint answered for {q.quote}")
+        return q
+
+    # ---- HTTP -------------------------------------------------------------------------------------------------
+
+    async def _get(self, path: str) -> Any:
+        return await self._request("GET", path, None, auth=False)
+
+    async def _post(self, path: str, body: Mapping[str, Any], *, auth: bool = False) -> Any:
+        return await self._request("POST", path, body, auth=auth)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
+
+    async def _request(self, method: str, path: str, body: Mapping[str, Any] | None, *, auth: bool) -> Any:
+        what = f"{method} {path}"
+        unknown = "; the outcome is unknown" if method == "POST" else ""
+        headers = {"Accept": "application/json"}
+        if auth and self._desk_key is not None:
+            headers["Authorization"] = f"Bearer {self._desk_key}"
+        try:
+            async with self._client().request(method, self.url + path, json=body, headers=headers,
+                                              allow_redirects=False) as resp:
+                status = resp.status
+                raw = await _read_limited(resp)
+        except asyncio.TimeoutError:
+            raise MintUnavailable(f"{what}: no answer within {self.timeout:g} s{unknown}") from None
+        except _TooLarge:
+            raise MintProtocolError(f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise MintUnavailable(f"{what}: mint unreachable ({type(exc).__name__}: {exc}){unknown}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise MintUnavailable(f"{what}: HTTP {status} answer is not JSON{unknown}") from None
+        if 200 <= status < 300:
+            return data
+        if status >= 400 and isinstance(data, dict):
+            detail, code = data.get("detail"), data.get("code")
+            if isinstance(detail, str) and isinstance(code, int) and not isinstance(code, bool):
+                raise MintError(status, code, detail)
+        if status >= 500:
+            raise MintUnavailable(f"{what}: HTTP {status} without a Cashu error body{unknown}")
+        raise MintProtocolError(f"{what}: HTTP {status} with an answer that is not a Cashu error body")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        data += chunk
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise _TooLarge()
+    return bytes(data)
+
+
+def _dleq_ok(B_: Any, C_: Any, dleq: DLEQ, A: Any) -> bool:
+    try:
+        e, s = bytes.fromhex(dleq.e), bytes.fromhex(dleq.s)
+    except ValueError:
+        return False
+    return crypto.dleq_verify(B_, C_, e, s, A)
+
+
+def _match_outputs(outputs: Sequence[BlindedMessage], signatures: Sequence[BlindSignature], where: str) -> None:
+    if len(outputs) != len(signatures):
+        raise MintProtocolError(f"{where}: {len(signatures)} signatures for {len(outputs)} outputs")
+    for i, (o, s) in enumerate(zip(outputs, signatures)):
+        if (o.amount, o.id) != (s.amount, s.id):
+            raise MintProtocolError(f"{where}: signature {i} is for {s.amount} in keyset {s.id}, "
+                                    f"the output was {o.amount} in keyset {o.id}")
+
+
+# ---- strict parsing of untrusted JSON ---------------------------------------------------------------------------
+
+def _obj(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise MintProtocolError(f"{where}: expected an object")
+    return v
+
+
+def _list(d: dict[str, Any], key: str, where: str) -> list[Any]:
+    v = d.get(key)
+    if not isinstance(v, list):
+        raise MintProtocolError(f"{where}: {key} is {'missing' if v is None else 'not a list'}")
+    return v
+
+
+def _str(d: dict[str, Any], key: str, where: str) -> str:
+    v = d.get(key)
+    if not isinstance(v, str):
+        raise MintProtocolError(f"{where}: {key} is {'missing' if v is None else 'not a string'}")
+    return v
+
+
+def _bool(d: dict[str, Any], key: str, where: str) -> bool:
+    v = d.get(key)
+    if not isinstance(v, bool):
+        raise MintProtocolError(f"{where}: {key} is {'missing' if v is None else 'not a boolean'}")
+    return v
+
+
+def _int(d: dict[str, Any], key: str, where: str) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise MintProtocolError(f"{where}: {key} is {'missing' if v is None else 'not a non-negative integer'}")
+    return v
+
+
+def _opt_int(d: dict[str, Any], key: str, where: str) -> int | None:
+    return None if d.get(key) is None else _int(d, key, where)
+
+
+def _opt_str(d: dict[str, Any], key: str, where: str) -> str | None:
+    return None if d.get(key) is None else _str(d, key, where)
+
+
+def _hex(d: dict[str, Any], key: str, length: int, where: str) -> str:
+    v = _str(d, key, where).lower()
+    if len(v) != length or not all(c in "0123456789abcdef" for c in v):
+        raise MintProtocolError(f"{where}: {key} is not {length} hex characters")
+    return v
+
+
+def _keyset_id(d: dict[str, Any], where: str) -> str:
+    v = _str(d, "id", where)
+    if not _KEYSET_ID.match(v):
+        raise MintProtocolError(f"{where}: {v!r} is not a keyset id")
+    return v
+
+
+def _keys_map(v: Any, where: str) -> dict[int, str]:
+    if not isinstance(v, dict) or not v:
+        raise MintProtocolError(f"{where}: keys is not a non-empty object")
+    keys = {}
+    for amount, key in v.items():
+        if not isinstance(amount, str) or not _AMOUNT_KEY.match(amount) or not isinstance(key, str):
+            raise MintProtocolError(f"{where}: bad key entry {amount!r}")
+        try:
+            crypto.point(key)
+        except CashuError:
+            raise MintProtocolError(f"{where}: key for amount {amount} is not a compressed point") from None
+        keys[int(amount)] = key.lower()
+    return keys
+
+
+def _dleq(d: dict[str, Any], where: str) -> DLEQ | None:
+    v = d.get("dleq")
+    if v is None:
+        return None
+    e = _obj(v, f"{where}.dleq")
+    return DLEQ(e=_hex(e, "e", 64, f"{where}.dleq"), s=_hex(e, "s", 64, f"{where}.dleq"))
+
+
+def _signatures(entries: list[Any], where: str) -> list[BlindSignature]:
+    out = []
+    for i, entry in enumerate(entries):
+        w = f"{where}.signatures[{i}]"
+        e = _obj(entry, w)
+        amount = _int(e, "amount", w)
+        if amount == 0:
+            raise MintProtocolError(f"{w}: amount is zero")
+        out.append(BlindSignature(amount=amount, id=_keyset_id(e, w), C_=_hex(e, "C_", 66, w), dleq=_dleq(e, w)))
+    return out
+
+
+def _blinded_message(e: dict[str, Any], where: str) -> BlindedMessage:
+    return BlindedMessage(amount=_int(e, "amount", where), id=_keyset_id(e, where), B_=_hex(e, "B_", 66, where))
+
+
+def _quote(e: dict[str, Any], where: str) -> EhashQuote:
+    state = _str(e, "state", where)
+    if state not in _QUOTE_STATES:
+        raise MintProtocolError(f"{where}: unknown quote state {state!r}")
+    return EhashQuote(quote=_str(e, "quote", where), unit=_str(e, "unit", where), amount=_int(e, "amount", where),
+                      amount_msat=_int(e, "amount_msat", where), state=state,  # type: ignore[arg-type]
+                      expiry=_int(e, "expiry", where))
+
+
+def _epoch(e: dict[str, Any], where: str) -> Epoch:
+    state = _str(e, "state", where)
+    if state not in _EPOCH_STATES:
+        raise MintProtocolError(f"{where}: unknown epoch state {state!r}")
+    keysets = _list(e, "keysets", where)
+    if not all(isinstance(k, str) and _KEYSET_ID.match(k) for k in keysets):
+        raise MintProtocolError(f"{where}: keysets is not a list of keyset ids")
+    return Epoch(unit=_str(e, "unit", where), pool=_str(e, "pool", where), height=_int(e, "height", where),
+                 block_hash=_opt_str(e, "block_hash", where), state=state,  # type: ignore[arg-type]
+                 issued=_int(e, "issued", where), reward_msat=_int(e, "reward_msat", where),
+                 redeemed_msat=_int(e, "redeemed_msat", where), redeem_until=_opt_int(e, "redeem_until", where),
+                 keysets=tuple(keysets))

@@ -1,0 +1,214 @@
+"""The desk as the plugin hosts it: built at ``init``, recovered before any work, closed at ``shutdown``.
+
+Threads: pyln's stdin loop calls ``init``, ``on_option_change``, ``call`` and ``shutdown``; everything that
+touches the desk runs on the one asyncio loop of ``LoopThread``. Methods called while recovery runs wait for it;
+if the desk cannot start (say the database is unreadable) they answer NOT_READY and the next call tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hashpool_cln.desk.errors import Code, DeskError
+from hashpool_cln.plugin import options
+from hashpool_cln.plugin.bridge import LoopThread, serve
+from hashpool_cln.plugin.methods import MethodSpec
+from hashpool_cln.plugin.params import bind
+
+log = logging.getLogger("hashpool.plugin")
+
+NOTIFICATION = "hashpool_redemption"
+# The only fields a notification carries: no token, secret or preimage ever leaves through one.
+NOTIFICATION_FIELDS = ("id", "state", "old_state", "unit", "amount", "amount_msat", "payment_hash")
+# lightningd kills a plugin 30 s after asking it to stop; requests still running by then are answered
+# SHUTTING_DOWN (their redemptions are persisted and recovery finishes them at the next start).
+SHUTDOWN_GRACE = 20.0
+CLOSE_TIMEOUT = 8.0
+
+
+class Service:
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin
+        self.settings: options.Settings | None = None
+        self.rpc_path: str | None = None
+        self.loop: LoopThread | None = None
+        self.desk: Any = None
+        self._started = False
+        self._closing = False
+        self._start_lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._resources: contextlib.AsyncExitStack | None = None
+
+    # --- lifecycle (pyln's thread) ---
+
+    def init(self, opts: Mapping[str, Any], configuration: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Check the options and start recovery in the background; ``{"disable": why}`` on bad options."""
+        lightning_dir = str(configuration["lightning-dir"])
+        try:
+            self.settings = options.resolve(opts, lightning_dir)
+            _make_private_dir(self.settings.db_path.parent)
+            _make_private_dir(self.settings.seed_path.parent)
+        except (options.OptionError, OSError) as exc:
+            log.warning("hashpool-redeem disabled: %s", exc)
+            return {"disable": str(exc)}
+        self.rpc_path = os.path.join(lightning_dir, str(configuration["rpc-file"]))
+        self.loop = LoopThread()
+        self.loop.start()
+        self.loop.submit(self._start_quietly())
+        return None
+
+    def shutdown(self) -> None:
+        """Stop taking work, let running calls finish for a while, then close the desk and the loop."""
+        self._closing = True
+        if self.loop is None:
+            return
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        while self._tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.loop.call(self._close(), CLOSE_TIMEOUT)
+        except Exception as exc:
+            log.warning("closing the desk failed: %s", type(exc).__name__)
+        self.loop.stop()
+
+    def setconfig(self, request: Any, config: Any, val: Any) -> None:
+        """lightningd's ``setconfig`` for our dynamic options (limits and fee caps): check, store, apply.
+
+        Answered here rather than through pyln's ``on_change``, whose refusals carry a Python traceback.
+        """
+        from hashpool_cln.plugin.bridge import ParamError, answer
+
+        try:
+            if not isinstance(config, str) or config not in options.SPEC_BY_NAME:
+                raise ParamError(f"unknown option {config!r}")
+            number = options.parse_dynamic(config, val)
+        except (ParamError, options.OptionError) as exc:
+            answer(request, error=ParamError(str(exc)))
+            return
+        self.plugin.options[config].value = number
+        if self.settings is not None:
+            self.settings = dataclasses.replace(self.settings, **{options.SETTING_OF[config]: number})
+        if self.loop is not None:
+            try:
+                self.loop.call(self._apply_settings(), CLOSE_TIMEOUT)
+            except Exception as exc:
+                answer(request, error=exc)
+                return
+        log.info("%s set to %d", config, number)
+        answer(request, {})
+
+    # --- requests ---
+
+    def call(self, request: Any, spec: MethodSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Answer ``request`` for method ``spec`` from the loop (never raises into pyln)."""
+        if self.loop is None:  # before init: lightningd does not route calls then, but be precise
+            from hashpool_cln.plugin.bridge import answer
+
+            answer(request, error=DeskError(Code.NOT_READY, "the plugin is not initialised"))
+            return
+
+        async def work() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                bound = bind(spec.params, args, kwargs)
+                desk = await self._ready()
+                return await spec.run(desk, bound)
+            finally:
+                self._tasks.discard(task)
+
+        serve(self.loop, request, work)
+
+    # --- on the loop ---
+
+    async def _ready(self) -> Any:
+        if self._closing:
+            raise DeskError(Code.SHUTTING_DOWN, "the plugin is stopping")
+        if self._started:
+            return self.desk
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._started:
+                try:
+                    await self._start()
+                except Exception as exc:
+                    raise DeskError(Code.NOT_READY, f"the desk could not start: {_describe(exc)}") from None
+        return self.desk
+
+    async def _start_quietly(self) -> None:
+        try:
+            await self._ready()
+        except DeskError as exc:
+            log.warning("%s; methods will retry", exc.message)
+
+    async def _start(self) -> None:
+        from hashpool_cln.desk.desk import Desk
+        from hashpool_cln.lightning.clnrpc import ClnNode
+        from hashpool_cln.mintclient import MintClient
+
+        assert self.settings is not None and self.rpc_path is not None
+        s = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            mint = await stack.enter_async_context(MintClient(s.mint_url, desk_key=s.mint_key))
+            desk = Desk(self._desk_config(), ClnNode(self.rpc_path), mint)
+            desk.on_event(self._notify)
+            stack.push_async_callback(desk.close)  # also when start fails halfway (the ledger may be open)
+            started = time.monotonic()
+            await desk.start()
+            self._resources = stack.pop_all()
+        self.desk = desk
+        self._started = True
+        log.info("desk ready (recovery took %.1f s)", time.monotonic() - started)
+
+    def _desk_config(self) -> Any:
+        from hashpool_cln.desk.config import DeskConfig
+
+        s = self.settings
+        assert s is not None
+        return DeskConfig(mint_url=s.mint_url, mint_key=s.mint_key, db_path=str(s.db_path),
+                          seed_path=str(s.seed_path), pools=list(s.pools), max_msat=s.max_msat,
+                          maxfee_ppm=s.maxfee_ppm, maxfee_msat=s.maxfee_msat,
+                          min_invoice_life=s.min_invoice_life)
+
+    async def _apply_settings(self) -> None:
+        if self.desk is not None:
+            self.desk.config = self._desk_config()
+
+    async def _close(self) -> None:
+        running = [t for t in self._tasks if not t.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        if self._resources is not None:
+            await self._resources.aclose()  # the desk, then the mint client
+            self._resources = None
+        self.desk = None
+        self._started = False
+
+    def _notify(self, redemption_id: str, old_state: Any, new_state: Any, fields: Mapping[str, Any]) -> None:
+        payload = {k: v for k, v in fields.items() if k in NOTIFICATION_FIELDS}
+        payload.update(id=redemption_id, state=str(new_state), old_state=None if old_state is None else str(old_state))
+        try:
+            self.plugin.notify(NOTIFICATION, {NOTIFICATION: payload})
+        except OSError as exc:  # lightningd went away; the ledger has the move, the notification is lost
+            log.warning("notification for %s not sent: %s", redemption_id, type(exc).__name__)
+
+
+def _make_private_dir(path: Any) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def _describe(exc: BaseException) -> str:
+    # Messages of these are about files and reachability, never about tokens or keys.
+    if isinstance(exc, (DeskError, OSError, ValueError, ImportError)):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -1,0 +1,5 @@
+import sys
+
+from hashpool_cln.refmint.cli import main
+
+sys.exit(main())

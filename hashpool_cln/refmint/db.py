@@ -1,0 +1,204 @@
+"""The mint's sqlite store: WAL, versioned schema migrations, one serialized writer and one reader.
+
+Writes go through ``transaction()``: an asyncio lock (one writer per process) around ``BEGIN IMMEDIATE``
+(one writer per database file, even across processes). UNIQUE constraints back every rule that keeps money
+safe: a proof's ``Y`` can be spent once, an output ``B_`` signed once, a share header hash quoted once.
+Reads use a second connection, so they see only committed state and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hashpool_cln.refmint.config import touch_private
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE keysets (
+        id TEXT PRIMARY KEY,
+        unit TEXT NOT NULL,
+        derivation TEXT NOT NULL UNIQUE,
+        keys TEXT NOT NULL,                 -- JSON {amount: compressed pubkey hex}
+        input_fee_ppk INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE rewards (
+        block_hash TEXT PRIMARY KEY,
+        height INTEGER NOT NULL,
+        reward_msat INTEGER NOT NULL,
+        confirmations INTEGER NOT NULL,
+        final_at INTEGER,                   -- when confirmations first reached the final depth
+        dissolved INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE epochs (
+        seq INTEGER PRIMARY KEY,
+        unit TEXT NOT NULL UNIQUE,
+        pool TEXT NOT NULL,
+        height INTEGER NOT NULL,
+        keyset_id TEXT NOT NULL UNIQUE REFERENCES keysets(id),
+        opened_at INTEGER NOT NULL,
+        closed_at INTEGER,                  -- NULL while open
+        reward_block_hash TEXT REFERENCES rewards(block_hash),
+        reward_msat INTEGER NOT NULL DEFAULT 0,  -- this epoch's part of its reward
+        pool_fee_ppm INTEGER NOT NULL DEFAULT 0,
+        issued INTEGER NOT NULL DEFAULT 0   -- units signed from this epoch's share quotes
+    );
+    CREATE TABLE proofs_used (
+        y TEXT PRIMARY KEY,
+        keyset_id TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        secret TEXT NOT NULL,
+        c TEXT NOT NULL,
+        witness TEXT,
+        spent_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE promises (
+        b_ TEXT PRIMARY KEY,
+        keyset_id TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        c_ TEXT NOT NULL,
+        dleq_e TEXT NOT NULL,
+        dleq_s TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE share_quotes (
+        quote TEXT PRIMARY KEY,
+        header_hash TEXT NOT NULL UNIQUE,
+        unit TEXT NOT NULL REFERENCES epochs(unit),
+        amount INTEGER NOT NULL,
+        pubkey TEXT,
+        issued INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX share_quotes_pubkey ON share_quotes(pubkey) WHERE pubkey IS NOT NULL;
+    CREATE TABLE melt_quotes (
+        quote TEXT PRIMARY KEY,
+        unit TEXT NOT NULL REFERENCES epochs(unit),
+        amount INTEGER NOT NULL,
+        amount_msat INTEGER NOT NULL,
+        request TEXT,
+        request_payment_hash TEXT,
+        state TEXT NOT NULL CHECK (state IN ('UNPAID', 'PAID')),
+        expiry INTEGER NOT NULL,
+        payment_hash TEXT,
+        preimage TEXT,
+        created_at INTEGER NOT NULL,
+        paid_at INTEGER
+    );
+    CREATE INDEX melt_quotes_budget ON melt_quotes(unit, state, expiry);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Database:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        touch_private(path)  # sqlite gives the -wal and -shm files the mode of the database file
+        writer = await _connect(path)
+        try:
+            await fetchone(writer, "PRAGMA journal_mode=WAL")
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        db = cls(writer, reader)
+        try:
+            await db._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT version FROM schema_version")
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        async with self.transaction() as conn:
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            async with conn.execute("SELECT version FROM schema_version") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"database schema version {version} is newer than this mint ({SCHEMA_VERSION})")
+            for script in MIGRATIONS[version:]:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+            if row is None:
+                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                await conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled back on error."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        async with self._reader.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+
+async def fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
+
+
+async def fetchone(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    async with conn.execute(sql, params) as cur:
+        return await cur.fetchone()
+
+
+def placeholders(values: Iterable[Any]) -> str:
+    return ",".join("?" for _ in values)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await fetchone(conn, "PRAGMA busy_timeout=10000")
+        await fetchone(conn, "PRAGMA foreign_keys=ON")
+        # A committed spend must survive a power cut: a lost spend is a double spend.
+        await fetchone(conn, "PRAGMA synchronous=FULL")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+IntegrityError = sqlite3.IntegrityError

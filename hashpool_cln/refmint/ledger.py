@@ -1,0 +1,749 @@
+"""The mint's logic, free of HTTP: keysets per epoch, swaps, share issuance, ehash settlement, chain events.
+
+Every operation that moves value runs its checks, then one ``BEGIN IMMEDIATE`` transaction that re-checks
+what could have changed and writes; UNIQUE constraints on spent ``Y``s, signed ``B_``s and share hashes make a
+double spend impossible even if two requests race past the in-memory reservations.
+
+A chain watcher drives epochs with three calls (all idempotent for a repeated event):
+
+- ``apply_reward(height, block_hash, reward_msat, confirmations)``: a block whose coinbase pays the pool was
+  found: it closes the open epoch (and any epoch still waiting after a reorg) and opens the next one.
+- ``confirm(block_hash, confirmations)``: the block got deeper; at ``final_confirmations`` its reward is final.
+- ``dissolve(block_hash)``: the block left the best chain before becoming final; the epochs it closed wait
+  for the next reward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import bolt11
+from coincurve import PrivateKey, PublicKey
+
+from hashpool_cln import __version__
+from hashpool_cln.cashu import conditions, crypto
+from hashpool_cln.cashu.errors import CashuError
+from hashpool_cln.cashu.keysets import Keyset, derive_keyset_id_v2, derive_mint_keys, input_fee
+from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
+from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
+from hashpool_cln.ehash import EhashQuote, Epoch, quote_amount_msat
+from hashpool_cln.refmint import db as dbm
+from hashpool_cln.refmint.config import MintConfig, load_pool_key, load_seed, prepare_data_dir
+from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
+from hashpool_cln.refmint.errors import Code, MintError, malformed
+from hashpool_cln.refmint.reservations import Key, Reservations
+from hashpool_cln.refmint.shares import share_amount, verify_quote_signature
+
+log = logging.getLogger(__name__)
+
+KEYSET_AMOUNTS = tuple(1 << i for i in range(63))  # 2^0 .. 2^62: amounts fit sqlite's signed 64-bit integers
+MAX_AMOUNT = (1 << 63) - 1
+MAX_REWARD_MSAT = 21_000_000 * 100_000_000 * 1000
+IDENTITY_DERIVATION = "m/0'/0'"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_POINT = re.compile(r"0[23][0-9a-f]{64}")
+_MAX_REQUEST_CHARS = 4096
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+def _epoch_derivation(seq: int) -> str:
+    return f"m/0'/1'/{seq}'"
+
+
+@dataclass(frozen=True, slots=True)
+class ShareQuote:
+    quote: str
+    header_hash: str
+    unit: str
+    amount: int
+    pubkey: str | None
+    issued: bool
+    created_at: int
+    expiry: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quote": self.quote, "request": self.header_hash, "header_hash": self.header_hash, "unit": self.unit,
+            "amount": self.amount, "amount_paid": self.amount, "amount_issued": self.amount if self.issued else 0,
+            "state": "ISSUED" if self.issued else "PAID", "expiry": self.expiry, "pubkey": self.pubkey,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProofState:
+    Y: str
+    state: str
+    witness: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"Y": self.Y, "state": self.state, "witness": self.witness}
+
+
+class _MintKeyset:
+    """A keyset with its private keys, as the mint signs and verifies with it."""
+
+    __slots__ = ("keyset", "private", "seq")
+
+    def __init__(self, keyset: Keyset, private: dict[int, PrivateKey], seq: int) -> None:
+        self.keyset = keyset
+        self.private = private
+        self.seq = seq
+
+
+def _busy(key: Key) -> MintError:
+    kind = key[0]
+    if kind == "Y":
+        return MintError(Code.PROOFS_PENDING, "proofs are pending: another request is spending them")
+    if kind == "B_":
+        return MintError(Code.OUTPUTS_PENDING, "outputs are pending: another request is signing them")
+    return MintError(Code.QUOTE_PENDING, "quote is pending: another request is using it")
+
+
+class Ledger:
+    def __init__(self, config: MintConfig, db: dbm.Database, seed: bytes, pool_pubkey: str) -> None:
+        self.config = config
+        self.db = db
+        self._seed = seed
+        self.pool_pubkey = pool_pubkey
+        self.identity_pubkey = derive_mint_keys(seed, IDENTITY_DERIVATION, [1])[1].public_key.format().hex()
+        self._keysets: dict[str, _MintKeyset] = {}
+        self._epochs: dict[str, EpochRecord] = {}  # by unit; this process is the only writer, so it stays exact
+        self._reservations = Reservations()
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    async def open(cls, config: MintConfig) -> Ledger:
+        prepare_data_dir(config.data_dir)
+        seed = load_seed(config.data_dir)
+        pool_pubkey = load_pool_key(config.data_dir, config.pool_key).public_key.format().hex()
+        db = await dbm.Database.open(config.db_path)
+        ledger = cls(config, db, seed, pool_pubkey)
+        try:
+            await ledger._load()
+        except BaseException:
+            await db.close()
+            raise
+        return ledger
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def _load(self) -> None:
+        for kid, unit, derivation, keys_json, fee in await self.db.fetchall(
+                "SELECT id, unit, derivation, keys, input_fee_ppk FROM keysets"):
+            keys = {int(a): k for a, k in json.loads(keys_json).items()}
+            private = derive_mint_keys(self._seed, derivation, sorted(keys))
+            derived = {a: p.public_key.format().hex() for a, p in private.items()}
+            if derived != keys:
+                raise RuntimeError(f"keyset {kid}: the seed in the data directory does not derive its keys")
+            seq = int(derivation.rsplit("/", 1)[1].rstrip("'"))
+            self._keysets[kid] = _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
+        await self._reload_epochs()
+        if not self._epochs:
+            async with self.db.transaction() as conn:
+                await self._open_epoch(conn, self.config.start_height, now_s())
+            await self._reload_epochs()
+
+    async def _reload_epochs(self) -> None:
+        rows = await self.db.fetchall(EPOCH_SELECT + " ORDER BY e.seq")
+        self._epochs = {r.unit: r for r in map(EpochRecord.from_row, rows)}
+
+    async def _open_epoch(self, conn: Any, height: int, now: int) -> str:
+        """Create the next epoch (and its keyset) at ``height``; returns its unit."""
+        row = await dbm.fetchone(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs")
+        seq = int(row[0])
+        taken = {r[0] for r in await dbm.fetchall(conn, "SELECT unit FROM epochs WHERE height = ?", (height,))}
+        suffix = 0
+        while format_unit(self.pool_pubkey, height, suffix) in taken:
+            suffix += 1
+        unit = format_unit(self.pool_pubkey, height, suffix)
+        derivation = _epoch_derivation(seq)
+        private = derive_mint_keys(self._seed, derivation, KEYSET_AMOUNTS)
+        keys = {a: p.public_key.format().hex() for a, p in private.items()}
+        fee = self.config.input_fee_ppk
+        kid = derive_keyset_id_v2(keys, unit, None, input_fee_ppk=fee)
+        await conn.execute(
+            "INSERT INTO keysets (id, unit, derivation, keys, input_fee_ppk, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (kid, unit, derivation, json.dumps({str(a): k for a, k in keys.items()}), fee, now))
+        await conn.execute(
+            "INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, unit, self.pool_pubkey, height, kid, now))
+        self._keysets[kid] = _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
+        return unit
+
+    # ------------------------------------------------------------------ keysets and epochs
+
+    def _epoch_of_keyset(self, kid: str) -> EpochRecord:
+        return self._epochs[self._keysets[kid].keyset.unit]
+
+    def _keyset_active(self, kid: str, now: int) -> bool:
+        return self._state(self._epoch_of_keyset(kid), now) != "closed"
+
+    def _state(self, rec: EpochRecord, now: int) -> str:
+        return rec.state(now, self.config.issue_grace, self.config.redeem_window)
+
+    def keysets(self, now: int | None = None) -> list[Keyset]:
+        """All keysets, oldest first, with ``active`` as of ``now``."""
+        now = now_s() if now is None else now
+        out = []
+        for mk in sorted(self._keysets.values(), key=lambda m: m.seq):
+            k = mk.keyset
+            out.append(Keyset(k.id, k.unit, k.keys, self._keyset_active(k.id, now), k.input_fee_ppk))
+        return out
+
+    def keyset(self, kid: str) -> Keyset:
+        mk = self._keysets.get(kid)
+        if mk is None:
+            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid} is not known", status=404)
+        return mk.keyset
+
+    @property
+    def open_epoch(self) -> EpochRecord:
+        return next(r for r in self._epochs.values() if r.closed_at is None)
+
+    async def epochs(self, now: int | None = None) -> list[Epoch]:
+        now = now_s() if now is None else now
+        redeemed = dict(await self.db.fetchall(
+            "SELECT unit, SUM(amount_msat) FROM melt_quotes WHERE state = 'PAID' GROUP BY unit"))
+        return [r.to_epoch(now, self.config.issue_grace, self.config.redeem_window, int(redeemed.get(r.unit, 0)))
+                for r in sorted(self._epochs.values(), key=lambda r: r.seq)]
+
+    # ------------------------------------------------------------------ shared checks
+
+    def _check_counts(self, inputs: Sequence[Proof], outputs: Sequence[BlindedMessage]) -> None:
+        if len(inputs) > self.config.max_inputs:
+            raise MintError(Code.TOO_MANY_INPUTS, f"too many inputs: {len(inputs)} > {self.config.max_inputs}")
+        if len(outputs) > self.config.max_outputs:
+            raise MintError(Code.TOO_MANY_OUTPUTS, f"too many outputs: {len(outputs)} > {self.config.max_outputs}")
+
+    def _inputs(self, inputs: Sequence[Proof], now: int) -> tuple[list[PublicKey], str, int, int]:
+        """Structural checks of inputs: returns their Y points, their unit, their sum and the input fee."""
+        if not inputs:
+            raise malformed("inputs must not be empty")
+        ys: list[PublicKey] = []
+        seen: set[bytes] = set()
+        units: set[str] = set()
+        for p in inputs:
+            mk = self._keysets.get(p.id)
+            if mk is None:
+                raise MintError(Code.KEYSET_UNKNOWN, f"keyset {p.id} of an input is not known")
+            units.add(mk.keyset.unit)
+            y = crypto.hash_to_curve(p.secret.encode("utf-8"))
+            y_bytes = y.format()
+            if y_bytes in seen:
+                raise MintError(Code.DUPLICATE_INPUTS, "duplicate inputs provided")
+            seen.add(y_bytes)
+            ys.append(y)
+        if len(units) > 1:
+            raise MintError(Code.MULTIPLE_UNITS, "inputs of multiple units")
+        total = sum(p.amount for p in inputs)
+        fee = input_fee((p.id for p in inputs), {k: m.keyset.input_fee_ppk for k, m in self._keysets.items()})
+        return ys, units.pop(), total, fee
+
+    def _outputs(self, outputs: Sequence[BlindedMessage], now: int) -> tuple[str | None, int]:
+        """Structural checks of outputs: returns their unit (None if there are none) and their sum."""
+        seen: set[str] = set()
+        units: set[str] = set()
+        for o in outputs:
+            mk = self._keysets.get(o.id)
+            if mk is None:
+                raise MintError(Code.KEYSET_UNKNOWN, f"keyset {o.id} of an output is not known")
+            if not self._keyset_active(o.id, now):
+                raise MintError(Code.KEYSET_INACTIVE, f"keyset {o.id} is inactive, it cannot sign outputs")
+            if o.amount not in mk.private:
+                raise MintError(Code.AMOUNT_OUT_OF_RANGE, f"keyset {o.id} has no key for amount {o.amount}")
+            if o.B_ in seen:
+                raise MintError(Code.DUPLICATE_OUTPUTS, "duplicate outputs provided")
+            seen.add(o.B_)
+            units.add(mk.keyset.unit)
+        if len(units) > 1:
+            raise MintError(Code.MULTIPLE_UNITS, "outputs of multiple units")
+        return (units.pop() if units else None), sum(o.amount for o in outputs)
+
+    def _verify_proofs(self, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
+        for p, y in zip(inputs, ys):
+            key = self._keysets[p.id].private.get(p.amount)
+            try:
+                c = crypto.point(p.C)
+            except CashuError:
+                raise MintError(Code.PROOF_INVALID, "proof verification failed: C is not a point") from None
+            if key is None or not hmac.compare_digest(y.multiply(key.secret).format(), c.format()):
+                raise MintError(Code.PROOF_INVALID, "proof verification failed")
+            self._check_condition(p, now)
+
+    @staticmethod
+    def _check_condition(p: Proof, now: int) -> None:
+        try:
+            condition = conditions.classify(p.secret)
+        except CashuError as exc:
+            raise MintError(Code.PROOF_INVALID, f"proof verification failed: {exc}") from None
+        if condition.kind == conditions.PLAIN:
+            return
+        if condition.kind != conditions.P2PK:
+            raise MintError(Code.PROOF_INVALID,
+                            f"proof verification failed: spending condition {condition.kind[:40]!r} is not supported")
+        if not conditions.verify_p2pk_witness(p, now):
+            raise MintError(Code.PROOF_INVALID, "proof verification failed: the P2PK witness does not unlock it")
+
+    def _sign(self, outputs: Sequence[BlindedMessage]) -> list[BlindSignature]:
+        sigs = []
+        for o in outputs:
+            key = self._keysets[o.id].private[o.amount]
+            try:
+                b_ = crypto.point(o.B_)
+            except CashuError as exc:
+                raise malformed(f"output B_ {o.B_[:66]!r}: {exc}") from None
+            c_ = crypto.sign(b_, key)
+            e, s = crypto.dleq_create(key, b_, c_)
+            sigs.append(BlindSignature(o.amount, o.id, c_.format().hex(), DLEQ(e.hex(), s.hex())))
+        return sigs
+
+    @staticmethod
+    async def _spend(conn: Any, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
+        try:
+            await conn.executemany(
+                "INSERT INTO proofs_used (y, keyset_id, amount, secret, c, witness, spent_at) VALUES (?,?,?,?,?,?,?)",
+                [(y.format().hex(), p.id, p.amount, p.secret, p.C, p.witness, now) for p, y in zip(inputs, ys)])
+        except dbm.IntegrityError:
+            raise MintError(Code.PROOFS_SPENT, "proofs already spent") from None
+
+    @staticmethod
+    async def _store_signatures(conn: Any, outputs: Sequence[BlindedMessage], sigs: Sequence[BlindSignature],
+                                now: int) -> None:
+        try:
+            await conn.executemany(
+                "INSERT INTO promises (b_, keyset_id, amount, c_, dleq_e, dleq_s, created_at) VALUES (?,?,?,?,?,?,?)",
+                [(o.B_, s.id, s.amount, s.C_, s.dleq.e, s.dleq.s, now)  # type: ignore[union-attr]
+                 for o, s in zip(outputs, sigs)])
+        except dbm.IntegrityError:
+            raise MintError(Code.OUTPUTS_SIGNED, "outputs have already been signed") from None
+
+    def _hold(self, ys: Sequence[PublicKey], outputs: Sequence[BlindedMessage], quote: str | None = None) -> Any:
+        keys: list[Key] = [("Y", y.format().hex()) for y in ys]
+        keys += [("B_", o.B_) for o in outputs]
+        if quote is not None:
+            keys.append(("quote", quote))
+        return self._reservations.hold(keys, self.config.pending_wait, _busy)
+
+    # ------------------------------------------------------------------ NUT-03 swap, NUT-07, NUT-09
+
+    async def swap(self, inputs: Sequence[Proof], outputs: Sequence[BlindedMessage]) -> list[BlindSignature]:
+        now = now_s()
+        self._check_counts(inputs, outputs)
+        ys, in_unit, in_total, fee = self._inputs(inputs, now)
+        out_unit, out_total = self._outputs(outputs, now)
+        if out_unit is not None and out_unit != in_unit:
+            raise MintError(Code.UNIT_MISMATCH, f"inputs are {in_unit}, outputs are {out_unit}")
+        if in_total - fee != out_total:
+            raise MintError(Code.UNBALANCED,
+                            f"inputs ({in_total}) minus the input fee ({fee}) must equal outputs ({out_total})")
+        async with self._hold(ys, outputs):
+            self._verify_proofs(inputs, ys, now)
+            sigs = self._sign(outputs)
+            async with self.db.transaction() as conn:
+                await self._spend(conn, inputs, ys, now)
+                await self._store_signatures(conn, outputs, sigs, now)
+        return sigs
+
+    async def check_state(self, ys: Sequence[str]) -> list[ProofState]:
+        rows = dict(await self.db.fetchall(
+            f"SELECT y, witness FROM proofs_used WHERE y IN ({dbm.placeholders(ys)})", list(ys)))
+        out = []
+        for y in ys:
+            if y in rows:
+                out.append(ProofState(y, "SPENT", rows[y]))
+            elif self._reservations.is_held(("Y", y)):
+                out.append(ProofState(y, "PENDING", None))
+            else:
+                out.append(ProofState(y, "UNSPENT", None))
+        return out
+
+    async def restore(self, outputs: Sequence[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
+        if len(outputs) > self.config.max_outputs:
+            raise MintError(Code.TOO_MANY_OUTPUTS, f"too many outputs: {len(outputs)} > {self.config.max_outputs}")
+        bs = [o.B_ for o in outputs]
+        found = {r[0]: r for r in await self.db.fetchall(
+            f"SELECT b_, keyset_id, amount, c_, dleq_e, dleq_s FROM promises WHERE b_ IN ({dbm.placeholders(bs)})",
+            bs)}
+        msgs, sigs = [], []
+        for b in dict.fromkeys(bs):
+            row = found.get(b)
+            if row is not None:
+                _, kid, amount, c_, e, s = row
+                msgs.append(BlindedMessage(amount, kid, b))
+                sigs.append(BlindSignature(amount, kid, c_, DLEQ(e, s)))
+        return msgs, sigs
+
+    # ------------------------------------------------------------------ share issuance (mining_share)
+
+    async def create_share_quote(self, header_hash: str, pubkey: str | None) -> ShareQuote:
+        if not isinstance(header_hash, str) or not _HEX64.fullmatch(header_hash.lower()):
+            raise malformed("header_hash must be 64 hex characters")
+        header_hash = header_hash.lower()
+        if pubkey is not None:
+            pubkey = pubkey.lower() if isinstance(pubkey, str) else pubkey
+            if not isinstance(pubkey, str) or not _POINT.fullmatch(pubkey):
+                raise MintError(Code.PUBKEY_INVALID, "pubkey must be a compressed secp256k1 public key (66 hex)")
+            try:
+                crypto.point(pubkey)
+            except CashuError:
+                raise MintError(Code.PUBKEY_INVALID, "pubkey is not a point on secp256k1") from None
+        amount = share_amount(bytes.fromhex(header_hash), self.config.min_difficulty)
+        if amount == 0:
+            raise MintError(Code.AMOUNT_OUT_OF_RANGE,
+                            f"share is below the minimum difficulty ({self.config.min_difficulty} leading zero bits)")
+        now = now_s()
+        quote = secrets.token_hex(16)
+        async with self.db.transaction() as conn:
+            row = await dbm.fetchone(conn, "SELECT unit FROM epochs WHERE closed_at IS NULL")
+            unit = row[0]
+            try:
+                await conn.execute(
+                    "INSERT INTO share_quotes (quote, header_hash, unit, amount, pubkey, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (quote, header_hash, unit, amount, pubkey, now))
+            except dbm.IntegrityError:
+                raise MintError(Code.SHARE_DUPLICATE, "this share header hash has already been quoted") from None
+        return ShareQuote(quote, header_hash, unit, amount, pubkey, False, now, None)
+
+    def _share_quote(self, row: tuple) -> ShareQuote:
+        quote, header_hash, unit, amount, pubkey, issued, created_at = row
+        deadline = self._epochs[unit].issue_deadline(self.config.issue_grace)
+        return ShareQuote(quote, header_hash, unit, amount, pubkey, bool(issued), created_at, deadline)
+
+    _SHARE_COLUMNS = "quote, header_hash, unit, amount, pubkey, issued, created_at"
+
+    async def get_share_quote(self, quote: str) -> ShareQuote:
+        row = await self.db.fetchone(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE quote = ?", (quote,))
+        if row is None:
+            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
+        return self._share_quote(row)
+
+    async def share_quote_by_hash(self, header_hash: str) -> ShareQuote:
+        row = await self.db.fetchone(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE header_hash = ?",
+                                     (header_hash.lower(),))
+        if row is None:
+            raise MintError(Code.QUOTE_UNKNOWN, "no quote for this share header hash", status=404)
+        return self._share_quote(row)
+
+    async def share_quotes_by_pubkey(self, pubkey: str, limit: int = 1000) -> list[ShareQuote]:
+        rows = await self.db.fetchall(
+            f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE pubkey = ? ORDER BY created_at, quote LIMIT ?",
+            (pubkey.lower(), limit))
+        return [self._share_quote(r) for r in rows]
+
+    async def mint_shares(self, quote_id: str, outputs: Sequence[BlindedMessage],
+                          signature: str | None) -> list[BlindSignature]:
+        now = now_s()
+        q = await self.get_share_quote(quote_id)
+        if q.issued:
+            raise MintError(Code.QUOTE_ISSUED, "quote has already been issued")
+        if q.pubkey is not None:
+            if signature is None:
+                raise MintError(Code.SIGNATURE_INVALID, "this quote is locked to a pubkey: a signature is required")
+            if not verify_quote_signature(q.pubkey, q.quote, outputs, signature):
+                raise MintError(Code.SIGNATURE_INVALID, "the quote signature is invalid")
+        self._check_counts((), outputs)
+        if not outputs:
+            raise malformed("outputs must not be empty")
+        epoch = self._epochs[q.unit]
+        for o in outputs:
+            if o.id in self._keysets and self._keysets[o.id].keyset.unit != q.unit:
+                raise MintError(Code.UNIT_MISMATCH, f"the quote is for {q.unit}, an output is for another unit")
+        _, total = self._outputs(outputs, now)
+        if total != q.amount:
+            raise MintError(Code.UNBALANCED, f"outputs ({total}) must equal the quote amount ({q.amount})")
+        if q.expiry is not None and now > q.expiry:
+            raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
+        async with self._hold((), outputs, q.quote):
+            sigs = self._sign(outputs)
+            async with self.db.transaction() as conn:
+                cur = await conn.execute("UPDATE share_quotes SET issued = 1 WHERE quote = ? AND issued = 0",
+                                         (q.quote,))
+                if cur.rowcount != 1:
+                    raise MintError(Code.QUOTE_ISSUED, "quote has already been issued")
+                row = await dbm.fetchone(conn, "SELECT closed_at, issued FROM epochs WHERE unit = ?", (q.unit,))
+                closed_at, issued = row
+                if closed_at is not None and now > closed_at + self.config.issue_grace:
+                    raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
+                if issued + q.amount > MAX_AMOUNT:
+                    raise MintError(Code.AMOUNT_OUT_OF_RANGE, "the epoch cannot issue more units")
+                await self._store_signatures(conn, outputs, sigs, now)
+                await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + q.amount, q.unit))
+            self._epochs[q.unit] = epoch.with_issued(issued + q.amount)
+        return sigs
+
+    # ------------------------------------------------------------------ ehash settlement (melt quotes)
+
+    async def create_melt_quote(self, unit: str, amount: int, request: str | None) -> EhashQuote:
+        now = now_s()
+        if unit not in self._epochs:
+            raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
+        if amount <= 0 or amount > MAX_AMOUNT:
+            raise MintError(Code.AMOUNT_OUT_OF_RANGE, "amount must be a positive integer below 2^63")
+        request_hash = _request_payment_hash(request)
+        quote = secrets.token_hex(16)
+        expiry = now + self.config.melt_quote_ttl
+        async with self.db.transaction() as conn:
+            epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
+            net = self._require_redeemable(epoch, now)
+            amount_msat = quote_amount_msat(amount, net, epoch.issued)
+            if amount_msat == 0:
+                raise MintError(Code.AMOUNT_OUT_OF_RANGE, f"{amount} units of {unit} are worth less than 1 msat")
+            committed = await _committed_msat(conn, unit, now)
+            if committed + amount_msat > net:
+                raise MintError(Code.BUDGET_EXHAUSTED,
+                                f"epoch budget exhausted: {net - committed} msat left, the quote needs {amount_msat}")
+            await conn.execute(
+                "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
+                " expiry, created_at) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?)",
+                (quote, unit, amount, amount_msat, request, request_hash, expiry, now))
+        return EhashQuote(quote, unit, amount, amount_msat, "UNPAID", expiry)
+
+    def _require_redeemable(self, epoch: EpochRecord, now: int) -> int:
+        """The epoch's net reward if it is settled and has a price; MintError otherwise."""
+        state = self._state(epoch, now)
+        if state != "settled":
+            raise MintError(Code.EPOCH_NOT_REDEEMABLE, f"epoch {epoch.unit} is {state}, not settled")
+        if epoch.issued == 0:
+            raise MintError(Code.EPOCH_NOT_REDEEMABLE, f"epoch {epoch.unit} issued no units: it has no price")
+        return epoch.net_reward_msat
+
+    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash"
+
+    async def get_melt_quote(self, quote_id: str) -> EhashQuote:
+        row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
+        if row is None:
+            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
+        return _melt_quote(row, now_s())
+
+    async def melt(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str, preimage: str) -> EhashQuote:
+        now = now_s()
+        if not _HEX64.fullmatch(payment_hash) or not _HEX64.fullmatch(preimage):
+            raise malformed("payment_hash and preimage must be 64 lowercase hex characters")
+        if hashlib.sha256(bytes.fromhex(preimage)).hexdigest() != payment_hash:
+            raise MintError(Code.PAYMENT_PROOF_INVALID, "sha256(preimage) does not equal payment_hash")
+        row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
+        if row is None:
+            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
+        q = _melt_quote(row, now)
+        if row[6] is not None and row[6] != payment_hash:
+            raise MintError(Code.PAYMENT_PROOF_INVALID, "payment_hash is not the one of the quote's request")
+        if q.state == "PAID":
+            raise MintError(Code.QUOTE_PAID, "quote is already paid")
+        self._check_counts(inputs, ())
+        ys, unit, total, fee = self._inputs(inputs, now)
+        if unit != q.unit:
+            raise MintError(Code.UNIT_MISMATCH, f"the quote is for {q.unit}, the inputs are {unit}")
+        if total - fee != q.amount:
+            raise MintError(Code.UNBALANCED,
+                            f"inputs ({total}) minus the input fee ({fee}) must equal the quote amount ({q.amount})")
+        async with self._hold(ys, (), q.quote):
+            self._verify_proofs(inputs, ys, now)
+            async with self.db.transaction() as conn:
+                state, expiry = await dbm.fetchone(
+                    conn, "SELECT state, expiry FROM melt_quotes WHERE quote = ?", (q.quote,))
+                if state == "PAID":
+                    raise MintError(Code.QUOTE_PAID, "quote is already paid")
+                epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (q.unit,)))
+                net = self._require_redeemable(epoch, now)
+                if expiry <= now:
+                    # An expired quote freed its budget; it may still be honoured if the budget still holds it.
+                    committed = await _committed_msat(conn, q.unit, now)
+                    if committed + q.amount_msat > net:
+                        raise MintError(Code.QUOTE_EXPIRED, "quote expired and the epoch budget no longer holds it")
+                await self._spend(conn, inputs, ys, now)
+                await conn.execute(
+                    "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
+                    " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
+        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry)
+
+    # ------------------------------------------------------------------ chain events
+
+    async def apply_reward(self, height: int, block_hash: str, reward_msat: int, confirmations: int) -> list[Epoch]:
+        """A block at ``height`` paid ``reward_msat`` to the pool: close the open epoch, open the next.
+
+        Returns the epochs the reward backs followed by the newly opened epoch. Repeating a known reward only
+        updates its confirmations.
+        """
+        _check_reward_args(height, block_hash, reward_msat, confirmations)
+        now = now_s()
+        final_at = now if confirmations >= self.config.final_confirmations else None
+        async with self.db.transaction() as conn:
+            known = await dbm.fetchone(
+                conn, "SELECT height, reward_msat, dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
+            if known is not None and not known[2]:
+                if (known[0], known[1]) != (height, reward_msat):
+                    raise MintError(Code.REWARD_REFUSED,
+                                    f"block {block_hash} is already known with another height or reward")
+                await self._set_confirmations(conn, block_hash, confirmations, now)
+                units = [r[0] for r in await dbm.fetchall(
+                    conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
+            else:
+                current = EpochRecord.from_row(
+                    await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.closed_at IS NULL"))
+                if height < current.height:
+                    raise MintError(Code.REWARD_REFUSED,
+                                    f"height {height} is below the open epoch's height {current.height}")
+                if known is None:
+                    await conn.execute(
+                        "INSERT INTO rewards (block_hash, height, reward_msat, confirmations, final_at, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", (block_hash, height, reward_msat, confirmations, final_at, now))
+                else:
+                    await conn.execute(
+                        "UPDATE rewards SET dissolved = 0, confirmations = ?, final_at = ? WHERE block_hash = ?",
+                        (confirmations, final_at, block_hash))
+                backers = [r for r in map(EpochRecord.from_row, await dbm.fetchall(
+                    conn, EPOCH_SELECT + " WHERE e.closed_at IS NOT NULL AND e.reward_block_hash IS NULL"
+                    " ORDER BY e.seq"))] + [current]
+                parts = split_reward(reward_msat, [b.issued for b in backers])
+                await conn.execute("UPDATE epochs SET closed_at = ?, pool_fee_ppm = ? WHERE seq = ?",
+                                   (now, self.config.pool_fee_ppm, current.seq))
+                await conn.executemany("UPDATE epochs SET reward_block_hash = ?, reward_msat = ? WHERE seq = ?",
+                                       [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
+                new_unit = await self._open_epoch(conn, height, now)
+                units = [b.unit for b in backers] + [new_unit]
+        await self._reload_epochs()
+        log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)
+        return await self._epochs_named(units)
+
+    async def confirm(self, block_hash: str, confirmations: int) -> list[Epoch]:
+        """Record the depth of a reward's block; returns the epochs it backs."""
+        if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
+            raise malformed("block_hash must be 64 lowercase hex characters")
+        if isinstance(confirmations, bool) or not isinstance(confirmations, int) or confirmations < 0:
+            raise malformed("confirmations must be a non-negative integer")
+        async with self.db.transaction() as conn:
+            row = await dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
+            if row is None or row[0]:
+                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}", status=404)
+            await self._set_confirmations(conn, block_hash, confirmations, now_s())
+            units = [r[0] for r in await dbm.fetchall(
+                conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
+        await self._reload_epochs()
+        return await self._epochs_named(units)
+
+    async def _set_confirmations(self, conn: Any, block_hash: str, confirmations: int, now: int) -> None:
+        final_at = now if confirmations >= self.config.final_confirmations else None
+        await conn.execute(
+            "UPDATE rewards SET confirmations = ?, final_at = COALESCE(final_at, ?) WHERE block_hash = ?",
+            (confirmations, final_at, block_hash))
+
+    async def dissolve(self, block_hash: str) -> list[Epoch]:
+        """Drop the reward of a block that left the best chain before it was final; returns the epochs that
+        now wait for the next reward. A final reward cannot be dissolved."""
+        if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
+            raise malformed("block_hash must be 64 lowercase hex characters")
+        async with self.db.transaction() as conn:
+            row = await dbm.fetchone(conn, "SELECT dissolved, final_at FROM rewards WHERE block_hash = ?",
+                                     (block_hash,))
+            if row is None or row[0]:
+                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}", status=404)
+            if row[1] is not None:
+                raise MintError(Code.REWARD_REFUSED, f"the reward of block {block_hash} is final")
+            units = [r[0] for r in await dbm.fetchall(
+                conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
+            await conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
+            await conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
+                               " WHERE reward_block_hash = ?", (block_hash,))
+        await self._reload_epochs()
+        log.info("reward of block %s dissolved", block_hash)
+        return await self._epochs_named(units)
+
+    async def _epochs_named(self, units: Sequence[str]) -> list[Epoch]:
+        by_unit = {e.unit: e for e in await self.epochs()}
+        return [by_unit[u] for u in units]
+
+    # ------------------------------------------------------------------ NUT-06
+
+    def info(self) -> dict[str, Any]:
+        now = now_s()
+        open_unit = self.open_epoch.unit
+        settled = [r.unit for r in sorted(self._epochs.values(), key=lambda r: r.seq)
+                   if self._state(r, now) == "settled"]
+        return {
+            "name": self.config.name,
+            "pubkey": self.identity_pubkey,
+            "version": f"hashpool-refmint/{__version__}",
+            "description": "Reference Cashu mint for Hashpool ehash epochs",
+            "time": now,
+            "nuts": {
+                "4": {"methods": [{"method": "mining_share", "unit": open_unit}], "disabled": False},
+                "5": {"methods": [{"method": "ehash", "unit": u} for u in settled], "disabled": False},
+                "7": {"supported": True},
+                "8": {"supported": False},
+                "9": {"supported": True},
+                "10": {"supported": True},
+                "11": {"supported": True},
+                "12": {"supported": True},
+                "20": {"supported": True},
+            },
+            "ehash": {
+                "pool": self.pool_pubkey,
+                "open_unit": open_unit,
+                "min_difficulty": self.config.min_difficulty,
+                "pool_fee_ppm": self.config.pool_fee_ppm,
+                "final_confirmations": self.config.final_confirmations,
+                "issue_grace": self.config.issue_grace,
+                "redeem_window": self.config.redeem_window,
+                "melt_quote_ttl": self.config.melt_quote_ttl,
+                "max_inputs": self.config.max_inputs,
+                "max_outputs": self.config.max_outputs,
+            },
+        }
+
+
+async def _committed_msat(conn: Any, unit: str, now: int) -> int:
+    """What an epoch's budget already carries: paid quotes and unpaid quotes not yet expired."""
+    row = await dbm.fetchone(
+        conn, "SELECT COALESCE(SUM(amount_msat), 0) FROM melt_quotes"
+              " WHERE unit = ? AND (state = 'PAID' OR expiry > ?)", (unit, now))
+    return int(row[0])
+
+
+def _melt_quote(row: tuple, now: int) -> EhashQuote:
+    quote, unit, amount, amount_msat, state, expiry, _ = row
+    if state == "UNPAID" and expiry <= now:
+        state = "EXPIRED"
+    return EhashQuote(quote, unit, amount, amount_msat, state, expiry)
+
+
+def _request_payment_hash(request: str | None) -> str | None:
+    """The payment hash a BOLT11 ``request`` binds the quote to; other requests (BOLT12) are kept as notes."""
+    if request is None:
+        return None
+    if len(request) > _MAX_REQUEST_CHARS:
+        raise malformed(f"request is longer than {_MAX_REQUEST_CHARS} characters")
+    if request.lower().startswith("ln") and not request.lower().startswith(("lno", "lni", "lnr")):
+        try:
+            return bolt11.decode(request).payment_hash
+        except Exception:
+            raise malformed("request looks like a BOLT11 invoice but does not decode") from None
+    return None
+
+
+def _check_reward_args(height: int, block_hash: str, reward_msat: int, confirmations: int) -> None:
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not is_int(height) or not 0 <= height <= MAX_HEIGHT:
+        raise malformed(f"height must be an integer in [0, {MAX_HEIGHT}]")
+    if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
+        raise malformed("block_hash must be 64 lowercase hex characters")
+    if not is_int(reward_msat) or not 0 <= reward_msat <= MAX_REWARD_MSAT:
+        raise malformed("reward_msat must be a non-negative integer no larger than 21M BTC")
+    if not is_int(confirmations) or confirmations < 0:
+        raise malformed("confirmations must be a non-negative integer")

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test folder.
+
+``refmint`` — a fresh reference mint, in-process on 127.0.0.1 (random port), with its data directory in
+``tmp_path / "mint"``. It yields a ``support.refmint.MintHandle``:
+
+- ``url``, ``pool_key``, ``desk_key`` (bearer keys of the pool and desk roles), ``data_dir``,
+  ``session`` (an aiohttp session), ``ledger`` (the in-process ``Ledger``, for direct chain-event calls);
+- ``await call(method, path, body=None, role=None|"pool"|"desk", raw=None) -> HttpAnswer(status, body, code)``
+  and ``await ok(...)`` (asserts 200, returns the JSON body);
+- ``client()`` -> a ``MintClient`` with the desk key (use as ``async with``);
+- ``await share_quote(leading_zeros, pubkey=None)``, ``await mint_quote(quote, lock_key=None, amounts=None)``,
+  ``await issue(leading_zeros, count=1) -> list[Proof]`` (ehash of the open epoch; with the fixture's
+  minimum difficulty 0 a share with n leading zero bits is worth 2^n units);
+- ``await reward(reward_msat, height=None, confirmations=None, block_hash=None) -> list[epoch dict]``
+  (the epochs the reward backs, then the newly opened one);
+- ``await settled_epoch(reward_msat, leading_zeros, count=1) -> (unit, proofs)``: issue shares, then settle
+  their epoch at once (final reward, no issuance grace): the helper for anything that needs redeemable ehash;
+- ``await swap(proofs, amounts=None) -> list[Proof]``.
+
+Settings: ``support.refmint.mint_config`` (min difficulty 0, final at 1 confirmation, issue grace 0, no fees).
+Tests needing other settings use the ``refmint_factory`` fixture: ``await refmint_factory(**overrides)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
+
+
+@pytest.fixture
+async def refmint_factory(tmp_path) -> AsyncIterator[Callable[..., Awaitable[MintHandle]]]:
+    started: list[InProcessMint] = []
+
+    async def make(**overrides: Any) -> MintHandle:
+        data_dir = overrides.pop("data_dir", tmp_path / f"mint{len(started) or ''}")
+        mint = await start_mint(mint_config(data_dir, **overrides))
+        started.append(mint)
+        return mint.handle
+
+    yield make
+    for mint in reversed(started):
+        await mint.stop()
+
+
+@pytest.fixture
+async def refmint(refmint_factory) -> MintHandle:
+    return await refmint_factory()

@@ -1,0 +1,168 @@
+"""Every method through the real plugin process, with the stand-in node and the reference mint on loopback."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.fakenode import FakeNode, Outcome
+from support.invoices import make_invoice
+from support.pluginharness import PluginHarness
+
+REDEMPTION_KEYS = {"id", "state", "unit", "amount", "value_msat", "amount_msat", "fee_msat", "payment_hash",
+                   "destination_kind", "quote_id", "created_at", "updated_at", "error", "payment_preimage",
+                   "change_token", "refund_token"}
+NOTIFICATION_KEYS = {"id", "state", "old_state", "unit", "amount", "amount_msat", "payment_hash"}
+
+
+def _start(h: PluginHarness, mint, **extra) -> PluginHarness:
+    h.getmanifest()
+    assert h.init({"hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key,
+                   "hashpool-pool": [mint.pool], **extra}) is None
+    return h
+
+
+@pytest.fixture
+def plugin(harness: PluginHarness, ehash_mint) -> PluginHarness:
+    return _start(harness, ehash_mint)
+
+
+def test_redeem_by_keyword_and_by_position(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
+    first, second = ehash_mint.issue_settled([64, 32])
+    inv1, inv2 = make_invoice(10_000_000), make_invoice(5_000_000)
+
+    by_name = plugin.call("hashpool-redeem", {"token": first, "invstring": inv1.bolt11}).ok()
+    by_position = plugin.call("hashpool-redeem", [second, inv2.bolt11]).ok()
+
+    for result, inv in ((by_name, inv1), (by_position, inv2)):
+        assert set(result) <= REDEMPTION_KEYS
+        assert result["state"] in ("paid", "settled")
+        assert result["payment_hash"] == inv.payment_hash
+        assert result["payment_preimage"] == inv.preimage
+        assert result["amount_msat"] == inv.amount_msat
+        assert result["change_token"].startswith("cashu")
+        assert node.complete_count(inv.payment_hash) == 1
+    assert by_name["amount"] == 64 and by_position["amount"] == 32
+
+
+def test_amountless_invoice_needs_and_uses_amount_msat(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
+    (token,) = ehash_mint.issue_settled([16])
+    inv = make_invoice(None)
+    missing = plugin.call("hashpool-redeem", {"token": token, "invstring": inv.bolt11})
+    assert missing.error is not None and missing.error["code"] == 3416
+    paid = plugin.call("hashpool-redeem", {"token": token, "invstring": inv.bolt11, "amount_msat": "3000sat"}).ok()
+    assert paid["amount_msat"] == 3_000_000
+    assert node.complete_count(inv.payment_hash) == 1
+
+
+def test_quote_prices_the_token_and_checks_a_destination(plugin: PluginHarness, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([8], msat_per_unit=2_000_000)
+    bare = plugin.call("hashpool-quote", [token]).ok()
+    assert bare["amount"] == 8 and bare["value_msat"] == 16_000_000
+    assert bare["expiry"] > time.time() and bare["quote_id"]
+    assert "destination" not in bare
+
+    small = plugin.call("hashpool-quote", {"token": token, "invstring": make_invoice(1_000_000).bolt11}).ok()
+    assert small["destination"]["payable"] is True
+    too_big = plugin.call("hashpool-quote", {"token": token, "invstring": make_invoice(40_000_000).bolt11}).ok()
+    assert too_big["destination"]["payable"] is False and too_big["destination"]["reason"]
+
+
+def test_status_listing_info_and_settle(plugin: PluginHarness, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([64])
+    done = plugin.call("hashpool-redeem", [token, make_invoice(2_000_000).bolt11]).ok()
+
+    hidden = plugin.call("hashpool-status", {"id": done["id"]}).ok()
+    assert hidden["id"] == done["id"] and "change_token" not in hidden
+    shown = plugin.call("hashpool-status", [done["id"], True]).ok()
+    assert shown["change_token"] == done["change_token"]
+
+    listed = plugin.call("hashpool-redemptions", {}).ok()["redemptions"]
+    assert [r["id"] for r in listed] == [done["id"]]
+    assert "cashu" not in json.dumps(listed)
+    assert plugin.call("hashpool-redemptions", ["refunded"]).ok() == {"redemptions": []}
+
+    info = plugin.call("hashpool-info").ok()
+    assert info["mint"] == ehash_mint.url and info["pools"] == [ehash_mint.pool]
+    assert info["mint_reachable"] is True
+    assert ehash_mint.desk_key not in json.dumps(info)
+
+    settled = plugin.call("hashpool-settle", {}).ok()
+    assert set(settled) == {"settled", "waiting"}
+
+    unknown = plugin.call("hashpool-status", {"id": "no-such-redemption"})
+    assert unknown.error is not None and unknown.error["code"] == 3450
+
+
+def test_desk_errors_keep_their_code_message_and_data(plugin: PluginHarness, ehash_mint) -> None:
+    garbage = plugin.call("hashpool-redeem", {"token": "cashuBnot-a-token", "invstring": make_invoice().bolt11})
+    assert garbage.error is not None and garbage.error["code"] == 3400
+    assert set(garbage.error) <= {"code", "message", "data"} and garbage.error["message"]
+
+    (token,) = ehash_mint.issue_settled([4])
+    mainnet = make_invoice(1_000_000, network="bitcoin")
+    wrong = plugin.call("hashpool-redeem", {"token": token, "invstring": mainnet.bolt11})
+    assert wrong.error is not None and wrong.error["code"] == 3411
+
+
+def test_setconfig_changes_the_limit_the_next_redemption_sees(plugin: PluginHarness, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([64])
+    assert plugin.setconfig("hashpool-max-msat", 1_000_000).ok() == {}
+    assert plugin.call("hashpool-info").ok()["max_msat"] == 1_000_000
+    over = plugin.call("hashpool-redeem", [token, make_invoice(2_000_000).bolt11])
+    assert over.error is not None and over.error["code"] == 3421
+
+
+def test_multi_pool_option_reaches_the_desk(harness: PluginHarness, ehash_mint) -> None:
+    other = "03" + "bb" * 32
+    _start(harness, ehash_mint, **{"hashpool-pool": [other, ehash_mint.pool]})
+    assert harness.call("hashpool-info").ok()["pools"] == [other, ehash_mint.pool]
+
+
+def test_notifications_follow_each_move_without_secrets(plugin: PluginHarness, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([64])
+    inv = make_invoice(3_000_000)
+    done = plugin.call("hashpool-redeem", [token, inv.bolt11]).ok()
+
+    events = [n["hashpool_redemption"] for n in plugin.custom("hashpool_redemption")]
+    mine = [e for e in events if e["id"] == done["id"]]
+    states = [e["state"] for e in mine]
+    assert states[:4] == ["quoted", "custody", "paying", "paid"], states
+    assert all(set(e) <= NOTIFICATION_KEYS for e in mine)
+    assert all(e["old_state"] for e in mine)
+    text = json.dumps(events)
+    assert inv.preimage not in text and "cashu" not in text and ehash_mint.desk_key not in text
+
+
+def test_sigkill_mid_payment_then_restart_pays_once(lightning_dir: Path, node: FakeNode, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([64])
+    inv = make_invoice(4_000_000)
+    # The node takes a few seconds to answer xpay: the plugin dies while the payment is in flight.
+    node.script(inv.payment_hash, Outcome(delay=3.0))
+
+    first = _start(PluginHarness(lightning_dir, python=sys.executable).start(), ehash_mint)
+    try:
+        first.send("hashpool-redeem", {"token": token, "invstring": inv.bolt11})
+        first.wait_for(lambda: node.payments(inv.payment_hash), 20, "the payment to start")
+        first.kill()
+    finally:
+        first.close()
+
+    second = _start(PluginHarness(lightning_dir, python=sys.executable).start(), ehash_mint)
+    try:
+        def finished():
+            rows = second.call("hashpool-redemptions", {}).ok()["redemptions"]
+            return rows if rows and rows[0]["state"] in ("paid", "settled", "refunded") else None
+
+        (row,) = second.wait_for(finished, 40, "recovery to finish the redemption")
+        assert row["state"] in ("paid", "settled")
+        assert row["payment_hash"] == inv.payment_hash
+        assert node.complete_count(inv.payment_hash) == 1
+        assert len(node.payments(inv.payment_hash)) == 1  # never sent a second time
+        again = second.call("hashpool-redeem", {"token": token, "invstring": make_invoice(1_000).bolt11})
+        assert again.error is not None and again.error["code"] in (3407, 3408)  # the token is spent
+    finally:
+        second.close()
