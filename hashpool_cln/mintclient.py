@@ -277,8 +277,9 @@ class MintClient:
         return q
 
     async def get_melt_quote_ehash(self, quote_id: str) -> EhashQuote:
-        q = _quote(_obj(await self._get(f"/v1/melt/quote/ehash/{urlquote(quote_id, safe='')}"), "quote"),
-                   "melt quote")
+        path = f"/v1/melt/quote/ehash/{urlquote(quote_id, safe='')}"
+        # The quote belongs to the desk that asked for it: the mint shows it to that role only.
+        q = _quote(_obj(await self._request("GET", path, None, auth=True), "quote"), "melt quote")
         if q.quote != quote_id:
             raise MintProtocolError(f"asked for quote {quote_id}, got {q.quote}")
         return q

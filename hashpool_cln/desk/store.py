@@ -206,7 +206,8 @@ class Store:
                 raise ClaimConflict("input") from None
             if payment_hash is not None:
                 await self._claim_payment_hash(db, row["id"], payment_hash)
-        return Record(row)
+            cur = await db.execute("SELECT * FROM redemptions WHERE id = ?", (row["id"],))
+            return Record(dict(await cur.fetchone()))
 
     async def _claim_payment_hash(self, db: aiosqlite.Connection, redemption_id: str, payment_hash: str) -> None:
         try:

@@ -82,7 +82,7 @@ async def _read_response(reader: asyncio.StreamReader, request_id: str) -> dict[
             # Anything else (a notification, a stray answer) is not ours: skip it.
 
 
-async def call(path: str, method: str, params: dict[str, Any], timeout: float) -> Any:
+async def call(path: str, method: str, params: dict[str, Any] | list[Any], timeout: float) -> Any:
     """Call ``method`` and return its ``result``; RpcError for error answers, RpcUnavailable otherwise."""
     request_id = f"hashpool-cln:{method}#{next(_ids)}"
     request = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})

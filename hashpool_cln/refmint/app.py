@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         detail = exc.reason if exc.status != 413 else f"request body too large (limit {request.app[CONFIG].max_body})"
         return _reply({"detail": detail, "code": int(Code.MALFORMED)}, status=exc.status)
+    except sqlite3.OperationalError as exc:
+        log.error("database error in %s %s: %s", request.method, request.path, exc)
+        return _reply({"detail": "the mint's database is busy, try again", "code": int(Code.MALFORMED)}, status=503)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return _reply({"detail": "internal error", "code": int(Code.MALFORMED)}, status=500)

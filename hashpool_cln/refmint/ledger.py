@@ -511,7 +511,7 @@ class Ledger:
                 "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
                 " expiry, created_at) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?)",
                 (quote, unit, amount, amount_msat, request, request_hash, expiry, now))
-        return EhashQuote(quote, unit, amount, amount_msat, "UNPAID", expiry)
+        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash), now)
 
     def _require_redeemable(self, epoch: EpochRecord, now: int) -> int:
         """The epoch's net reward if it is settled and has a price; MintError otherwise."""

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 from pyln.client import RpcError
 
@@ -88,7 +89,7 @@ def _db_shell(stack: Stack, which: str) -> int:
     return _mini_shell(path)
 
 
-def _mini_shell(path) -> int:  # noqa: ANN001
+def _mini_shell(path: Path) -> int:
     """A minimal SQL prompt for Pythons without ``python -m sqlite3`` (3.11 and older)."""
     conn = sqlite3.connect(path)
     print(f"{path}: SQL statements end with ';'; Ctrl-D quits")

@@ -23,12 +23,19 @@ class Tool:
     version_args: tuple[str, ...]
     minimum: tuple[int, int, int] | None
     where: str
+    cln_style: bool = False  # versions written vYY.MM[.patch], as Core Lightning does
+
+    def fmt(self, version: tuple[int, int, int]) -> str:
+        major, minor, patch = version
+        if self.cln_style:
+            return f"v{major}.{minor:02d}" + (f".{patch}" if patch else "")
+        return f"{major}.{minor}.{patch}"
 
 
 TOOLS = (
     Tool("bitcoind", ("-version",), MIN_BITCOIND, WHERE_BITCOIN),
     Tool("bitcoin-cli", ("-version",), None, WHERE_BITCOIN + "; lightningd reads the chain through it"),
-    Tool("lightningd", ("--version",), MIN_LIGHTNINGD, WHERE_LIGHTNING),
+    Tool("lightningd", ("--version",), MIN_LIGHTNINGD, WHERE_LIGHTNING, cln_style=True),
 )
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(rc\d+)?")
@@ -46,10 +53,6 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     if match[4]:
         return (major, minor, patch - 1) if patch else (major, minor - 1, 99) if minor else (major - 1, 99, 99)
     return major, minor, patch
-
-
-def _fmt(version: tuple[int, int, int]) -> str:
-    return ".".join(str(p) for p in version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def check_tool(tool: Tool, path_env: str | None = None) -> Found:
         return Found(tool, path, None, f"cannot tell the version of {path} (it says {text[:80]!r})")
     if version < tool.minimum:
         return Found(tool, path, version,
-                     f"{path} is version {_fmt(version)}; version {_fmt(tool.minimum)} or newer is needed")
+                     f"{path} is version {tool.fmt(version)}; version {tool.fmt(tool.minimum)} or newer is needed")
     return Found(tool, path, version, None)
 
 

@@ -84,9 +84,9 @@ class Stack:
     def up(self) -> None:
         """Start whatever is not running and bring the stack to a usable state; safe to run again."""
         self.layout.root.mkdir(parents=True, exist_ok=True)
-        self._start_bitcoind()
-        self._prepare_wallet()
-        self._start_mint()
+        self.start_bitcoind()
+        self.prepare_wallet()
+        self.start_mint()
         for name in NODES:
             self._start_lightningd(name)
         self._fund_and_connect()
@@ -115,7 +115,7 @@ class Stack:
         finally:
             btc.close()
 
-    def _start_bitcoind(self) -> None:
+    def start_bitcoind(self) -> None:
         if procs.running_pid(self.layout, "bitcoind", "bitcoind") is None:
             settings = self.settings()
             self.layout.bitcoin_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ class Stack:
                              alive=lambda: procs.running_pid(self.layout, "bitcoind", "bitcoind") == pid)
         procs.wait_until("bitcoind", self._bitcoind_ready, 120, self.layout.log_file("bitcoind"))
 
-    def _prepare_wallet(self) -> None:
+    def prepare_wallet(self) -> None:
         btc = self.bitcoin()
         try:
             if WALLET not in btc("listwallets"):
@@ -178,7 +178,7 @@ class Stack:
         except (OSError, urllib.error.URLError):
             return False
 
-    def _start_mint(self) -> None:
+    def start_mint(self) -> None:
         if procs.running_pid(self.layout, "mint", MINT_MARKER) is None:
             settings = self.settings()
             btc = self.bitcoin()
@@ -197,6 +197,9 @@ class Stack:
             procs.wait_until("the mint", self._mint_ready, 60, self.layout.log_file("mint"),
                              alive=lambda: procs.running_pid(self.layout, "mint", MINT_MARKER) == pid)
         procs.wait_until("the mint", self._mint_ready, 60, self.layout.log_file("mint"))
+
+    def stop_mint(self) -> bool:
+        return procs.stop(self.layout, "mint", MINT_MARKER)
 
     def mint_secrets(self) -> tuple[str, str]:
         """The desk's bearer key and the pool's public key (hex), from the mint's data directory."""
@@ -283,7 +286,8 @@ class Stack:
             if not [o for o in pool.listfunds()["outputs"] if o["status"] == "confirmed"]:
                 wallet = self.bitcoin(wallet=True)
                 try:
-                    wallet("sendtoaddress", pool.newaddr()["bech32"], POOL_ONCHAIN_BTC)
+                    address = pool.newaddr()
+                    wallet("sendtoaddress", address.get("p2tr") or address["bech32"], POOL_ONCHAIN_BTC)
                 finally:
                     wallet.close()
                 self.mine(1)

@@ -6,7 +6,7 @@ import hashlib
 import os
 
 import pytest
-from client.conftest import RealMint
+from support.refmint import MintHandle
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
@@ -25,24 +25,24 @@ def blinded(keyset_id: str, amounts: list[int]) -> tuple[list[BlindedMessage], l
     return outs, secrets, rs
 
 
-async def issue(mint: RealMint, client: MintClient, leading_zeros: int) -> list[Proof]:
+async def issue(mint: MintHandle, client: MintClient, leading_zeros: int) -> list[Proof]:
     """ehash worth ``2^leading_zeros`` units of the open epoch, as a miner's wallet would mint it."""
     quote = await mint.share_quote(leading_zeros)
     keyset = next(k for k in await client.keysets() if k.active and k.unit == quote["unit"])
     outs, secrets, rs = blinded(keyset.id, split_amount(quote["amount"]))
-    answer = await mint.pool_post("/v1/mint/mining_share", {"quote": quote["quote"],
-                                                           "outputs": [o.to_dict() for o in outs]})
+    answer = await mint.ok("POST", "/v1/mint/mining_share", {"quote": quote["quote"],
+                                                            "outputs": [o.to_dict() for o in outs]})
     sigs = [BlindSignature.from_dict(s) for s in answer["signatures"]]
     return await client.unblind_signatures(outs, secrets, rs, sigs)
 
 
 @pytest.fixture
-async def client(real_mint: RealMint):
-    async with MintClient(real_mint.url, desk_key=real_mint.desk_key, timeout=10) as c:
+async def client(refmint: MintHandle):
+    async with MintClient(refmint.url, desk_key=refmint.desk_key, timeout=10) as c:
         yield c
 
 
-async def test_info_keysets_keys(real_mint: RealMint, client: MintClient) -> None:
+async def test_info_keysets_keys(refmint: MintHandle, client: MintClient) -> None:
     info = await client.info()
     assert isinstance(info.get("name"), str)
     keysets = await client.keysets()
@@ -52,8 +52,8 @@ async def test_info_keysets_keys(real_mint: RealMint, client: MintClient) -> Non
         assert keyset.unit == meta.unit and keyset.keys and keyset.input_fee_ppk == meta.input_fee_ppk
 
 
-async def test_issue_swap_checkstate_restore(real_mint: RealMint, client: MintClient) -> None:
-    proofs = await issue(real_mint, client, 4)
+async def test_issue_swap_checkstate_restore(refmint: MintHandle, client: MintClient) -> None:
+    proofs = await issue(refmint, client, 4)
     assert sum(p.amount for p in proofs) == 16
     ys = [crypto.proof_y(p.secret) for p in proofs]
     assert [s.state for s in await client.checkstate(ys)] == ["UNSPENT"] * len(proofs)
@@ -76,12 +76,12 @@ async def test_issue_swap_checkstate_restore(real_mint: RealMint, client: MintCl
     assert [p.C for p in restored] == [p.C for p in new]
 
 
-async def test_epochs_quote_and_melt(real_mint: RealMint, client: MintClient) -> None:
-    proofs = await issue(real_mint, client, 3)
+async def test_epochs_quote_and_melt(refmint: MintHandle, client: MintClient) -> None:
+    proofs = await issue(refmint, client, 3)
     unit = (await client.keys(proofs[0].id)).unit
     (open_epoch,) = [e for e in await client.epochs() if e.unit == unit]
     assert open_epoch.state == "open" and open_epoch.issued == 8 and proofs[0].id in open_epoch.keysets
-    await real_mint.reward(height=100, reward_msat=80_000)
+    await refmint.reward(80_000)
     settled = next(e for e in await client.epochs() if e.unit == unit)
     assert settled.state == "settled" and settled.reward_msat == 80_000
 
@@ -96,13 +96,13 @@ async def test_epochs_quote_and_melt(real_mint: RealMint, client: MintClient) ->
     assert {s.state for s in await client.checkstate([crypto.proof_y(p.secret) for p in proofs])} == {"SPENT"}
 
 
-async def test_authenticated_endpoints_need_the_desk_key(real_mint: RealMint) -> None:
-    async with MintClient(real_mint.url) as anonymous:
+async def test_authenticated_endpoints_need_the_desk_key(refmint: MintHandle) -> None:
+    async with MintClient(refmint.url) as anonymous:
         keysets = await anonymous.keysets()
         with pytest.raises(MintError) as e:
             await anonymous.melt_quote_ehash(keysets[0].unit, 1)
         assert e.value.status == 401
-    async with MintClient(real_mint.url, desk_key="not-the-key") as wrong:
+    async with MintClient(refmint.url, desk_key="not-the-key") as wrong:
         with pytest.raises(MintError) as e:
             await wrong.melt_quote_ehash(keysets[0].unit, 1)
         assert e.value.status == 401 and "bad desk bearer key" in e.value.detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from support.invoices import make_invoice
 
 from hashpool_cln.cashu.tokens import parse_token
@@ -25,3 +27,195 @@ async def test_bolt11_with_amount_pays_returns_change_and_settles(desk, ehash, n
     assert set(await ehash.states(token)) == {"SPENT"}
     quote = await ehash.client.get_melt_quote_ehash(out["quote_id"])
     assert quote.state == "PAID" and quote.amount == 101
+
+
+async def test_amountless_bolt11_with_caller_amount(desk, ehash, node):
+    token = await ehash.token(500)
+    inv = make_invoice(None)
+    out = await desk.redeem(token, inv.bolt11, amount_msat=50_000)
+    assert out["state"] == "settled" and out["amount_msat"] == 50_000
+    assert node.complete_count(inv.payment_hash) == 1
+    assert parse_token(out["change_token"]).amount == 500 - 51  # 50 000 + 500 reserve = 51 units (ceil)
+
+
+async def test_amountless_bolt11_without_amount_sends_the_whole_value(desk, ehash, node):
+    node.fee_msat = 700
+    token = await ehash.token(300)
+    inv = make_invoice(None)
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "settled"
+    assert out["value_msat"] == 300 * RATE_MSAT
+    # sendamount: the payee bears the routing fee
+    assert out["amount_msat"] == 300 * RATE_MSAT - 700 and out["fee_msat"] == 700
+    assert "change_token" not in out
+    assert node.requests[-1][0] in ("sendamount", "listsendpays", "listpays") or node.calls["sendamount"] == 1
+    assert node.calls["sendamount"] == 1 and node.calls["xpay"] == 0
+
+
+async def test_bolt12_offer_fetches_persists_and_pays_the_invoice(desk, ehash, node):
+    from support.invoices import make_offer
+    offer = make_offer(20_000)
+    node.register_offer(offer)
+    token = await ehash.token(100)
+    out = await desk.redeem(token, offer.text, payer_note="thanks")
+    assert out["state"] == "settled" and out["destination_kind"] == "bolt12_offer"
+    assert node.calls["fetchinvoice"] == 1
+    assert node.complete_count(out["payment_hash"]) == 1
+    rec = await desk.store.get(out["id"])
+    assert rec["invoice"].startswith("lni") and rec["destination"] == offer.text
+
+
+async def test_definitive_failure_refunds_the_custody_proofs(desk, ehash, node):
+    from support.fakenode import Outcome
+    token = await ehash.token(400)
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.fail(205))
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "refunded"
+    assert out["error"]["code"] == 3440
+    assert node.complete_count(inv.payment_hash) == 0
+    refund, change = parse_token(out["refund_token"]), parse_token(out["change_token"])
+    assert refund.amount + change.amount == 400
+    assert set(await ehash.states(out["refund_token"])) == {"UNSPENT"}
+    assert set(await ehash.states(out["change_token"])) == {"UNSPENT"}
+    status = await desk.status(out["id"], reveal_tokens=False)
+    assert "refund_token" not in status and status["state"] == "refunded"
+    assert (await desk.status(out["id"], reveal_tokens=True))["refund_token"] == out["refund_token"]
+    # the released invoice may be tried again by another redemption
+    out2 = await desk.redeem(await ehash.token(400), inv.bolt11)
+    assert out2["state"] == "settled" and node.complete_count(inv.payment_hash) == 1
+
+
+async def test_batched_settlement(make_desk, ehash, node):
+    desk = await make_desk(settle="batch")
+    inv = make_invoice(30_000)
+    out = await desk.redeem(await ehash.token(100), inv.bolt11)
+    assert out["state"] == "paid"
+    assert set(await ehash.states((await _custody(desk, out["id"])))) == {"UNSPENT"}
+    result = await desk.settle()
+    assert result["settled"] == [out["id"]]
+    assert (await desk.status(out["id"]))["state"] == "settled"
+    assert set(await ehash.states(await _custody(desk, out["id"]))) == {"SPENT"}
+    assert (await ehash.client.get_melt_quote_ehash(out["quote_id"])).state == "PAID"
+
+
+async def _custody(desk, rid):
+    import json
+
+    from hashpool_cln.cashu.models import Proof
+    return [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rid)]
+
+
+async def test_two_concurrent_redeems_of_one_token_pay_once(desk, ehash, node):
+    import asyncio
+
+    from hashpool_cln.desk.errors import DeskError
+    token = await ehash.token(500)
+    a, b = make_invoice(100_000), make_invoice(100_000)
+    results = await asyncio.gather(desk.redeem(token, a.bolt11), desk.redeem(token, b.bolt11),
+                                   return_exceptions=True)
+    ok = [r for r in results if isinstance(r, dict)]
+    errors = [r for r in results if isinstance(r, DeskError)]
+    assert len(ok) == 1 and len(errors) == 1, results
+    assert errors[0].code == 3408  # TOKEN_IN_USE
+    assert node.complete_count(a.payment_hash) + node.complete_count(b.payment_hash) == 1
+
+
+async def test_one_invoice_offered_by_two_redemptions_is_paid_once(desk, ehash, node):
+    import asyncio
+
+    from hashpool_cln.desk.errors import DeskError
+    inv = make_invoice(100_000)
+    t1, t2 = await ehash.token(500), await ehash.token(500)
+    results = await asyncio.gather(desk.redeem(t1, inv.bolt11), desk.redeem(t2, inv.bolt11),
+                                   return_exceptions=True)
+    ok = [r for r in results if isinstance(r, dict)]
+    errors = [r for r in results if isinstance(r, DeskError)]
+    assert len(ok) == 1 and len(errors) == 1, results
+    assert errors[0].code == 3415  # DESTINATION_IN_USE
+    assert node.complete_count(inv.payment_hash) == 1
+    # and once paid, never again
+    try:
+        await desk.redeem(await ehash.token(500), inv.bolt11)
+        raise AssertionError("a paid invoice was accepted again")
+    except DeskError as e:
+        assert e.code == 3415
+    assert node.complete_count(inv.payment_hash) == 1
+
+
+async def test_pending_then_complete(desk, ehash, node):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.desk.recovery import reconcile
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
+    out = await desk.redeem(await ehash.token(500), inv.bolt11)
+    assert out["state"] == "paying" and desk.in_flight() == 1
+    assert "refund_token" not in out
+    node.resolve(inv.payment_hash)
+    await reconcile(desk)
+    done = await desk.status(out["id"])
+    assert done["state"] == "settled" and done["payment_preimage"] == inv.preimage
+    assert desk.in_flight() == 0 and node.complete_count(inv.payment_hash) == 1
+
+
+async def test_pending_then_failed_refunds(desk, ehash, node):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.desk.recovery import reconcile
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.PENDING_THEN_FAILED)
+    token = await ehash.token(500)
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "paying"
+    await reconcile(desk)  # still pending: nothing may change
+    assert (await desk.status(out["id"]))["state"] == "paying"
+    node.resolve(inv.payment_hash)
+    await reconcile(desk)  # failed, but the node's retry window is not over: a crashed payer may still retry
+    assert (await desk.status(out["id"]))["state"] == "paying"
+    desk._clock = lambda: time.time() + desk.config.retry_for + desk.config.payment_grace + 1
+    await reconcile(desk)
+    done = await desk.status(out["id"], reveal_tokens=True)
+    assert done["state"] == "refunded" and node.complete_count(inv.payment_hash) == 0
+    assert set(await ehash.states(done["refund_token"])) == {"UNSPENT"}
+
+
+async def test_lost_node_answer_stays_paying_until_the_node_says(desk, ehash, node):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.desk.recovery import reconcile
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.DROP_THEN_COMPLETE)
+    out = await desk.redeem(await ehash.token(500), inv.bolt11)
+    assert out["state"] in ("paying",)
+    await reconcile(desk)
+    assert (await desk.status(out["id"]))["state"] == "settled"
+    assert node.complete_count(inv.payment_hash) == 1
+
+
+async def test_quote_prices_without_committing(desk, ehash, node):
+    token = await ehash.token(1_000)
+    inv = make_invoice(100_000)
+    q = await desk.quote(token, inv.bolt11)
+    assert q["value_msat"] == 1_000 * RATE_MSAT and q["amount"] == 1_000
+    assert q["destination"]["payable"] is True and q["destination"]["units_needed"] == 101
+    assert q["destination"]["fee_reserve_msat"] == 1_000
+    assert set(await ehash.states(token)) == {"UNSPENT"}
+    assert await desk.redemptions() == []
+    small = await desk.quote(await ehash.token(50), inv.bolt11)
+    assert small["destination"]["payable"] is False
+
+
+async def test_events_carry_no_secrets(make_desk, ehash, node):
+    desk = await make_desk()
+    events = []
+    desk.on_event(lambda rid, old, new, fields: events.append((old, new, fields)))
+    inv = make_invoice(10_000)
+    out = await desk.redeem(await ehash.token(100), inv.bolt11)
+    assert [(o, n) for o, n, _ in events] == [("", "new"), ("new", "quoted"), ("quoted", "custody"),
+                                              ("custody", "paying"), ("paying", "paid"), ("paid", "settled")]
+    blob = repr(events)
+    assert inv.preimage not in blob and out["change_token"] not in blob and "token" not in blob
+    listed = await desk.redemptions()
+    assert listed[0]["id"] == out["id"] and "change_token" not in listed[0] and "payment_preimage" not in repr(
+        [e for e in events])

@@ -204,7 +204,7 @@ async def test_positional_params_and_unknown_method(node: FakeNode, cln: ClnNode
     from hashpool_cln.lightning import jsonrpc
 
     inv = make_invoice(5000)
-    decoded = await jsonrpc.call(str(node.rpc_path), "decode", [inv.bolt11], timeout=5)  # type: ignore[arg-type]
+    decoded = await jsonrpc.call(str(node.rpc_path), "decode", [inv.bolt11], timeout=5)
     assert decoded["payment_hash"] == inv.payment_hash
     with pytest.raises(NodeError) as e:
         await cln.call("no-such-method")

@@ -261,3 +261,16 @@ def test_merge_precedence() -> None:
         _merge_status(H, [{"payment_hash": "00" * 32, "status": "failed"}], [])
     with pytest.raises(_Bad, match="unknown payment status"):
         _merge_status(H, [{"payment_hash": H, "status": "weird"}], [])
+
+
+async def test_instant_mode(tmp_path) -> None:
+    """The benchmark's node: decodes are cached, no request log grows, payments complete at once."""
+    async with FakeNode(tmp_path / "rpc", instant=True) as node:
+        cln = ClnNode(node.rpc_path)
+        invoices = [make_invoice(1000 + i) for i in range(5)]
+        for inv in invoices:
+            assert (await cln.decode(inv.bolt11)).amount_msat == inv.amount_msat
+            assert (await pay(cln, inv.bolt11)).preimage == inv.preimage
+        assert len(node._decoded) == 5
+        assert node.requests == [] and node.calls["xpay"] == 5
+        assert all(node.complete_count(inv.payment_hash) == 1 for inv in invoices)
