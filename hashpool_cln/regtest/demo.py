@@ -32,6 +32,13 @@ class Receipt:
     result: dict[str, Any]
 
 
+@dataclass
+class DemoResult:
+    receipts: list[Receipt]
+    before: dict[str, dict[str, int]]
+    after: dict[str, dict[str, int]]
+
+
 def _epochs(url: str) -> list[Epoch]:
     async def fetch() -> list[Epoch]:
         async with MintClient(url) as client:
@@ -102,7 +109,7 @@ def _print_receipt(receipt: Receipt, say: Callable[[str], None]) -> None:
         say(f"  change_token      {r['change_token'][:40]}… ({len(r['change_token'])} chars)")
 
 
-def run(stack: Stack, say: Callable[[str], None] = print) -> list[Receipt]:
+def run(stack: Stack, say: Callable[[str], None] = print) -> DemoResult:
     started = time.monotonic()
     say("== bringing the regtest stack up")
     stack.up()
@@ -139,7 +146,7 @@ def run(stack: Stack, say: Callable[[str], None] = print) -> list[Receipt]:
     _print_balances("balances before:", before, say)
     _print_balances("balances after:", after, say)
     say(f"== done in {time.monotonic() - started:.0f} s; `just down` stops the stack")
-    return receipts
+    return DemoResult(receipts, before, after)
 
 
 def _unit_of(token: str) -> str:

@@ -307,8 +307,13 @@ class Stack:
         theirs = self.node("miner").listpeerchannels(pool_id)["channels"]
         return any(c["state"] == "CHANNELD_NORMAL" for c in theirs)
 
+    def _settled(self) -> bool:
+        """No HTLC in flight on either node's channels (balances are final)."""
+        return all(not c.get("htlcs") for name in NODES for c in self.node(name).listpeerchannels()["channels"])
+
     def balances(self) -> dict[str, dict[str, int]]:
-        """Each node's spendable channel balance and on-chain funds, in msat."""
+        """Each node's channel balance and confirmed on-chain funds, in msat, once no HTLC is in flight."""
+        procs.wait_until("the channel to settle its HTLCs", self._settled, 30, self.layout.log_file("pool"))
         out = {}
         for name in NODES:
             funds = self.node(name).listfunds()

@@ -41,9 +41,9 @@ async def test_restart_keeps_everything(tmp_path) -> None:
             assert (await mint.ok("GET", "/v1/info"))["pubkey"] == info_before["pubkey"]
             states = (await mint.ok("POST", "/v1/checkstate", {"Ys": ys(spent) + ys(kept)}))["states"]
             assert [s["state"] for s in states] == ["SPENT"] * len(spent) + ["UNSPENT"] * len(kept)
+            outs = blind_outputs(spent[0].id, [16, 8, 4, 2, 1]).outputs
             again = await mint.call("POST", "/v1/swap", {"inputs": [p.to_dict() for p in spent],
-                                                         "outputs": [o.to_dict() for o in
-                                                                     blind_outputs(spent[0].id, [16, 8, 4, 2, 1]).outputs]})
+                                                         "outputs": [o.to_dict() for o in outs]})
             assert again.code == 11001
             assert await mint.ok("GET", f"/v1/mint/quote/mining_share/{share['quote']}") == share_after
             assert await mint.ok("GET", f"/v1/melt/quote/ehash/{melt_quote['quote']}", role="desk") == melt_quote

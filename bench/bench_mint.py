@@ -1,0 +1,265 @@
+"""Swap throughput of the reference mint against a real nutshell mint, under the same client load.
+
+Both mints run as subprocesses on loopback: ``hashpool-mint serve`` and nutshell's ``mint`` (from
+``$HASHPOOL_NUTSHELL_VENV``, default ``.venv-nutshell``; FakeWallet backend, ``sat`` keyset, no input fee).
+Each client holds its own proofs of amount 1 (the reference mint's from mining-share quotes, nutshell's from a
+FakeWallet-paid mint quote) and swaps them over and over into fresh proofs of amount 1: 1 or 64 proofs per
+request, 1 client sequentially or 8 concurrent clients. Reported: proofs per second and the ratio
+reference / nutshell per configuration.
+
+    python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hashpool_cln.cashu import crypto  # noqa: E402
+from hashpool_cln.cashu.models import Proof  # noqa: E402
+from hashpool_cln.refmint.config import load_auth  # noqa: E402
+from hashpool_cln.refmint.shares import random_share_hash  # noqa: E402
+
+CONFIGS = [(1, 1), (64, 1), (1, 8), (64, 8)]  # (proofs per request, concurrent clients)
+FUND_BATCH = 512  # proofs of amount 1 minted per funding request
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    keyset_id: str
+    keys: dict[int, Any]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> Any:
+    async with session.request(method, url, json=body, headers=headers) as resp:
+        data = await resp.json(content_type=None)
+        if resp.status != 200:
+            raise RuntimeError(f"{method} {url} -> {resp.status}: {data}")
+        return data
+
+
+async def _wait_ready(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mint exited with {proc.returncode}")
+        with contextlib.suppress(aiohttp.ClientError, RuntimeError):
+            await _json(session, "GET", url + "/v1/keysets")
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"mint at {url} did not come up")
+
+
+def _spawn(args: list[str], **kw: Any) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _load_keys(session: aiohttp.ClientSession, url: str, unit: str) -> tuple[str, dict[int, Any]]:
+    keysets = (await _json(session, "GET", url + "/v1/keysets"))["keysets"]
+    kid = next(k["id"] for k in keysets if k["unit"] == unit and k["active"])
+    keys = (await _json(session, "GET", f"{url}/v1/keys/{kid}"))["keysets"][0]["keys"]
+    return kid, {int(a): crypto.point(k) for a, k in keys.items()}
+
+
+def _blind(kid: str, n: int) -> tuple[list[dict], list[str], list]:
+    outs, secs, rs = [], [], []
+    for _ in range(n):
+        secret = secrets.token_hex(32)
+        B_, r = crypto.blind(secret.encode())
+        outs.append({"amount": 1, "id": kid, "B_": B_.format().hex()})
+        secs.append(secret)
+        rs.append(r)
+    return outs, secs, rs
+
+
+def _unblind(target: Target, sigs: list[dict], secs: list[str], rs: list) -> list[Proof]:
+    A = target.keys[1]
+    return [Proof(1, target.keyset_id, s, crypto.unblind(crypto.point(sig["C_"]), r, A).format().hex())
+            for sig, s, r in zip(sigs, secs, rs)]
+
+
+# ---------------------------------------------------------------- the two mints
+
+
+@contextlib.asynccontextmanager
+async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[Target, Any]]:
+    port = _free_port()
+    data_dir = workdir / "refmint"
+    proc = _spawn([sys.executable, "-m", "hashpool_cln.refmint", "serve", "--port", str(port),
+                   "--data-dir", str(data_dir), "--min-difficulty", "0", "--log-level", "WARNING"], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(session, url, proc, 30)
+        pool = load_auth(data_dir)["pool"]
+        info = await _json(session, "GET", url + "/v1/info")
+        kid, keys = await _load_keys(session, url, info["ehash"]["open_unit"])
+        target = Target("reference", url, kid, keys)
+
+        async def fund(n: int) -> list[Proof]:
+            proofs: list[Proof] = []
+            while len(proofs) < n:
+                quote = await _json(session, "POST", url + "/v1/mint/quote/mining_share",
+                                    {"header_hash": random_share_hash(FUND_BATCH.bit_length() - 1).hex()},
+                                    {"Authorization": f"Bearer {pool}"})
+                outs, secs, rs = _blind(kid, quote["amount"])
+                sigs = (await _json(session, "POST", url + "/v1/mint/mining_share",
+                                    {"quote": quote["quote"], "outputs": outs}))["signatures"]
+                proofs += _unblind(target, sigs, secs, rs)
+            return proofs
+
+        yield target, fund
+    finally:
+        _stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def nutshell_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[Target, Any]]:
+    venv = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
+    exe = venv / "bin" / "mint"
+    if not exe.exists():
+        raise FileNotFoundError(f"nutshell mint not found at {exe} (python3 dev.py bench prepares it)")
+    port = _free_port()
+    db_dir = workdir / "nutshell-db"
+    db_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINT_", "CASHU_"))}
+    env.update({
+        "MINT_BACKEND_BOLT11_SAT": "FakeWallet", "MINT_PRIVATE_KEY": secrets.token_hex(32),
+        "MINT_DATABASE": str(db_dir), "MINT_LISTEN_HOST": "127.0.0.1", "MINT_LISTEN_PORT": str(port),
+        "MINT_INPUT_FEE_PPK": "0", "DEBUG": "FALSE", "LOG_LEVEL": "WARNING",
+    })
+    run_dir = workdir / "nutshell-run"  # nutshell reads ./.env: give it an empty directory
+    run_dir.mkdir()
+    proc = _spawn([str(exe)], env=env, cwd=run_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(session, url, proc, 60)
+        kid, keys = await _load_keys(session, url, "sat")
+        target = Target("nutshell", url, kid, keys)
+
+        async def fund(n: int) -> list[Proof]:
+            proofs: list[Proof] = []
+            while len(proofs) < n:
+                quote = await _json(session, "POST", url + "/v1/mint/quote/bolt11", {"amount": FUND_BATCH,
+                                                                                     "unit": "sat"})
+                for _ in range(100):  # FakeWallet marks the invoice paid on its own
+                    state = await _json(session, "GET", f"{url}/v1/mint/quote/bolt11/{quote['quote']}")
+                    if state.get("state") == "PAID" or state.get("paid"):
+                        break
+                    await asyncio.sleep(0.05)
+                outs, secs, rs = _blind(kid, FUND_BATCH)
+                sigs = (await _json(session, "POST", url + "/v1/mint/bolt11",
+                                    {"quote": quote["quote"], "outputs": outs}))["signatures"]
+                proofs += _unblind(target, sigs, secs, rs)
+            return proofs
+
+        yield target, fund
+    finally:
+        _stop(proc)
+
+
+# ---------------------------------------------------------------- the load
+
+
+async def _client(session: aiohttp.ClientSession, target: Target, proofs: list[Proof], batch: int,
+                  deadline: float) -> int:
+    swapped = 0
+    while time.monotonic() < deadline:
+        inputs, proofs = proofs[:batch], proofs[batch:]
+        outs, secs, rs = _blind(target.keyset_id, batch)
+        sigs = (await _json(session, "POST", target.url + "/v1/swap",
+                            {"inputs": [p.to_dict() for p in inputs], "outputs": outs}))["signatures"]
+        proofs += _unblind(target, sigs, secs, rs)
+        swapped += batch
+    return swapped
+
+
+async def measure(session: aiohttp.ClientSession, target: Target, fund: Any, batch: int, clients: int,
+                  duration: float) -> float:
+    wallets = [await fund(batch) for _ in range(clients)]
+    await _client(session, target, await fund(batch), batch, time.monotonic() + 0.3)  # warm up
+    start = time.monotonic()
+    counts = await asyncio.gather(*(_client(session, target, w, batch, start + duration) for w in wallets))
+    return sum(counts) / (time.monotonic() - start)
+
+
+async def run(duration: float, skip_nutshell: bool) -> dict[str, dict[tuple[int, int], float]]:
+    results: dict[str, dict[tuple[int, int], float]] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-mint-"))
+    connector = aiohttp.TCPConnector(limit=64)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            mints = [reference_mint] + ([] if skip_nutshell else [nutshell_mint])
+            for start_mint in mints:
+                async with start_mint(session, workdir) as (target, fund):
+                    results[target.name] = {}
+                    for batch, clients in CONFIGS:
+                        rate = await measure(session, target, fund, batch, clients, duration)
+                        results[target.name][(batch, clients)] = rate
+                        print(f"{target.name:9s} batch {batch:2d} clients {clients}: {rate:8.0f} proofs/s",
+                              flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def report(results: dict[str, dict[tuple[int, int], float]]) -> str:
+    lines = ["", "swap throughput (proofs/s)", f"{'proofs/req':>10} {'clients':>7} {'reference':>10} "
+             f"{'nutshell':>10} {'ratio':>6}"]
+    for batch, clients in CONFIGS:
+        ref = results["reference"][(batch, clients)]
+        nut = results.get("nutshell", {}).get((batch, clients))
+        ratio = f"{ref / nut:6.2f}" if nut else "     -"
+        nut_text = f"{nut:10.0f}" if nut else f"{'-':>10}"
+        lines.append(f"{batch:>10} {clients:>7} {ref:10.0f} {nut_text} {ratio}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per configuration")
+    parser.add_argument("--skip-nutshell", action="store_true")
+    args = parser.parse_args(argv)
+    print(report(asyncio.run(run(args.duration, args.skip_nutshell))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
