@@ -17,7 +17,8 @@ from coincurve import PrivateKey
 
 from hashpool_cln.cashu.tokens import serialize_v4
 from hashpool_cln.mintclient import MintClientError
-from hashpool_cln.refmint.app import create_app
+from hashpool_cln.refmint import chainwatch
+from hashpool_cln.refmint.app import LEDGER, create_app
 from hashpool_cln.refmint.config import MintConfig, load_auth
 from hashpool_cln.refmint.miner import Pool, PoolRequestError, issue_token
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--melt-quote-ttl", type=_nonneg, default=600)
     s.add_argument("--start-height", type=_nonneg, default=0)
     s.add_argument("--log-level", default="INFO")
+    chainwatch.add_arguments(s.add_argument_group("chain watcher (opens and settles epochs from bitcoind)"))
 
     k = sub.add_parser("keys", help="print the bearer keys of the pool and desk roles (JSON)")
     k.add_argument("--data-dir", type=Path, required=True)
@@ -83,7 +85,11 @@ async def _serve(args: argparse.Namespace) -> int:
         min_difficulty=args.min_difficulty, input_fee_ppk=args.input_fee_ppk, pool_fee_ppm=args.pool_fee_ppm,
         final_confirmations=args.final_confirmations, issue_grace=args.issue_grace,
         redeem_window=args.redeem_window, melt_quote_ttl=args.melt_quote_ttl, start_height=args.start_height)
-    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
+    watch = chainwatch.config_from_args(args, args.data_dir, args.final_confirmations)
+    app = create_app(config)
+    if watch is not None:
+        chainwatch.attach(app, watch, LEDGER)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -30,7 +30,7 @@ PUSH_MSAT = 500_000_000  # to the miner, so the channel has room both ways
 POOL_ONCHAIN_BTC = "1"
 DESK_MAX_MSAT = 100_000_000
 MIN_DIFFICULTY = 8  # leading zero bits a simulated share needs to earn 1 unit
-MINT_MARKER = "hashpool_cln.regtest.mintserve"
+MINT_MARKER = "hashpool_cln.refmint"
 
 
 def _private_write(path: Path, text: str) -> None:
@@ -186,7 +186,7 @@ class Stack:
                 height = btc("getblockcount")
             finally:
                 btc.close()
-            argv = [sys.executable, "-m", MINT_MARKER, "--data-dir", str(self.layout.mint_dir),
+            argv = [sys.executable, "-m", MINT_MARKER, "serve", "--data-dir", str(self.layout.mint_dir),
                     "--port", str(settings.mint_port), "--final-confirmations", str(CONFIRMATIONS),
                     "--start-height", str(height), "--min-difficulty", str(MIN_DIFFICULTY),
                     "--bitcoin-rpc-url", f"http://127.0.0.1:{settings.bitcoind_rpc_port}/",
