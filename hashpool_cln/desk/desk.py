@@ -193,7 +193,8 @@ class Desk:
         try:
             rec = await self._price(rec, checked, target, maxfee_msat)
             rec = await self.take_custody(rec)
-            rec = await self.pay(rec)
+            if rec.state is State.CUSTODY:
+                rec = await self.pay(rec)
             if rec.state is State.PAID and self.config.settle == "immediate":
                 rec = await self.settle_one(rec)
         finally:

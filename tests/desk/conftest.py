@@ -214,10 +214,10 @@ class EhashMint:
         return [s.state for s in await self.client.checkstate([crypto.proof_y(p.secret) for p in proofs])]
 
 
-async def _start_mint(tmp_path: Path) -> tuple[web.AppRunner, str, MintConfig]:
+async def _start_mint(tmp_path: Path, **overrides: Any) -> tuple[web.AppRunner, str, MintConfig]:
     pool_key = secrets.token_hex(32)
-    config = MintConfig(data_dir=tmp_path / "mint", port=0, pool_key=pool_key, min_difficulty=0,
-                        final_confirmations=1, issue_grace=0, melt_quote_ttl=600)
+    config = MintConfig(**{**dict(data_dir=tmp_path / "mint", port=0, pool_key=pool_key, min_difficulty=0,
+                                  final_confirmations=1, issue_grace=0, melt_quote_ttl=600), **overrides})
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -228,7 +228,14 @@ async def _start_mint(tmp_path: Path) -> tuple[web.AppRunner, str, MintConfig]:
 
 @pytest.fixture
 async def ehash(tmp_path) -> AsyncIterator[EhashMint]:
-    runner, direct, config = await _start_mint(tmp_path)
+    async with running_ehash(tmp_path) as env:
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def running_ehash(tmp_path: Path, **mint_overrides: Any) -> AsyncIterator[EhashMint]:
+    """The mint with a settled epoch (1 sat a unit) and a bank of 2^24 units, behind the faulty proxy."""
+    runner, direct, config = await _start_mint(tmp_path, **mint_overrides)
     proxy = FaultyProxy(direct)
     proxy_runner, proxy_url = await proxy.start()
     auth = load_auth(config.data_dir)

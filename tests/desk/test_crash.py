@@ -77,7 +77,7 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
 
     def hook(at: str) -> None:
         if scenario == "invoice_expires_in_custody" and at == "after:quoted->custody":
-            skew["seconds"] = 3_000  # the invoice (3600 s) is now inside the 60 s... see below
+            skew["seconds"] = 3_400  # the invoice (3600 s) now has 200 s left, below the 300 s the desk needs
         if at == point:
             gate.dead = True
             store = desk_ref["desk"]._store
@@ -85,7 +85,7 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
             store._db = DeadDb()
             raise Crash(at)
 
-    config = make_desk.config(min_invoice_life=700 if scenario == "invoice_expires_in_custody" else 60)
+    config = make_desk.config(min_invoice_life=300 if scenario == "invoice_expires_in_custody" else 60)
     mint = MintClient(ehash.url, desk_key=ehash.desk_key, timeout=2)
     desk = Desk(config, Gated(ClnNode(node.rpc_path, timeout=5, pay_grace=5), gate), Gated(mint, gate),
                 crash_hook=hook, clock=lambda: time.time() + skew["seconds"])

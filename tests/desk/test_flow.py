@@ -48,7 +48,6 @@ async def test_amountless_bolt11_without_amount_sends_the_whole_value(desk, ehas
     # sendamount: the payee bears the routing fee
     assert out["amount_msat"] == 300 * RATE_MSAT - 700 and out["fee_msat"] == 700
     assert "change_token" not in out
-    assert node.requests[-1][0] in ("sendamount", "listsendpays", "listpays") or node.calls["sendamount"] == 1
     assert node.calls["sendamount"] == 1 and node.calls["xpay"] == 0
 
 
@@ -91,7 +90,7 @@ async def test_batched_settlement(make_desk, ehash, node):
     inv = make_invoice(30_000)
     out = await desk.redeem(await ehash.token(100), inv.bolt11)
     assert out["state"] == "paid"
-    assert set(await ehash.states((await _custody(desk, out["id"])))) == {"UNSPENT"}
+    assert set(await ehash.states(await _custody(desk, out["id"]))) == {"UNSPENT"}
     result = await desk.settle()
     assert result["settled"] == [out["id"]]
     assert (await desk.status(out["id"]))["state"] == "settled"
@@ -217,5 +216,5 @@ async def test_events_carry_no_secrets(make_desk, ehash, node):
     blob = repr(events)
     assert inv.preimage not in blob and out["change_token"] not in blob and "token" not in blob
     listed = await desk.redemptions()
-    assert listed[0]["id"] == out["id"] and "change_token" not in listed[0] and "payment_preimage" not in repr(
-        [e for e in events])
+    assert listed[0]["id"] == out["id"] and "change_token" not in listed[0]
+    assert all("payment_preimage" not in fields for _, _, fields in events)

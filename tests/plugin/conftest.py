@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.fakenode import FakeNode
-from support.pluginharness import EhashMint, PluginHarness
+from support.pluginharness import PluginHarness, ThreadedMint
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def assert_clean(h: PluginHarness) -> None:
 
 
 @pytest.fixture
-def ehash_mint(tmp_path: Path) -> Iterator[EhashMint]:
-    mint = EhashMint(tmp_path / "mint").start()
+def ehash_mint(tmp_path: Path) -> Iterator[ThreadedMint]:
+    mint = ThreadedMint(tmp_path / "mint").start()
     try:
         yield mint
     finally:

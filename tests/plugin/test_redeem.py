@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.fakenode import FakeNode, Outcome
-from support.invoices import make_invoice
+from support.invoices import make_invoice, make_offer
 from support.pluginharness import PluginHarness
 
 REDEMPTION_KEYS = {"id", "state", "unit", "amount", "value_msat", "amount_msat", "fee_msat", "payment_hash",
@@ -48,18 +48,41 @@ def test_redeem_by_keyword_and_by_position(plugin: PluginHarness, ehash_mint, no
     assert by_name["amount"] == 64 and by_position["amount"] == 32
 
 
-def test_amountless_invoice_needs_and_uses_amount_msat(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
-    (token,) = ehash_mint.issue_settled([16])
+def test_amountless_invoice_pays_amount_msat_or_the_whole_value(plugin: PluginHarness, ehash_mint,
+                                                                 node: FakeNode) -> None:
+    given, whole = ehash_mint.issue_settled([16, 8])
     inv = make_invoice(None)
-    missing = plugin.call("hashpool-redeem", {"token": token, "invstring": inv.bolt11})
-    assert missing.error is not None and missing.error["code"] == 3416
-    paid = plugin.call("hashpool-redeem", {"token": token, "invstring": inv.bolt11, "amount_msat": "3000sat"}).ok()
-    assert paid["amount_msat"] == 3_000_000
+    paid = plugin.call("hashpool-redeem", {"token": given, "invstring": inv.bolt11, "amount_msat": "3000sat"}).ok()
+    assert paid["amount_msat"] == 3_000_000 and paid["change_token"].startswith("cashu")
     assert node.complete_count(inv.payment_hash) == 1
+
+    # No amount: the token's whole value is sent and the payee bears the routing fee; nothing comes back.
+    inv2 = make_invoice(None)
+    sent = plugin.call("hashpool-redeem", [whole, inv2.bolt11]).ok()
+    assert sent["value_msat"] == 8_000_000
+    assert sent["amount_msat"] + sent["fee_msat"] == 8_000_000
+    assert "change_token" not in sent
+    assert node.complete_count(inv2.payment_hash) == 1
+
+
+def test_offer_is_paid_through_a_fetched_invoice(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
+    fixed, open_amount = ehash_mint.issue_settled([16, 16])
+    offer = make_offer(5_000_000)
+    node.register_offer(offer)
+    paid = plugin.call("hashpool-redeem", {"token": fixed, "invstring": offer.text, "payer_note": "gm"}).ok()
+    assert paid["destination_kind"] == "bolt12_offer" and paid["amount_msat"] == 5_000_000
+    assert node.complete_count(paid["payment_hash"]) == 1
+
+    any_amount = make_offer(None)
+    node.register_offer(any_amount)
+    missing = plugin.call("hashpool-redeem", [open_amount, any_amount.text])
+    assert missing.error is not None and missing.error["code"] == 3416
+    assert set(missing.error) <= {"code", "message", "data"}
 
 
 def test_quote_prices_the_token_and_checks_a_destination(plugin: PluginHarness, ehash_mint) -> None:
-    (token,) = ehash_mint.issue_settled([8], msat_per_unit=2_000_000)
+    # Other miners' ehash shares the epoch: every quote the mint gives reserves part of the epoch's reward.
+    token, _others = ehash_mint.issue_settled([8, 56], msat_per_unit=2_000_000)
     bare = plugin.call("hashpool-quote", [token]).ok()
     assert bare["amount"] == 8 and bare["value_msat"] == 16_000_000
     assert bare["expiry"] > time.time() and bare["quote_id"]

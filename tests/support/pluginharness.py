@@ -13,29 +13,20 @@ import asyncio
 import itertools
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from coincurve import PrivateKey
-
-from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import serialize_v4
-from hashpool_cln.refmint.app import create_app
-from hashpool_cln.refmint.config import MintConfig, load_auth
-from hashpool_cln.refmint.shares import random_share_hash
+from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugin" / "hashpool-redeem.py"
@@ -254,96 +245,65 @@ class PluginHarness:
 
 # --- the reference mint on loopback, with real ehash ---------------------------------------------------------
 
-class EhashMint:
-    """The reference mint served from a background thread, and a pool issuing real ehash through it."""
+class ThreadedMint:
+    """The shared test mint (``support.refmint``) served from an event loop of its own, in a background thread.
+
+    Tests that drive the plugin process are synchronous and block while they wait for its answers; a mint on
+    the test's own event loop would stall meanwhile, so it gets a loop that keeps running. Every helper below
+    is a blocking front to ``MintHandle``.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.pool_secret = secrets.token_hex(32)
-        self.pool = PrivateKey(bytes.fromhex(self.pool_secret)).public_key.format().hex()
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._loop = None
-        self._thread = None
-        self._runner = None
-        self.auth: dict[str, str] = {}
-        self._height = 100
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="refmint")
+        self._mint: InProcessMint | None = None
+        self.pool = ""
 
-    def start(self) -> EhashMint:
-        config = MintConfig(data_dir=self.data_dir, port=self.port, pool_key=self.pool_secret, min_difficulty=0)
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def serve() -> None:
-            self._runner = web.AppRunner(create_app(config))
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, daemon=True, name="refmint")
+    def start(self) -> ThreadedMint:
         self._thread.start()
-        assert ready.wait(15), "the reference mint did not start"
-        self.auth = load_auth(self.data_dir)
+        self._mint = self._run(start_mint(mint_config(self.data_dir)))
+        info = self._run(self.handle.ok("GET", "/v1/info"))
+        self.pool = info["ehash"]["pool"]  # the pool's public key, as hashpool-pool names it
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        if self._mint is not None:
+            self._run(self._mint.stop())
+            self._mint = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def _run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def handle(self) -> MintHandle:
+        assert self._mint is not None, "the mint is not running"
+        return self._mint.handle
+
+    @property
+    def url(self) -> str:
+        return self.handle.url
 
     @property
     def desk_key(self) -> str:
-        return self.auth["desk"]
-
-    def _http(self, method: str, path: str, body: dict | None = None, role: str | None = None) -> dict:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if role:
-            req.add_header("Authorization", f"Bearer {self.auth[role]}")
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return json.loads(resp.read())
-
-    def issue(self, amount: int) -> str:
-        """A token worth ``amount`` units of the open epoch, minted from test shares (one per power of two)."""
-        proofs, unit = [], None
-        for part in split_amount(amount):
-            quote = self._http("POST", "/v1/mint/quote/mining_share",
-                               {"header_hash": random_share_hash(part.bit_length() - 1).hex()}, role="pool")
-            unit = quote["unit"]
-            keyset = next(k for k in self._http("GET", "/v1/keysets")["keysets"] if k["unit"] == unit and k["active"])
-            keys = self._http("GET", f"/v1/keys/{keyset['id']}")["keysets"][0]["keys"]
-            secret = secrets.token_hex(32)
-            B_, r = crypto.blind(secret.encode())
-            sigs = self._http("POST", "/v1/mint/mining_share", {
-                "quote": quote["quote"],
-                "outputs": [{"amount": part, "id": keyset["id"], "B_": B_.format().hex()}]})["signatures"]
-            C = crypto.unblind(crypto.point(sigs[0]["C_"]), r, crypto.point(keys[str(part)]))
-            proofs.append(Proof(amount=part, id=keyset["id"], secret=secret, C=C.format().hex()))
-        return serialize_v4(Token(mint=self.url, unit=unit, proofs=tuple(proofs)))
-
-    def settle(self, reward_msat: int) -> None:
-        """A block reward lands, final at once: the open epoch settles and a new one opens."""
-        self._height += 1
-        self._http("POST", "/v1/admin/reward", {"height": self._height, "block_hash": secrets.token_hex(32),
-                                                "reward_msat": reward_msat, "confirmations": 100}, role="pool")
+        return self.handle.desk_key
 
     def issue_settled(self, amounts: list[int], msat_per_unit: int = 1_000_000) -> list[str]:
-        """Tokens of a freshly settled epoch in which exactly ``amounts`` were issued."""
-        tokens = [self.issue(a) for a in amounts]
-        self.settle(sum(amounts) * msat_per_unit)
-        return tokens
+        """Tokens of a freshly settled epoch in which exactly ``amounts`` were issued, each unit worth
+        ``msat_per_unit``."""
+        return self._run(self._issue_settled(amounts, msat_per_unit))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    async def _issue_settled(self, amounts: list[int], msat_per_unit: int) -> list[str]:
+        handle = self.handle
+        issued = []
+        for amount in amounts:
+            proofs: list[Proof] = []
+            for part in split_amount(amount):  # one share per power of two: 2^n units for n leading zero bits
+                proofs += await handle.issue(part.bit_length() - 1)
+            issued.append(proofs)
+        settled = (await handle.reward(sum(amounts) * msat_per_unit))[0]
+        assert settled["state"] == "settled", settled
+        return [serialize_v4(Token(mint=handle.url, unit=settled["unit"], proofs=tuple(p))) for p in issued]
