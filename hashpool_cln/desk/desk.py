@@ -75,6 +75,7 @@ class Target:
     deliver_msat: int | None  # what the payee must receive; None: the whole value, sent with sendamount
     pay_amount_msat: int | None  # the amount argument of the pay call (amountless invoices only)
     expires_at: int | None
+    reserve_msat: int | None = None  # a fee reserve fixed when the invoice was fetched (whole-value offers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ class Desk:
         self.store  # noqa: B018
         _check_params(amount_msat, maxfee_msat, payer_note)
         checked = await self._check_token(token)
-        target = await self._resolve(invstring, amount_msat, payer_note)
+        target = await self._resolve(invstring, amount_msat, payer_note, checked, maxfee_msat)
         rec = await self._create(checked, target, maxfee_msat)
         self._active.add(rec.id)
         try:
@@ -298,17 +299,22 @@ class Desk:
 
     # ------------------------------------------------------------------------------------ 2. destination
 
-    async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None) -> Target:
+    async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None, checked: Checked,
+                       maxfee_msat: int | None) -> Target:
         if not isinstance(invstring, str) or not invstring.strip():
             raise DeskError(Code.INVALID_PARAMS, "invstring must be a BOLT11 invoice or a BOLT12 offer")
         info = await self._node()
         dest = await self._decode(invstring.strip())
         policy.check_destination(dest, info.network, self.now(), self.config)
         if dest.kind == "bolt12_offer":
-            if dest.amount_msat is None and amount_msat is None:
-                raise DeskError(Code.AMOUNT_REQUIRED, "this offer names no amount: give amount_msat")
             _same_amount(dest, amount_msat)
             offer = dest.invstring
+            reserve = None
+            if dest.amount_msat is None and amount_msat is None:
+                # The whole value, like an amountless BOLT11 invoice; but an offer's invoice must be fetched for
+                # a fixed amount (its payment hash is persisted before the payment), so the routing fee reserve
+                # comes off the amount asked for and xpay gets it as its fee limit.
+                amount_msat, reserve = self._whole_value_invoice(checked, maxfee_msat)
             try:
                 with self.timings.measure("node"):
                     invoice = await self.node.fetchinvoice(
@@ -322,10 +328,31 @@ class Desk:
             if dest.kind != "bolt12_invoice":
                 raise DeskError(Code.INVALID_DESTINATION, "the offer's node sent something other than an invoice")
             policy.check_destination(dest, info.network, self.now(), self.config)
-            return self._target("bolt12_offer", offer, dest, amount_msat)
+            return self._target("bolt12_offer", offer, dest, amount_msat, reserve)
         return self._target(dest.kind, dest.invstring, dest, amount_msat)
 
-    def _target(self, kind: str, given: str, dest: Destination, amount_msat: int | None) -> Target:
+    def _whole_value_invoice(self, checked: Checked, maxfee_msat: int | None) -> tuple[int, int]:
+        """The amount to ask an amountless offer for when the caller names none, and the fee reserve it leaves."""
+        units = self._whole_units(checked)
+        value = policy.epoch_value(units, checked.epoch, checked.pool_fee_ppm)
+        policy.check_amount(value, self.config)
+        reserve = policy.fee_reserve(value, maxfee_msat, self.config)
+        if value - reserve <= 0:
+            raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth no more than the routing fee reserve",
+                            {"value_msat": value, "fee_reserve_msat": reserve})
+        return value - reserve, reserve
+
+    def _whole_units(self, checked: Checked) -> int:
+        """Units a whole-value redemption buys: all of the token's, less the input fees of the swap and the
+        settlement."""
+        available = checked.token.amount - wallet.swap_fee(list(checked.token.proofs), _fees(checked.keysets))
+        units = wallet.units_after_fee(available, self._output_keyset(checked).input_fee_ppk)
+        if units <= 0:
+            raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
+        return units
+
+    def _target(self, kind: str, given: str, dest: Destination, amount_msat: int | None,
+                reserve_msat: int | None = None) -> Target:
         if dest.payment_hash is None:
             raise DeskError(Code.INVALID_DESTINATION, "the destination names no payment hash")
         if dest.amount_msat is not None:
@@ -338,7 +365,8 @@ class Desk:
         if deliver is not None:
             policy.check_amount(deliver, self.config)
         return Target(kind=kind, destination=given, invoice=dest.invstring, payment_hash=dest.payment_hash,
-                      method=method, deliver_msat=deliver, pay_amount_msat=pay_amount, expires_at=dest.expires_at)
+                      method=method, deliver_msat=deliver, pay_amount_msat=pay_amount, expires_at=dest.expires_at,
+                      reserve_msat=reserve_msat)
 
     async def _decode(self, invstring: str) -> Destination:
         try:
@@ -353,7 +381,7 @@ class Desk:
     async def _quote_destination(self, checked: Checked, invstring: str, amount_msat: int | None,
                                  quote: EhashQuote) -> dict[str, Any]:
         try:
-            target = await self._resolve(invstring, amount_msat, None)
+            target = await self._resolve(invstring, amount_msat, None, checked, None)
             plan_units, reserve = self._units_needed(checked, target, None)
             payable = plan_units <= checked.token.amount
             out: dict[str, Any] = {"kind": target.kind, "amount_msat": target.deliver_msat or quote.amount_msat,
@@ -372,8 +400,14 @@ class Desk:
         if target.deliver_msat is None:
             value = policy.epoch_value(checked.token.amount, checked.epoch, checked.pool_fee_ppm)
             return checked.token.amount, policy.fee_reserve(value, maxfee_msat, self.config)
-        reserve = policy.fee_reserve(target.deliver_msat, maxfee_msat, self.config)
+        reserve = self._reserve(target, target.deliver_msat, maxfee_msat)
         return policy.units_for(target.deliver_msat + reserve, checked.epoch, checked.pool_fee_ppm), reserve
+
+    def _reserve(self, target: Target, deliver_msat: int, maxfee_msat: int | None) -> int:
+        """The routing fee reserve of a payment delivering ``deliver_msat``."""
+        if target.reserve_msat is not None:
+            return target.reserve_msat
+        return policy.fee_reserve(deliver_msat, maxfee_msat, self.config)
 
     async def _create(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
         # An invoice the node has paid, or is paying, is never taken again.
@@ -439,15 +473,13 @@ class Desk:
         available = token.amount - swap_fee
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
-            units = wallet.units_after_fee(available, out_ppk)
-            if units <= 0:
-                raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
+            units = self._whole_units(checked)
             quote = await self._checked_quote(checked, units, target)
             policy.check_amount(quote.amount_msat, self.config)
             reserve = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
             custody = _exact(units, out_ppk)
         else:
-            reserve = policy.fee_reserve(target.deliver_msat, maxfee_msat, self.config)
+            reserve = self._reserve(target, target.deliver_msat, maxfee_msat)
             need = target.deliver_msat + reserve
             units = policy.units_for(need, epoch, checked.pool_fee_ppm)
             quote = await self._checked_quote(checked, units, target)

@@ -69,8 +69,9 @@ METHODS: tuple[MethodSpec, ...] = (
         "hashpool-redeem",
         (TOKEN, Param("invstring", text, required=True), Param("amount_msat", msat), Param("maxfee_msat", msat),
          Param("payer_note", note)),
-        "Pay a BOLT11 invoice or BOLT12 offer with the value of an ehash token; returns the preimage, and a token "
-        "for any change (or a refund token if the payment failed).",
+        "Pay a BOLT11 invoice or BOLT12 offer with the value of an ehash token (all of it when the destination and "
+        "amount_msat name no amount); returns the preimage and a token for any change, or a refund token if the "
+        "payment failed.",
         _redeem,
     ),
     MethodSpec(
@@ -96,7 +97,8 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "hashpool-info",
         (),
-        "The desk's configuration, the mint's reachability, ehash held per unit, and totals.",
+        "The desk's configuration (no secrets), whether the mint answers now, the desk's P2PK key, "
+        "redemptions counted by state, and payments in flight.",
         _info,
     ),
     MethodSpec(

@@ -31,6 +31,11 @@ NOTIFICATION_FIELDS = ("id", "state", "old_state", "unit", "amount", "amount_msa
 # SHUTTING_DOWN (their redemptions are persisted and recovery finishes them at the next start).
 SHUTDOWN_GRACE = 20.0
 CLOSE_TIMEOUT = 8.0
+# How often unfinished redemptions are reconciled with the node and the mint: often while a payment is in
+# flight (its outcome arrives only through listpays once the call that started it is gone), rarely otherwise
+# (redemptions waiting for the mint to come back, or for settlement).
+WATCH_PAYING = 3.0
+WATCH_IDLE = 60.0
 
 
 class Service:
@@ -44,6 +49,7 @@ class Service:
         self._closing = False
         self._start_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._watcher: asyncio.Task | None = None
         self._resources: contextlib.AsyncExitStack | None = None
 
     # --- lifecycle (pyln's thread) ---
@@ -121,7 +127,7 @@ class Service:
             try:
                 bound = bind(spec.params, args, kwargs)
                 desk = await self._ready()
-                return await spec.run(desk, bound)
+                return omit_none(await spec.run(desk, bound))
             finally:
                 self._tasks.discard(task)
 
@@ -168,6 +174,24 @@ class Service:
         self.desk = desk
         self._started = True
         log.info("desk ready (recovery took %.1f s)", time.monotonic() - started)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(desk))
+
+    async def _watch(self, desk: Any) -> None:
+        """Reconcile unfinished redemptions until the desk closes.
+
+        A payment whose call was lost (the plugin restarted, the node's answer never came) stays ``paying``
+        until the node's records say how it ended; nothing else would look again.
+        """
+        from hashpool_cln.desk.recovery import reconcile
+
+        while True:
+            await asyncio.sleep(WATCH_PAYING if desk.in_flight() else WATCH_IDLE)
+            try:
+                await reconcile(desk)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next round tries again; the ledger is unchanged by a failed one
+                log.warning("reconciling redemptions failed: %s", _describe(exc))
 
     def _desk_config(self) -> Any:
         from hashpool_cln.desk.config import DeskConfig
@@ -184,6 +208,10 @@ class Service:
             self.desk.config = self._desk_config()
 
     async def _close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         running = [t for t in self._tasks if not t.done()]
         for task in running:
             task.cancel()
@@ -196,11 +224,21 @@ class Service:
 
     def _notify(self, redemption_id: str, old_state: Any, new_state: Any, fields: Mapping[str, Any]) -> None:
         payload = {k: v for k, v in fields.items() if k in NOTIFICATION_FIELDS}
-        payload.update(id=redemption_id, state=str(new_state), old_state=None if old_state is None else str(old_state))
+        # The desk names no old state ("") for a redemption's first move; a notification says null.
+        payload.update(id=redemption_id, state=str(new_state), old_state=str(old_state) if old_state else None)
         try:
             self.plugin.notify(NOTIFICATION, {NOTIFICATION: payload})
         except OSError as exc:  # lightningd went away; the ledger has the move, the notification is lost
             log.warning("notification for %s not sent: %s", redemption_id, type(exc).__name__)
+
+
+def omit_none(value: Any) -> Any:
+    """``value`` without null members, at any depth: lightningd's own answers leave out what is not known."""
+    if isinstance(value, dict):
+        return {k: omit_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [omit_none(v) for v in value]
+    return value
 
 
 def _make_private_dir(path: Any) -> None:

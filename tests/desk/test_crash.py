@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from support.fakenode import Outcome
-from support.invoices import make_invoice
+from support.invoices import make_invoice, make_offer
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.models import Proof
@@ -36,7 +36,11 @@ SCENARIOS: dict[str, list[str]] = {
     "mint_refuses_swap": ["quoted->rejected"],
     "invoice_expires_in_custody": ["custody->refunded"],
     "bad_signatures": ["quoted->refunded"],
+    # An amountless offer paid its whole value: the invoice is fetched before the ledger knows the redemption.
+    "offer_whole_value": SUCCESS,
+    "offer_whole_value_fails": ["paying->refunded"],
 }
+OFFER_SCENARIOS = ("offer_whole_value", "offer_whole_value_fails")
 POINTS = [(scenario, f"{when}:{move}") for scenario, moves in SCENARIOS.items()
           for move in moves for when in ("before", "after")]
 
@@ -94,10 +98,17 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
 
     amount = 500
     invoice = make_invoice(100_000, expiry=3_600)
+    destination = invoice.bolt11
+    if scenario in OFFER_SCENARIOS:
+        offer = make_offer(None)
+        node.register_offer(offer)
+        destination = offer.text
     token = await ehash.token(50 if scenario == "too_small" else amount)
     ys = [crypto.proof_y(p.secret) for p in parse_token(token).proofs]
     if scenario == "payment_fails":
         node.script(invoice.payment_hash, Outcome.fail(205))
+    if scenario == "offer_whole_value_fails":
+        node.script(destination, Outcome.fail(205))
     if scenario == "mint_refuses_swap":
         ehash.proxy.fault("/v1/swap", "status500")
     if scenario == "bad_signatures":
@@ -106,7 +117,7 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
 
     crashed = False
     try:
-        await desk.redeem(token, invoice.bolt11)
+        await desk.redeem(token, destination)
     except Crash:
         crashed = True
     except DeskError:
@@ -118,19 +129,20 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
 
     # A fresh desk, same ledger and seed, healthy mint and node, and a clock past every retry window.
     recovered = await make_desk(clock=lambda: time.time() + skew["seconds"] + 100)
-    await _assert_invariant(recovered, ehash, node, ys, invoice.payment_hash)
+    await _assert_invariant(recovered, ehash, node, ys)
 
 
-async def _assert_invariant(desk: Desk, ehash, node, ys: list[str], payment_hash: str) -> None:
+async def _assert_invariant(desk: Desk, ehash, node, ys: list[str]) -> None:
     records = await desk.store.list(limit=10)
     states = [s.state for s in await ehash.client.checkstate(ys)]
-    paid = node.complete_count(payment_hash)
-    assert paid <= 1, "an invoice was paid twice"
     if not records:  # died before the ledger knew anything: nothing may have happened
-        assert set(states) == {"UNSPENT"} and paid == 0
+        assert set(states) == {"UNSPENT"} and node.attempts == []
         return
     assert len(records) == 1
     rec = records[0]
+    assert {a.payment_hash for a in node.attempts} <= {rec["payment_hash"]}, "a payment the ledger never knew"
+    paid = node.complete_count(rec["payment_hash"])
+    assert paid <= 1, "an invoice was paid twice"
     assert rec.state in (State.SETTLED, State.REFUNDED, State.REJECTED), f"left in {rec.state}"
     if rec.state is State.SETTLED:
         assert paid == 1 and set(states) == {"SPENT"}

@@ -64,6 +64,60 @@ async def test_bolt12_offer_fetches_persists_and_pays_the_invoice(desk, ehash, n
     assert rec["invoice"].startswith("lni") and rec["destination"] == offer.text
 
 
+async def test_amountless_offer_without_amount_pays_the_whole_value_less_the_reserve(desk, ehash, node):
+    from support.invoices import make_offer
+    node.fee_msat = 700
+    offer = make_offer(None)
+    node.register_offer(offer)
+    token = await ehash.token(300)
+    out = await desk.redeem(token, offer.text)
+    assert out["state"] == "settled" and out["destination_kind"] == "bolt12_offer"
+    # every unit is bought; the invoice asks for the value less the 1 % reserve, which xpay may spend on fees
+    assert out["value_msat"] == 300 * RATE_MSAT
+    assert out["amount_msat"] == 297_000 and out["fee_msat"] == 700
+    assert "change_token" not in out
+    assert node.calls["fetchinvoice"] == 1 and node.calls["xpay"] == 1 and node.calls["sendamount"] == 0
+    (attempt,) = node.attempts
+    assert attempt.payment_hash == out["payment_hash"] and attempt.kind == "bolt12"
+    rec = await desk.store.get(out["id"])
+    assert rec["invoice"] == attempt.invstring and rec["destination"] == offer.text
+    assert rec["maxfee_msat"] == 3_000 and rec["pay_method"] == "xpay" and rec["pay_amount_msat"] is None
+    assert set(await ehash.states(token)) == {"SPENT"}
+
+
+async def test_amountless_offer_whole_value_honours_the_callers_maxfee(desk, ehash, node):
+    from support.invoices import make_offer
+    offer = make_offer(None)
+    node.register_offer(offer)
+    out = await desk.redeem(await ehash.token(300), offer.text, maxfee_msat=1_000)
+    assert out["state"] == "settled" and out["amount_msat"] == 299_000
+    assert (await desk.store.get(out["id"]))["maxfee_msat"] == 1_000
+
+
+async def test_amountless_offer_whole_value_fee_above_the_reserve_refunds(desk, ehash, node):
+    from support.invoices import make_offer
+    node.fee_msat = 3_001  # one msat more than the reserve
+    offer = make_offer(None)
+    node.register_offer(offer)
+    token = await ehash.token(300)
+    out = await desk.redeem(token, offer.text)
+    assert out["state"] == "refunded" and node.complete_count(out["payment_hash"]) == 0
+    status = await desk.status(out["id"], reveal_tokens=True)
+    assert parse_token(status["refund_token"]).amount == 300
+    assert set(await ehash.states(status["refund_token"])) == {"UNSPENT"}
+
+
+async def test_quote_of_an_amountless_offer_shows_what_the_payee_gets(desk, ehash, node):
+    from support.invoices import make_offer
+    offer = make_offer(None)
+    node.register_offer(offer)
+    q = await desk.quote(await ehash.token(300), offer.text)
+    dest = q["destination"]
+    assert dest["payable"] is True and dest["kind"] == "bolt12_offer"
+    assert dest["amount_msat"] == 297_000 and dest["fee_reserve_msat"] == 3_000 and dest["units_needed"] == 300
+    assert await desk.redemptions() == []
+
+
 async def test_definitive_failure_refunds_the_custody_proofs(desk, ehash, node):
     from support.fakenode import Outcome
     token = await ehash.token(400)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.fakenode import FakeNode
-from support.pluginharness import PluginHarness, ThreadedMint
+from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
 
 
 @pytest.fixture
@@ -40,14 +40,6 @@ def harness(lightning_dir: Path, node: FakeNode) -> Iterator[PluginHarness]:
     finally:
         h.close()
     assert_clean(h)
-
-
-def assert_clean(h: PluginHarness) -> None:
-    """What every session must show: no Python traceback anywhere, no error-level log for expected failures."""
-    leaks = [m for m in h.stdout_raw if "Traceback" in m]
-    assert not leaks, f"traceback written by the plugin: {leaks[:1]}"
-    assert b"Traceback" not in h.stderr, h.stderr[-2000:]
-    assert not h.log_levels() & {"error", "broken"}, h.logs()
 
 
 @pytest.fixture

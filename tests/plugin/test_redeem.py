@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.fakenode import FakeNode, Outcome
 from support.invoices import make_invoice, make_offer
-from support.pluginharness import PluginHarness
+from support.pluginharness import PluginHarness, assert_clean
 
 REDEMPTION_KEYS = {"id", "state", "unit", "amount", "value_msat", "amount_msat", "fee_msat", "payment_hash",
                    "destination_kind", "quote_id", "created_at", "updated_at", "error", "payment_preimage",
@@ -65,8 +65,8 @@ def test_amountless_invoice_pays_amount_msat_or_the_whole_value(plugin: PluginHa
     assert node.complete_count(inv2.payment_hash) == 1
 
 
-def test_offer_is_paid_through_a_fetched_invoice(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
-    fixed, open_amount = ehash_mint.issue_settled([16, 16])
+def test_offers_are_paid_through_fetched_invoices(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
+    fixed, given, whole = ehash_mint.issue_settled([16, 16, 16])
     offer = make_offer(5_000_000)
     node.register_offer(offer)
     paid = plugin.call("hashpool-redeem", {"token": fixed, "invstring": offer.text, "payer_note": "gm"}).ok()
@@ -75,9 +75,16 @@ def test_offer_is_paid_through_a_fetched_invoice(plugin: PluginHarness, ehash_mi
 
     any_amount = make_offer(None)
     node.register_offer(any_amount)
-    missing = plugin.call("hashpool-redeem", [open_amount, any_amount.text])
-    assert missing.error is not None and missing.error["code"] == 3416
-    assert set(missing.error) <= {"code", "message", "data"}
+    chosen = plugin.call("hashpool-redeem", [given, any_amount.text, 7_000_000]).ok()
+    assert chosen["amount_msat"] == 7_000_000 and chosen["change_token"].startswith("cashu")
+
+    # No amount named: the invoice is fetched for the whole value less the routing fee reserve (at most
+    # hashpool-maxfee-msat, 50 000 msat by default).
+    rest = plugin.call("hashpool-redeem", [whole, any_amount.text]).ok()
+    assert 16_000_000 - 50_000 <= rest["amount_msat"] < 16_000_000
+    assert "change_token" not in rest
+    assert len({paid["payment_hash"], chosen["payment_hash"], rest["payment_hash"]}) == 3
+    assert node.complete_count(rest["payment_hash"]) == 1
 
 
 def test_quote_prices_the_token_and_checks_a_destination(plugin: PluginHarness, ehash_mint) -> None:
@@ -153,9 +160,10 @@ def test_notifications_follow_each_move_without_secrets(plugin: PluginHarness, e
     events = [n["hashpool_redemption"] for n in plugin.custom("hashpool_redemption")]
     mine = [e for e in events if e["id"] == done["id"]]
     states = [e["state"] for e in mine]
-    assert states[:4] == ["quoted", "custody", "paying", "paid"], states
+    assert states == ["new", "quoted", "custody", "paying", "paid", "settled"], states
+    assert [e["old_state"] for e in mine] == [None, *states[:-1]]
     assert all(set(e) <= NOTIFICATION_KEYS for e in mine)
-    assert all(e["old_state"] for e in mine)
+    assert mine[-1]["payment_hash"] == inv.payment_hash and mine[-1]["amount_msat"] == inv.amount_msat
     text = json.dumps(events)
     assert inv.preimage not in text and "cashu" not in text and ehash_mint.desk_key not in text
 
@@ -189,3 +197,5 @@ def test_sigkill_mid_payment_then_restart_pays_once(lightning_dir: Path, node: F
         assert again.error is not None and again.error["code"] in (3407, 3408)  # the token is spent
     finally:
         second.close()
+    assert_clean(first)
+    assert_clean(second)

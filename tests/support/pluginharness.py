@@ -10,6 +10,7 @@ sends ``log`` and custom notifications on its stdout. Shapes follow lightningd/p
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugin" / "hashpool-redeem.py"
+SCHEMAS = ROOT / "doc" / "schemas"
 LIGHTNINGD_VERSION = "v26.06"
 # What lightningd v26.06 sends as configuration.feature_set for a default node (hex bitfields).
 FEATURE_SET = {
@@ -39,6 +41,19 @@ FEATURE_SET = {
     "invoice": "02000002024100",
     "bolt11": "02000002024100",
 }
+
+
+@functools.cache
+def method_schemas() -> dict[str, Any]:
+    """``{method: [request validator, response validator]}`` for our methods, built as pyln-testing builds
+    them for lightningd's (it knows CLN's schema types: msat, u64, hash, secret...)."""
+    from pyln.testing.fixtures import _load_schema
+
+    return {path.stem: _load_schema(str(path)) for path in sorted(SCHEMAS.glob("hashpool-*.json"))}
+
+
+def response_schemas() -> dict[str, Any]:
+    return {name: pair[1] for name, pair in method_schemas().items()}
 
 
 class PluginDied(Exception):
@@ -177,7 +192,11 @@ class PluginHarness:
         return self.reply(self.send(method, params, id_prefix=id_prefix), timeout)
 
     def call(self, method: str, params: Any = None, *, timeout: float = 30.0) -> RpcReply:
-        return self.request(method, {} if params is None else params, timeout=timeout)
+        """Call ``method``; a result of one of ours is checked against its schema in doc/schemas."""
+        reply = self.request(method, {} if params is None else params, timeout=timeout)
+        if reply.error is None and method in response_schemas():
+            response_schemas()[method].validate(reply.result)
+        return reply
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self._send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -241,6 +260,14 @@ class PluginHarness:
     def wait_log(self, needle: str, timeout: float = 30.0) -> str:
         return self.wait_for(lambda: next((m for m in self.logs() if needle in m), None), timeout,
                              f"log line containing {needle!r}")
+
+
+def assert_clean(h: PluginHarness) -> None:
+    """What every session must show: no Python traceback anywhere, no error-level log for expected failures."""
+    leaks = [m for m in h.stdout_raw if "Traceback" in m]
+    assert not leaks, f"traceback written by the plugin: {leaks[:1]}"
+    assert b"Traceback" not in h.stderr, h.stderr[-2000:]
+    assert not h.log_levels() & {"error", "broken"}, h.logs()
 
 
 # --- the reference mint on loopback, with real ehash ---------------------------------------------------------
