@@ -2,7 +2,7 @@
 """hashpool-redeem: a Core Lightning plugin that pays Lightning invoices and offers with Hashpool ehash.
 
 lightningd runs this file with the interpreter its shebang names: that interpreter's environment must have the
-``hashpool-cln`` package installed (see docs/plugin.md).
+``hashpool-cln`` package installed (see README.md, "Installing").
 """
 
 from hashpool_cln.plugin import main
