@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import sys
 import tempfile
 import time
@@ -19,16 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def _bench_support():
-    """The desk tests' mint harness (reference mint, proxy, ehash bank), loaded as a plain module."""
-    spec = importlib.util.spec_from_file_location("desk_bench_support", ROOT / "tests" / "desk" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 async def _run(sizes: list[int], rounds: int, concurrent: int, total: int) -> None:
+    from support.ehash import running_ehash
     from support.fakenode import FakeNode
     from support.invoices import make_invoice
 
@@ -37,10 +28,9 @@ async def _run(sizes: list[int], rounds: int, concurrent: int, total: int) -> No
     from hashpool_cln.lightning.clnrpc import ClnNode
     from hashpool_cln.mintclient import MintClient
 
-    harness = _bench_support()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        async with harness.running_ehash(tmp_path, max_inputs=4096, max_outputs=4096) as ehash:
+        async with running_ehash(tmp_path, max_inputs=4096, max_outputs=4096) as ehash:
             node = FakeNode(tmp_path / "rpc", instant=True)
             await node.start()
             mint = MintClient(ehash.direct_url, desk_key=ehash.desk_key, timeout=30)

@@ -15,6 +15,7 @@ import ast
 import importlib.util
 import sys
 import time
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -66,12 +67,22 @@ def main(argv: list[str]) -> int:
     for extra_path in (BENCH_DIR.parent, BENCH_DIR.parent / "tests"):
         if str(extra_path) not in sys.path:
             sys.path.insert(0, str(extra_path))
+    outcomes: dict[str, str] = {}
     for name in names:
         print(f"== {name}: {describe(found[name])}", flush=True)
         started = time.perf_counter()
-        load(name, found[name]).main(list(extra))
-        print(f"== {name} done in {time.perf_counter() - started:.1f} s\n", flush=True)
-    return 0
+        try:
+            load(name, found[name]).main(list(extra))
+        except (Exception, SystemExit) as exc:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            outcomes[name] = f"FAILED after {time.perf_counter() - started:.1f} s: {type(exc).__name__}: {exc}"
+        else:
+            outcomes[name] = f"ok in {time.perf_counter() - started:.1f} s"
+        print(f"== {name} {outcomes[name]}\n", flush=True)
+    print("== summary")
+    for name, outcome in outcomes.items():
+        print(f"  {name:12s} {outcome}")
+    return 1 if any(o.startswith("FAILED") for o in outcomes.values()) else 0
 
 
 if __name__ == "__main__":

@@ -35,13 +35,19 @@ class Epoch:
     redeemed_msat: int
     redeem_until: int | None
     keysets: tuple[str, ...]
+    # The reward less the pool fee fixed into the epoch when it closed: what its units are quoted against.
+    # None from mints that do not publish it (then the fee must come from elsewhere, e.g. /v1/info).
+    net_reward_msat: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "unit": self.unit, "pool": self.pool, "height": self.height, "block_hash": self.block_hash,
             "state": self.state, "issued": self.issued, "reward_msat": self.reward_msat,
             "redeemed_msat": self.redeemed_msat, "redeem_until": self.redeem_until, "keysets": list(self.keysets),
         }
+        if self.net_reward_msat is not None:
+            out["net_reward_msat"] = self.net_reward_msat
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Epoch:
@@ -49,6 +55,7 @@ class Epoch:
             unit=d["unit"], pool=d["pool"], height=d["height"], block_hash=d.get("block_hash"),
             state=d["state"], issued=d["issued"], reward_msat=d["reward_msat"],
             redeemed_msat=d["redeemed_msat"], redeem_until=d.get("redeem_until"), keysets=tuple(d["keysets"]),
+            net_reward_msat=d.get("net_reward_msat"),
         )
 
 

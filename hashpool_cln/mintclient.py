@@ -486,4 +486,4 @@ def _epoch(e: dict[str, Any], where: str) -> Epoch:
                  block_hash=_opt_str(e, "block_hash", where), state=state,  # type: ignore[arg-type]
                  issued=_int(e, "issued", where), reward_msat=_int(e, "reward_msat", where),
                  redeemed_msat=_int(e, "redeemed_msat", where), redeem_until=_opt_int(e, "redeem_until", where),
-                 keysets=tuple(keysets))
+                 keysets=tuple(keysets), net_reward_msat=_opt_int(e, "net_reward_msat", where))

@@ -19,6 +19,11 @@
 
 Settings: ``support.refmint.mint_config`` (min difficulty 0, final at 1 confirmation, issue grace 0, no fees).
 Tests needing other settings use the ``refmint_factory`` fixture: ``await refmint_factory(**overrides)``.
+
+``ehash`` — redeemable ehash: a reference mint with a settled epoch at 1 sat a unit and a bank of 2^24 units,
+behind a proxy that can misbehave (``support.ehash.EhashMint``: ``token(...)``, ``states(...)``, ``proxy``).
+
+``node`` — the Lightning node stand-in (``support.fakenode.FakeNode``) on a unix socket in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from support.ehash import EhashMint, running_ehash
+from support.fakenode import FakeNode
 from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
 
 
@@ -48,3 +55,17 @@ async def refmint_factory(tmp_path) -> AsyncIterator[Callable[..., Awaitable[Min
 @pytest.fixture
 async def refmint(refmint_factory) -> MintHandle:
     return await refmint_factory()
+
+
+@pytest.fixture
+async def ehash(tmp_path) -> AsyncIterator[EhashMint]:
+    async with running_ehash(tmp_path) as env:
+        yield env
+
+
+@pytest.fixture
+async def node(tmp_path) -> AsyncIterator[FakeNode]:
+    fake = FakeNode(tmp_path / "lightning-rpc")
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -16,7 +16,9 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Iterable
 from functools import cached_property
+from itertools import repeat
 
 from coincurve import PrivateKey, PublicKey
 from coincurve.context import GLOBAL_CONTEXT
@@ -96,6 +98,41 @@ def point(hex_str: str) -> PublicKey:
         return PublicKey(bytes.fromhex(hex_str))
     except ValueError:
         raise CryptoError("not a point on secp256k1", reason="bad_point") from None
+
+
+def first_non_point(encodings: Iterable[bytes]) -> int | None:
+    """Index of the first entry that is not a compressed point on secp256k1 (33 bytes, prefix 02/03, ``x`` on
+    the curve), or None if all are.
+
+    For checking many points that are not otherwise needed (a token's ``C`` values): one native parse each into
+    one reused buffer, with no key object built and no exception raised per entry.
+    """
+    if _parse is None:  # pragma: no cover - no cffi binding: the public constructor does the same check
+        for i, data in enumerate(encodings):
+            if not (type(data) is bytes and len(data) == 33 and data[0] in (2, 3)):
+                return i
+            try:
+                PublicKey(data)
+            except ValueError:
+                return i
+        return None
+    encodings = list(encodings)
+    # libsecp256k1 reads exactly the given length, so every entry is checked to be 33 bytes before any parse;
+    # with length 33 it accepts only the 02/03 forms.
+    if set(map(type, encodings)) <= {bytes} and set(map(len, encodings)) <= {33}:
+        parsed = _ffi.new(_PUBKEY_T)
+        # The common case, all valid, runs as one C-level pass over the entries.
+        if all(map(_parse, repeat(_CTX), repeat(parsed), encodings, repeat(33))):
+            return None
+    for i, data in enumerate(encodings):
+        if not (type(data) is bytes and len(data) == 33 and _parse(_CTX, _ffi.new(_PUBKEY_T), data, 33)):
+            return i
+    return None  # pragma: no cover - unreachable: the pass above found an entry that is not a point
+
+
+def is_point(data: bytes) -> bool:
+    """Whether ``data`` is a compressed point on secp256k1 (33 bytes, prefix 02/03)."""
+    return first_non_point((data,)) is None
 
 
 def scalar(hex_str: str) -> PrivateKey:

@@ -25,6 +25,8 @@ class DeskConfig:
     # believes it (a paying plugin that crashed may have left the node mid-attempt).
     payment_grace: int = 60
     settle: Literal["immediate", "batch"] = "immediate"
-    pool_fee_ppm: int | None = None  # the pool's fee on rewards; None: as the mint's /v1/info publishes it
+    # The pool's fee on rewards, for mints whose epochs do not publish their net reward; None: as the mint's
+    # /v1/info publishes it. An epoch's published net_reward_msat always wins (its fee was fixed when it closed).
+    pool_fee_ppm: int | None = None
     rate_tolerance_msat: int = 1  # a quote may differ by this much from the epoch's published rate
     metadata: dict[str, str] = field(default_factory=dict)  # free-form, shown by info()

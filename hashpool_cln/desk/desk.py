@@ -2,8 +2,8 @@
 
 One redemption, step by step (each step's state is committed before the step acts):
 
-    parse      the token: mint, unit, keysets, conditions, DLEQ — all local, no swap, no payment
-    resolve    the destination: decode; for an offer fetch its invoice (kept in the ledger)
+    parse      the token: mint, unit, keysets, conditions, DLEQ — all local, no swap, no payment (intake.py)
+    resolve    the destination: decode; for an offer fetch its invoice (kept in the ledger) (destination.py)
     new        claim the token's proofs and the payment hash (unique among live redemptions)
     quoted     the mint's price for the units needed, and the NUT-13 counters of the desk's outputs
     custody    the caller's proofs swapped into the desk's outputs: the units bought plus change for the caller
@@ -11,6 +11,17 @@ One redemption, step by step (each step's state is committed before the step act
     paid       the preimage, the receipt
     settled    the bought units handed to the mint against the payment
     rejected   nothing happened; refunded: the custody proofs went back to the caller as a refund token
+
+The routing fee reserve is charged in full. A payment of a fixed amount (an invoice or offer with an amount, or
+``amount_msat``) buys units worth the amount plus its reserve — ``min(ceil(amount * maxfee_ppm / 10^6),
+maxfee_msat)``, or the caller's smaller ``maxfee_msat`` — and xpay may spend at most the reserve on routing.
+The mint burns every unit bought (its quote is for a fixed number of units), so what routing leaves of the
+reserve stays with the desk; the rest of the token comes back as change. A whole-value payment (no amount
+anywhere) spends every unit: to an amountless BOLT11 invoice with sendamount, so the payee receives the value less
+the actual routing fee and nothing is left over; to an amountless offer, whose invoice must be fetched for a
+fixed amount before paying, by asking for the value less the reserve, which again caps the fee and is charged in
+full. ``quote`` shows all of it before anything is spent: ``fee_reserve_msat``, ``cost_msat`` (the value of the
+units bought), ``units_needed`` and ``unused_fee_reserve`` (``desk`` or ``payee``).
 """
 
 from __future__ import annotations
@@ -24,17 +35,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hashpool_cln.cashu import conditions, crypto
-from hashpool_cln.cashu.errors import ConditionError, CryptoError, TokenError
-from hashpool_cln.cashu.keysets import Keyset
-from hashpool_cln.cashu.models import BlindSignature, Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
-from hashpool_cln.ehash import EhashQuote, Epoch
-from hashpool_cln.lightning.port import Destination, NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
+from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.ehash import EhashQuote
+from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
 
-from . import policy, wallet
+from . import intake, policy, wallet
 from .config import DeskConfig
+from .destination import Resolver, Target
 from .errors import Code, DeskError
+from .intake import Checked
 from .states import FINAL, State
 from .store import BudgetExceeded, ClaimConflict, Record, StaleState, Store
 from .timing import Timings
@@ -42,7 +52,6 @@ from .timing import Timings
 log = logging.getLogger("hashpool_cln.desk")
 
 LABEL_PREFIX = "hashpool-redeem:"
-CACHE_SECONDS = 30
 # NUT error codes the desk acts on.
 NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
@@ -50,32 +59,6 @@ NUT_OUTPUTS_SIGNED = 10002
 XPAY_IN_PROGRESS = -3
 
 EventCallback = Callable[[str, str, str, dict[str, Any]], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """A token that passed every local check, with what the later steps need from the mint."""
-
-    token: Token
-    epoch: Epoch
-    keysets: dict[str, Keyset]  # every keyset of the unit, by id (keys loaded for the token's)
-    ys: tuple[str, ...]
-    pool_fee_ppm: int
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the money goes and how: the invoice actually paid and the pay call that pays it."""
-
-    kind: str
-    destination: str  # as given
-    invoice: str  # as paid (a fetched invoice for offers)
-    payment_hash: str
-    method: str  # xpay | sendamount
-    deliver_msat: int | None  # what the payee must receive; None: the whole value, sent with sendamount
-    pay_amount_msat: int | None  # the amount argument of the pay call (amountless invoices only)
-    expires_at: int | None
-    reserve_msat: int | None = None  # a fee reserve fixed when the invoice was fetched (whole-value offers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +93,8 @@ class Desk:
         self._callbacks: list[EventCallback] = []
         self._paying: set[str] = set()
         self._active: set[str] = set()  # redemptions a live call is driving; recovery leaves them alone
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self.catalog = intake.Catalog(mint, config, self.timings)
+        self.destinations = Resolver(node, self._node, config, self.timings)
         self._closing = False
 
     # ------------------------------------------------------------------------------------------------ life
@@ -165,7 +149,7 @@ class Desk:
         self.store  # noqa: B018  (refuse before start)
         checked = await self._check_token(token)
         proofs = list(checked.token.proofs)
-        fee = wallet.swap_fee(proofs, _fees(checked.keysets))
+        fee = wallet.swap_fee(proofs, checked.fees_ppk)
         units = checked.token.amount - fee
         if units <= 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fee")
@@ -239,144 +223,15 @@ class Desk:
             (settled if rec.state is State.SETTLED else waiting).append(rec.id)
         return {"settled": settled, "waiting": waiting}
 
-    # ----------------------------------------------------------------------------------------- 1. parse
+    # ------------------------------------------------------------------------- 1. parse, 2. destination
 
     async def _check_token(self, text: str) -> Checked:
-        if not isinstance(text, str):
-            raise DeskError(Code.INVALID_PARAMS, "token must be a string")
-        try:
-            with self.timings.measure("crypto"):
-                token = parse_token(text)
-        except TokenError as e:
-            raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
-        policy.check_mint(token.mint, self.config)
-        policy.check_unit(token.unit, self.config)
-        epoch = policy.check_epoch(token.unit, await self._epoch(token.unit), self.now())
-        unit_keysets = {k.id: k for k in await self._keysets() if k.unit == token.unit}
-        try:
-            token = resolve_short_ids(token, unit_keysets)
-        except TokenError as e:
-            raise DeskError(Code.KEYSET_REFUSED, str(e), {"reason": e.reason}) from None
-        for kid in token.keyset_ids:
-            policy.check_keyset(unit_keysets[kid], token.unit, self.now())
-            if epoch.keysets and kid not in epoch.keysets:
-                raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
-            unit_keysets[kid] = await self._keys(kid)
-        with self.timings.measure("crypto"):
-            ys = self._check_proofs(token, unit_keysets)
-        return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=await self._pool_fee())
-
-    def _check_proofs(self, token: Token, keysets: dict[str, Keyset]) -> tuple[str, ...]:
-        ys: list[str] = []
-        for i, proof in enumerate(token.proofs):
-            keyset = keysets[proof.id]
-            if proof.amount not in keyset.keys:
-                raise DeskError(Code.PROOF_INVALID, f"proof {i} has an amount its keyset cannot sign",
-                                {"index": i, "amount": proof.amount})
-            try:
-                conditions.require_spendable(proof, (self._p2pk_pub,))
-            except ConditionError as e:
-                raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
-            if proof.dleq is not None and proof.dleq.r is not None:
-                self._verify_dleq(i, proof, keyset)
-            ys.append(crypto.proof_y(proof.secret))
-        if len(set(ys)) != len(ys):
-            raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
-        return tuple(ys)
-
-    @staticmethod
-    def _verify_dleq(i: int, proof: Proof, keyset: Keyset) -> None:
-        assert proof.dleq is not None and proof.dleq.r is not None  # checked by the caller
-        try:
-            ok = crypto.dleq_verify_proof(
-                proof.secret.encode(), crypto.point(proof.C), crypto.scalar(proof.dleq.r),
-                bytes.fromhex(proof.dleq.e), bytes.fromhex(proof.dleq.s), keyset.public_key(proof.amount))
-        except (CryptoError, ValueError):
-            ok = False
-        if not ok:
-            raise DeskError(Code.PROOF_INVALID, f"proof {i} carries a DLEQ proof that does not verify",
-                            {"index": i})
-
-    # ------------------------------------------------------------------------------------ 2. destination
+        return await intake.check_token(text, self.catalog, now=self.now(), own_pubkey=self._p2pk_pub)
 
     async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None, checked: Checked,
                        maxfee_msat: int | None) -> Target:
-        if not isinstance(invstring, str) or not invstring.strip():
-            raise DeskError(Code.INVALID_PARAMS, "invstring must be a BOLT11 invoice or a BOLT12 offer")
-        info = await self._node()
-        dest = await self._decode(invstring.strip())
-        policy.check_destination(dest, info.network, self.now(), self.config)
-        if dest.kind == "bolt12_offer":
-            _same_amount(dest, amount_msat)
-            offer = dest.invstring
-            reserve = None
-            if dest.amount_msat is None and amount_msat is None:
-                # The whole value, like an amountless BOLT11 invoice; but an offer's invoice must be fetched for
-                # a fixed amount (its payment hash is persisted before the payment), so the routing fee reserve
-                # comes off the amount asked for and xpay gets it as its fee limit.
-                amount_msat, reserve = self._whole_value_invoice(checked, maxfee_msat)
-            try:
-                with self.timings.measure("node"):
-                    invoice = await self.node.fetchinvoice(
-                        offer, amount_msat if dest.amount_msat is None else None, payer_note)
-            except NodeError as e:
-                raise DeskError(Code.OFFER_UNREACHABLE, "the offer's node did not send an invoice",
-                                {"node_error": e.code}) from None
-            except NodeUnavailable:
-                raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
-            dest = await self._decode(invoice)
-            if dest.kind != "bolt12_invoice":
-                raise DeskError(Code.INVALID_DESTINATION, "the offer's node sent something other than an invoice")
-            policy.check_destination(dest, info.network, self.now(), self.config)
-            return self._target("bolt12_offer", offer, dest, amount_msat, reserve)
-        return self._target(dest.kind, dest.invstring, dest, amount_msat)
-
-    def _whole_value_invoice(self, checked: Checked, maxfee_msat: int | None) -> tuple[int, int]:
-        """The amount to ask an amountless offer for when the caller names none, and the fee reserve it leaves."""
-        units = self._whole_units(checked)
-        value = policy.epoch_value(units, checked.epoch, checked.pool_fee_ppm)
-        policy.check_amount(value, self.config)
-        reserve = policy.fee_reserve(value, maxfee_msat, self.config)
-        if value - reserve <= 0:
-            raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth no more than the routing fee reserve",
-                            {"value_msat": value, "fee_reserve_msat": reserve})
-        return value - reserve, reserve
-
-    def _whole_units(self, checked: Checked) -> int:
-        """Units a whole-value redemption buys: all of the token's, less the input fees of the swap and the
-        settlement."""
-        available = checked.token.amount - wallet.swap_fee(list(checked.token.proofs), _fees(checked.keysets))
-        units = wallet.units_after_fee(available, self._output_keyset(checked).input_fee_ppk)
-        if units <= 0:
-            raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
-        return units
-
-    def _target(self, kind: str, given: str, dest: Destination, amount_msat: int | None,
-                reserve_msat: int | None = None) -> Target:
-        if dest.payment_hash is None:
-            raise DeskError(Code.INVALID_DESTINATION, "the destination names no payment hash")
-        if dest.amount_msat is not None:
-            _same_amount(dest, amount_msat)
-            deliver, method, pay_amount = dest.amount_msat, "xpay", None
-        elif amount_msat is not None:
-            deliver, method, pay_amount = amount_msat, "xpay", amount_msat
-        else:
-            deliver, method, pay_amount = None, "sendamount", None
-        if deliver is not None:
-            policy.check_amount(deliver, self.config)
-        return Target(kind=kind, destination=given, invoice=dest.invstring, payment_hash=dest.payment_hash,
-                      method=method, deliver_msat=deliver, pay_amount_msat=pay_amount, expires_at=dest.expires_at,
-                      reserve_msat=reserve_msat)
-
-    async def _decode(self, invstring: str) -> Destination:
-        try:
-            with self.timings.measure("node"):
-                return await self.node.decode(invstring)
-        except NodeError as e:
-            raise DeskError(Code.INVALID_DESTINATION, "the node cannot read this invoice or offer",
-                            {"node_error": e.code}) from None
-        except NodeUnavailable:
-            raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
+        return await self.destinations.resolve(invstring, amount_msat, payer_note, checked, maxfee_msat,
+                                               now=self.now())
 
     async def _quote_destination(self, checked: Checked, invstring: str, amount_msat: int | None,
                                  quote: EhashQuote) -> dict[str, Any]:
@@ -384,21 +239,26 @@ class Desk:
             target = await self._resolve(invstring, amount_msat, None, checked, None)
             plan_units, reserve = self._units_needed(checked, target, None)
             payable = plan_units <= checked.token.amount
-            out: dict[str, Any] = {"kind": target.kind, "amount_msat": target.deliver_msat or quote.amount_msat,
-                                   "payable": payable, "fee_reserve_msat": reserve, "units_needed": plan_units}
+            out: dict[str, Any] = {
+                "kind": target.kind, "amount_msat": target.deliver_msat or quote.amount_msat, "payable": payable,
+                "fee_reserve_msat": reserve, "units_needed": plan_units,
+                "cost_msat": checked.value(plan_units),
+                # Who keeps the part of the reserve routing does not use (see the module docstring).
+                "unused_fee_reserve": "payee" if target.method == "sendamount" else "desk"}
             if not payable:
                 out["reason"] = "the token is worth less than the payment and its fee reserve"
             return out
         except DeskError as e:
             return {"kind": None, "amount_msat": amount_msat, "payable": False, "reason": e.message,
-                    "code": int(e.code), "fee_reserve_msat": None, "units_needed": None}
+                    "code": int(e.code), "fee_reserve_msat": None, "units_needed": None, "cost_msat": None,
+                    "unused_fee_reserve": None}
 
     # ---------------------------------------------------------------------------------------- 3. quote
 
     def _units_needed(self, checked: Checked, target: Target, maxfee_msat: int | None) -> tuple[int, int]:
         """Units the payment needs at the epoch's rate, with the fee reserve; whole-value sends need them all."""
         if target.deliver_msat is None:
-            value = policy.epoch_value(checked.token.amount, checked.epoch, checked.pool_fee_ppm)
+            value = checked.value(checked.token.amount)
             return checked.token.amount, policy.fee_reserve(value, maxfee_msat, self.config)
         reserve = self._reserve(target, target.deliver_msat, maxfee_msat)
         return policy.units_for(target.deliver_msat + reserve, checked.epoch, checked.pool_fee_ppm), reserve
@@ -466,14 +326,14 @@ class Desk:
 
     async def _plan(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
         token, epoch = checked.token, checked.epoch
-        fees = _fees(checked.keysets)
-        out_keyset = self._output_keyset(checked)
+        fees = checked.fees_ppk
+        out_keyset = checked.output_keyset()
         out_ppk = out_keyset.input_fee_ppk
         swap_fee = wallet.swap_fee(list(token.proofs), fees)
         available = token.amount - swap_fee
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
-            units = self._whole_units(checked)
+            units = checked.whole_units()
             quote = await self._checked_quote(checked, units, target)
             policy.check_amount(quote.amount_msat, self.config)
             reserve = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
@@ -493,19 +353,11 @@ class Desk:
         if change < 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
                             {"units": token.amount, "units_needed": sum(custody) + swap_fee,
-                             "value_msat": policy.epoch_value(available, epoch, checked.pool_fee_ppm)})
+                             "value_msat": checked.value(available)})
         if quote.expiry - self.now() < self.config.min_invoice_life:
             raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
         return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
                     swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id)
-
-    def _output_keyset(self, checked: Checked) -> Keyset:
-        active = [k for k in checked.keysets.values() if k.active and
-                  (not checked.epoch.keysets or k.id in checked.epoch.keysets)]
-        if not active:
-            raise DeskError(Code.EPOCH_NOT_REDEEMABLE, "the mint has no active keyset for this unit",
-                            {"unit": checked.token.unit})
-        return max(active, key=lambda k: k.id)
 
     async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
@@ -764,43 +616,6 @@ class Desk:
 
     # --- the mint and the node, with caching and timing ---------------------------------------------------
 
-    async def _cached(self, key: str, fetch: Callable[[], Any], fresh: bool = False) -> Any:
-        hit = self._cache.get(key)
-        if hit is not None and not fresh and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        try:
-            with self.timings.measure("mint"):
-                value = await fetch()
-        except MintUnavailable:
-            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer") from None
-        except MintProtocolError as e:
-            raise DeskError(Code.MINT_REFUSED, f"the mint's answer is unusable: {e}") from None
-        except MintError as e:
-            raise DeskError(Code.MINT_REFUSED, f"the mint refused: {e.detail}", {"mint_code": e.code}) from None
-        self._cache[key] = (time.monotonic(), value)
-        return value
-
-    async def _epoch(self, unit: str) -> Epoch | None:
-        for fresh in (False, True):
-            epochs = await self._cached("epochs", self.mint.epochs, fresh)
-            found = next((e for e in epochs if e.unit == unit), None)
-            if found is not None and found.state == "settled":
-                return found
-        return found
-
-    async def _pool_fee(self) -> int:
-        if self.config.pool_fee_ppm is not None:
-            return self.config.pool_fee_ppm
-        info = await self._cached("info", self.mint.info)
-        fee = info.get("ehash", {}).get("pool_fee_ppm", 0) if isinstance(info, dict) else 0
-        return fee if type(fee) is int and 0 <= fee <= 1_000_000 else 0
-
-    async def _keysets(self) -> list[Keyset]:
-        return await self._cached("keysets", self.mint.keysets)
-
-    async def _keys(self, keyset_id: str) -> Keyset:
-        return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
-
     async def _mint_quote(self, unit: str, units: int, request: str | None = None) -> EhashQuote:
         try:
             with self.timings.measure("mint"):
@@ -837,22 +652,12 @@ class Desk:
 # --- small pure helpers ------------------------------------------------------------------------------------
 
 
-def _fees(keysets: dict[str, Keyset]) -> dict[str, int]:
-    return {kid: k.input_fee_ppk for kid, k in keysets.items()}
-
-
 def _exact(units: int, fee_ppk: int) -> list[int]:
     try:
         return wallet.exact_amounts(units, fee_ppk)
     except ValueError:
         raise DeskError(Code.INSUFFICIENT_VALUE, "no denominations cover these units with their input fee") \
             from None
-
-
-def _same_amount(dest: Destination, amount_msat: int | None) -> None:
-    if amount_msat is not None and dest.amount_msat is not None and amount_msat != dest.amount_msat:
-        raise DeskError(Code.INVALID_PARAMS, "amount_msat differs from the amount the destination names",
-                        {"amount_msat": amount_msat, "destination_msat": dest.amount_msat})
 
 
 def _check_params(amount_msat: Any, maxfee_msat: Any, payer_note: Any) -> None:

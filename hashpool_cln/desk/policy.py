@@ -113,6 +113,10 @@ def check_amount(amount_msat: int, config: DeskConfig) -> None:
 
 
 def epoch_net_reward(epoch: Epoch, pool_fee_ppm: int) -> int:
+    """What the epoch's units are quoted against: the net reward the epoch publishes (its own pool fee, fixed
+    when it closed), else its reward less ``pool_fee_ppm`` (mints that do not publish it)."""
+    if epoch.net_reward_msat is not None:
+        return epoch.net_reward_msat
     return net_reward_msat(epoch.reward_msat, pool_fee_ppm)
 
 

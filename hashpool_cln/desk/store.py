@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+
+from hashpool_cln import sqlite
 
 from .states import RELEASED, State, transition
 
@@ -137,13 +138,6 @@ class Record:
         return list(json.loads(raw)) if raw else []
 
 
-def _create_private_file(path: str) -> None:
-    """Create ``path`` readable by its owner only; the ledger holds proofs, which are money."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-
-
 class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -152,40 +146,25 @@ class Store:
 
     @classmethod
     async def open(cls, path: str) -> Store:
-        if path != ":memory:":
-            _create_private_file(path)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        sqlite.create_private(path)  # the ledger holds proofs, which are money
+        db = await sqlite.connect(path, busy_timeout_ms=5_000)
         db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db)
-        await store._migrate()
+        try:
+            async with store.transaction() as conn:
+                await sqlite.migrate(conn, MIGRATIONS, what="this desk")
+        except BaseException:
+            await db.close()
+            raise
         return store
 
     async def close(self) -> None:
         await self._db.close()
 
-    async def _migrate(self) -> None:
-        async with self.transaction() as db:
-            version = (await (await db.execute("PRAGMA user_version")).fetchone())[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {number}")
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with sqlite.transaction(self._db, self._lock) as db:
+            yield db
 
     # --- writes -------------------------------------------------------------------------------------------
 

@@ -59,12 +59,6 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-def touch_private(path: Path) -> None:
-    """Make sure ``path`` exists with mode 0600 before another library (sqlite) creates it."""
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-
-
 def _load_or_create(path: Path, make: Callable[[], str]) -> str:
     if not path.exists():
         try:

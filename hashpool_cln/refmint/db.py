@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from hashpool_cln.refmint.config import touch_private
+from hashpool_cln import sqlite
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -109,11 +109,10 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        touch_private(path)  # sqlite gives the -wal and -shm files the mode of the database file
-        writer = await _connect(path)
+        sqlite.create_private(path)
+        writer = await sqlite.connect(path)
         try:
-            await fetchone(writer, "PRAGMA journal_mode=WAL")
-            reader = await _connect(path)
+            reader = await sqlite.connect(path)
         except BaseException:
             await writer.close()
             raise
@@ -130,36 +129,18 @@ class Database:
         await self._writer.close()
 
     async def schema_version(self) -> int:
-        row = await self.fetchone("SELECT version FROM schema_version")
-        return int(row[0]) if row else 0
+        return await sqlite.schema_version(self._reader)
 
     async def _migrate(self) -> None:
         async with self.transaction() as conn:
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            async with conn.execute("SELECT version FROM schema_version") as cur:
-                row = await cur.fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"database schema version {version} is newer than this mint ({SCHEMA_VERSION})")
-            for script in MIGRATIONS[version:]:
-                for statement in _statements(script):
-                    await conn.execute(statement)
-            if row is None:
-                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            else:
-                await conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            await _adopt_version_table(conn)
+            await sqlite.migrate(conn, MIGRATIONS, what="this mint")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled back on error."""
-        async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
+        async with sqlite.transaction(self._writer, self._lock) as conn:
+            yield conn
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._reader.execute(sql, params) as cur:
@@ -184,21 +165,14 @@ def placeholders(values: Iterable[Any]) -> str:
     return ",".join("?" for _ in values)
 
 
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-async def _connect(path: Path) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        await fetchone(conn, "PRAGMA busy_timeout=10000")
-        await fetchone(conn, "PRAGMA foreign_keys=ON")
-        # A committed spend must survive a power cut: a lost spend is a double spend.
-        await fetchone(conn, "PRAGMA synchronous=FULL")
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
+async def _adopt_version_table(conn: aiosqlite.Connection) -> None:
+    """Files made before the version moved to ``PRAGMA user_version`` kept it in a table: carry it over once."""
+    if await fetchone(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") is None:
+        return
+    row = await fetchone(conn, "SELECT version FROM schema_version")
+    if row is not None and await sqlite.schema_version(conn) == 0:
+        await conn.execute(f"PRAGMA user_version = {int(row[0])}")
+    await conn.execute("DROP TABLE schema_version")
 
 
 IntegrityError = sqlite3.IntegrityError

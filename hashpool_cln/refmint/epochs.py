@@ -84,7 +84,7 @@ class EpochRecord:
             unit=self.unit, pool=self.pool, height=self.height, block_hash=self.reward_block_hash,
             state=self.state(now, issue_grace, redeem_window), issued=self.issued, reward_msat=self.reward_msat,
             redeemed_msat=redeemed_msat, redeem_until=self.redeem_until(issue_grace, redeem_window),
-            keysets=(self.keyset_id,),
+            keysets=(self.keyset_id,), net_reward_msat=self.net_reward_msat,
         )
 
 

@@ -38,11 +38,11 @@ class Blinded:
     rs: list[PrivateKey]
 
 
-def blind_outputs(keyset_id: str, amounts: Sequence[int]) -> Blinded:
-    """Fresh random secrets blinded into outputs of ``keyset_id``, one per amount."""
+def blind_outputs(keyset_id: str, amounts: Sequence[int], secrets: Sequence[str] = ()) -> Blinded:
+    """Secrets blinded into outputs of ``keyset_id``, one per amount: ``secrets`` first, then fresh random ones."""
     out = Blinded([], [], [])
-    for amount in amounts:
-        secret = os.urandom(32).hex()
+    for i, amount in enumerate(amounts):
+        secret = secrets[i] if i < len(secrets) else os.urandom(32).hex()
         B_, r = crypto.blind(secret.encode("utf-8"))
         out.outputs.append(BlindedMessage(amount=amount, id=keyset_id, B_=B_.format().hex()))
         out.secrets.append(secret)

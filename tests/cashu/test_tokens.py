@@ -9,6 +9,7 @@ from coincurve import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import hashpool_cln.cashu.tokens as tokens_module
 from hashpool_cln.cashu.errors import CashuError, TokenError
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
 from hashpool_cln.cashu.tokens import (
@@ -565,3 +566,102 @@ def test_proof_field_replacement_keeps_other_fields():
     proof = Proof(1, full[:16], "a", C1, dleq=DLEQ("01" * 32, "02" * 32), witness="w")
     token = resolve_short_ids(Token(mint="m", unit="sat", proofs=(proof,)), [full])
     assert token.proofs[0] == replace(proof, id=full)
+
+
+# --------------------------------------------------------------------------------------------- fast path
+# Large groups are checked column by column, small ones proof by proof; both must agree exactly with the
+# field-by-field validators, which name the error.
+
+BIG = 40  # above the size where groups take the column path
+
+
+def parse_field_by_field(text):
+    original = tokens_module._fast_group
+    tokens_module._fast_group = lambda *args, **kwargs: None
+    try:
+        return parse_token(text)
+    finally:
+        tokens_module._fast_group = original
+
+
+def same_outcome(text):
+    try:
+        expected = parse_field_by_field(text)
+    except TokenError as exc:
+        assert exc.reason != "internal", repr(exc.__cause__)
+        with pytest.raises(TokenError) as info:
+            parse_token(text)
+        assert info.value.reason == exc.reason
+        return None
+    assert parse_token(text) == expected
+    return expected
+
+
+def big_points(n):
+    return [PrivateKey((i + 1).to_bytes(32, "big")).public_key.format().hex() for i in range(n)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens())
+def test_fast_path_builds_the_same_proofs(token):
+    assert same_outcome(serialize_v4(token)) == token
+    assert same_outcome(serialize_v3(token)) == token
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(cbor_values, token_like_cbor))
+def test_fast_path_agrees_on_random_cbor(doc):
+    same_outcome("cashuB" + b64(cbor2.dumps(doc)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values, token_like_json))
+def test_fast_path_agrees_on_random_json(doc):
+    same_outcome("cashuA" + b64(json.dumps(doc).encode()))
+
+
+def test_large_groups_of_unusual_but_valid_proofs_are_accepted():
+    points = big_points(BIG)
+    dleq = {"e": b"\x01" * 32, "s": b"\x02" * 32}
+    mixed = [proof4(a=1, s=f"s{i}", c=c, **({"d": dleq} if i % 2 else {})) for i, c in enumerate(points)]
+    mixed[3]["s"] = "sécret"  # non-ASCII secrets are valid
+    mixed[5]["w"] = "wïtness"
+    token = same_outcome(v4(doc4(*mixed)))
+    assert token is not None and len(token.proofs) == BIG
+    assert token.proofs[1].dleq == DLEQ("01" * 32, "02" * 32) and token.proofs[0].dleq is None
+    assert token.proofs[3].secret == "sécret" and token.proofs[5].witness == "wïtness"
+    upper = [proof3(amount=1, secret=f"s{i}", C=c.upper(), kid=KID.upper()) for i, c in enumerate(points)]
+    token = same_outcome(v3(doc3(*upper)))
+    assert token is not None and token.proofs[7].C == points[7] and token.proofs[7].id == KID
+
+
+@pytest.mark.parametrize("size", [1, BIG])
+@pytest.mark.parametrize(
+    ("defect", "reason"),
+    [
+        (lambda p: p | {"a": 3}, "bad_amount"),
+        (lambda p: p | {"a": 0}, "bad_amount"),
+        (lambda p: p | {"s": ""}, "bad_secret"),
+        (lambda p: p | {"c": bytes.fromhex(OFF_CURVE)}, "bad_point"),
+        (lambda p: p | {"c": b"\x04" + p["c"][1:]}, "bad_point"),
+        (lambda p: p | {"c": p["c"][:32]}, "bad_point"),
+        (lambda p: p | {"d": {"e": b"\x01" * 32, "s": b"\x01" * 31}}, "bad_dleq"),
+        (lambda p: p | {"d": {"e": b"\x01" * 32, "s": b"\x01" * 32, "r": b"\x01"}}, "bad_dleq"),
+        (lambda p: p | {"w": "w" * (MAX_WITNESS_CHARS + 1)}, "bad_witness"),
+        (lambda p: {k: v for k, v in p.items() if k != "c"}, "missing_field"),
+        (lambda p: p | {"s": "s0"}, "duplicate_secret"),
+    ],
+)
+def test_one_bad_proof_in_a_group_is_found(size, defect, reason):
+    proofs = [proof4(a=1, s=f"s{i}", c=c, d={"e": b"\x01" * 32, "s": b"\x02" * 32})
+              for i, c in enumerate(big_points(size + 1))]
+    proofs[-1] = defect(proofs[-1])
+    error = refused(v4(doc4(*proofs)), reason)
+    assert f"proof {size}" in str(error)
+    same_outcome(v4(doc4(*proofs)))
+
+
+def test_off_curve_point_in_a_large_v3_group_is_named():
+    proofs = [proof3(amount=1, secret=f"s{i}", C=c) for i, c in enumerate(big_points(BIG))]
+    proofs[17]["C"] = OFF_CURVE
+    assert "proof 17 C is not a point" in str(refused(v3(doc3(*proofs)), "bad_point"))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
+from support.ehash import RATE_MSAT
 from support.invoices import make_invoice
 
 from hashpool_cln.cashu.tokens import parse_token
-
-from .conftest import RATE_MSAT
 
 
 async def test_bolt11_with_amount_pays_returns_change_and_settles(desk, ehash, node):
@@ -20,7 +19,7 @@ async def test_bolt11_with_amount_pays_returns_change_and_settles(desk, ehash, n
     assert out["amount_msat"] == 100_000 and out["fee_msat"] == 0
     assert node.complete_count(inv.payment_hash) == 1
     # 100 000 msat + 1 % fee reserve = 101 000 msat = 101 units at 1 sat a unit
-    assert out["value_msat"] == 101 * RATE_MSAT
+    assert out["value_msat"] == 101 * RATE_MSAT  # the reserve is charged in full although routing cost 0
     change = parse_token(out["change_token"])
     assert change.amount == 1_000 - 101
     assert set(await ehash.states(out["change_token"])) == {"UNSPENT"}
@@ -115,6 +114,9 @@ async def test_quote_of_an_amountless_offer_shows_what_the_payee_gets(desk, ehas
     dest = q["destination"]
     assert dest["payable"] is True and dest["kind"] == "bolt12_offer"
     assert dest["amount_msat"] == 297_000 and dest["fee_reserve_msat"] == 3_000 and dest["units_needed"] == 300
+    assert dest["cost_msat"] == 300 * RATE_MSAT and dest["unused_fee_reserve"] == "desk"
+    bolt11 = (await desk.quote(await ehash.token(300), make_invoice(None).bolt11))["destination"]
+    assert bolt11["amount_msat"] == 300 * RATE_MSAT and bolt11["unused_fee_reserve"] == "payee"
     assert await desk.redemptions() == []
 
 
@@ -253,6 +255,8 @@ async def test_quote_prices_without_committing(desk, ehash, node):
     assert q["value_msat"] == 1_000 * RATE_MSAT and q["amount"] == 1_000
     assert q["destination"]["payable"] is True and q["destination"]["units_needed"] == 101
     assert q["destination"]["fee_reserve_msat"] == 1_000
+    # the reserve is charged in full: the payment costs 101 units, whatever routing takes of it
+    assert q["destination"]["cost_msat"] == 101 * RATE_MSAT and q["destination"]["unused_fee_reserve"] == "desk"
     assert set(await ehash.states(token)) == {"UNSPENT"}
     assert await desk.redemptions() == []
     small = await desk.quote(await ehash.token(50), inv.bolt11)
@@ -272,3 +276,24 @@ async def test_events_carry_no_secrets(make_desk, ehash, node):
     listed = await desk.redemptions()
     assert listed[0]["id"] == out["id"] and "change_token" not in listed[0]
     assert all("payment_preimage" not in fields for _, _, fields in events)
+
+
+async def test_the_epochs_own_net_reward_prices_it_not_the_fee_of_the_day(make_desk, ehash, node):
+    # The operator's fallback fee (for mints that publish no net reward) is wrong on purpose: 50 %.
+    desk = await make_desk(pool_fee_ppm=500_000)
+    out = await desk.redeem(await ehash.token(200), make_invoice(100_000).bolt11)
+    assert out["state"] == "settled" and out["value_msat"] == 101 * RATE_MSAT
+
+
+async def test_without_a_published_net_reward_the_fallback_fee_prices_the_epoch(make_desk, ehash, node):
+    from hashpool_cln.desk.errors import Code, DeskError
+    ehash.proxy.fault("/v1/ehash/epochs", "old_epochs", times=5)
+    desk = await make_desk(pool_fee_ppm=500_000)
+    token = await ehash.token(200)
+    try:
+        await desk.quote(token)
+    except DeskError as e:
+        assert e.code is Code.RATE_REFUSED
+    else:
+        raise AssertionError("a quote at the wrong fee was accepted")
+    assert set(await ehash.states(token)) == {"UNSPENT"}

@@ -188,7 +188,7 @@ async def _nothing_lost(desk, ehash, node, token, err, invoice):
 async def test_mint_down(desk, ehash, node, where):
     token = await ehash.token(200)
     inv = make_invoice(10_000)
-    desk._cache.clear()
+    desk.catalog.clear()
     ehash.proxy.fault(where, "drop_before", times=2)
     err = await refused(desk.redeem(token, inv.bolt11))
     assert err.code in (Code.MINT_UNAVAILABLE, Code.MINT_REFUSED)

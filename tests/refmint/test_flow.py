@@ -93,3 +93,36 @@ async def test_locked_share_quote_lookup_and_signature(refmint) -> None:
     assert sum(p.amount for p in proofs) == 8
     again = await refmint.ok("GET", f"/v1/mint/quote/mining_share/{quote['quote']}")
     assert again["state"] == "ISSUED" and again["amount_issued"] == 8
+
+
+async def test_each_epoch_keeps_the_pool_fee_it_closed_with(tmp_path) -> None:
+    from support.refmint import mint_config, start_mint
+    first = await start_mint(mint_config(tmp_path / "mint", pool_fee_ppm=20_000))
+    try:
+        unit_a, _ = await first.handle.settled_epoch(1_000_000, 4)
+    finally:
+        await first.stop()
+    second = await start_mint(mint_config(tmp_path / "mint", pool_fee_ppm=50_000))  # the pool raised its fee
+    try:
+        mint = second.handle
+        unit_b, _ = await mint.settled_epoch(1_000_000, 4)
+        epochs = {e["unit"]: e for e in (await mint.ok("GET", "/v1/ehash/epochs"))["epochs"]}
+        assert epochs[unit_a]["net_reward_msat"] == net_reward_msat(1_000_000, 20_000) == 980_000
+        assert epochs[unit_b]["net_reward_msat"] == 950_000
+        assert (await mint.ok("GET", "/v1/info"))["ehash"]["pool_fee_ppm"] == 50_000
+        quote = await mint.ok("POST", "/v1/melt/quote/ehash", {"unit": unit_a, "amount": 16}, role="desk")
+        assert quote["amount_msat"] == 980_000  # the old epoch is still quoted at its own fee
+        async with mint.client() as client:
+            parsed = {e.unit: e for e in await client.epochs()}
+        assert parsed[unit_a].net_reward_msat == 980_000 and parsed[unit_b].net_reward_msat == 950_000
+    finally:
+        await second.stop()
+
+
+def test_an_epoch_without_net_reward_still_parses() -> None:
+    from hashpool_cln.ehash import Epoch
+    old = {"unit": "hash", "pool": "", "height": 0, "block_hash": None, "state": "settled", "issued": 4,
+           "reward_msat": 1_000, "redeemed_msat": 0, "redeem_until": None, "keysets": ["00ab"]}
+    epoch = Epoch.from_dict(old)
+    assert epoch.net_reward_msat is None and epoch.to_dict() == old
+    assert Epoch.from_dict({**old, "net_reward_msat": 990}).net_reward_msat == 990

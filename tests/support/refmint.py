@@ -138,13 +138,15 @@ class MintHandle:
         return settled["unit"], proofs
 
     # -- swaps ---------------------------------------------------------------------------------------------
-    async def swap(self, proofs: Sequence[Proof], amounts: Sequence[int] | None = None) -> list[Proof]:
-        """Swap ``proofs`` into fresh proofs of the same keyset (amounts default to the total less fees)."""
+    async def swap(self, proofs: Sequence[Proof], amounts: Sequence[int] | None = None,
+                   secrets: Sequence[str] = ()) -> list[Proof]:
+        """Swap ``proofs`` into fresh proofs of the same keyset (amounts default to the total less fees; the
+        first outputs get ``secrets``, the others random ones)."""
         kid = proofs[0].id
         if amounts is None:
             ppk = next(k["input_fee_ppk"] for k in (await self.ok("GET", "/v1/keysets"))["keysets"] if k["id"] == kid)
             amounts = split_amount(sum(p.amount for p in proofs) - (len(proofs) * ppk + 999) // 1000)
-        blinded = blind_outputs(kid, amounts)
+        blinded = blind_outputs(kid, amounts, secrets)
         answer = await self.ok("POST", "/v1/swap", {"inputs": [p.to_dict() for p in proofs],
                                                    "outputs": [o.to_dict() for o in blinded.outputs]})
         return await self.unblind(blinded, answer["signatures"])

@@ -1,0 +1,174 @@
+"""Step 1 of a redemption (DESIGN §2): read the caller's token and check it against the desk's rules and what
+the mint publishes. Everything here is local or a cached read of the mint: no swap, no payment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hashpool_cln.cashu import conditions, crypto
+from hashpool_cln.cashu.errors import ConditionError, CryptoError, TokenError
+from hashpool_cln.cashu.keysets import Keyset
+from hashpool_cln.cashu.models import Proof, Token
+from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
+from hashpool_cln.ehash import Epoch
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+
+from . import policy, wallet
+from .config import DeskConfig
+from .errors import Code, DeskError
+from .timing import Timings
+
+CACHE_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A token that passed every local check, with what the later steps need from the mint."""
+
+    token: Token
+    epoch: Epoch
+    keysets: dict[str, Keyset]  # every keyset of the unit, by id (keys loaded for the token's)
+    ys: tuple[str, ...]
+    pool_fee_ppm: int  # assumed only when the epoch does not publish its net reward
+
+    @property
+    def fees_ppk(self) -> dict[str, int]:
+        return {kid: k.input_fee_ppk for kid, k in self.keysets.items()}
+
+    def output_keyset(self) -> Keyset:
+        """The keyset the desk's outputs use: the newest active one of the token's epoch."""
+        epoch_keysets = self.epoch.keysets
+        active = [k for k in self.keysets.values() if k.active and (not epoch_keysets or k.id in epoch_keysets)]
+        if not active:
+            raise DeskError(Code.EPOCH_NOT_REDEEMABLE, "the mint has no active keyset for this unit",
+                            {"unit": self.token.unit})
+        return max(active, key=lambda k: k.id)
+
+    def whole_units(self) -> int:
+        """Units a whole-value redemption buys: all of the token's, less the input fees of the swap and the
+        settlement."""
+        available = self.token.amount - wallet.swap_fee(list(self.token.proofs), self.fees_ppk)
+        units = wallet.units_after_fee(available, self.output_keyset().input_fee_ppk)
+        if units <= 0:
+            raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
+        return units
+
+    def value(self, units: int) -> int:
+        """What ``units`` of the token's epoch are worth at its published rate."""
+        return policy.epoch_value(units, self.epoch, self.pool_fee_ppm)
+
+
+class Catalog:
+    """What the mint publishes (epochs, keysets, keys, its pool fee), read through a short cache."""
+
+    def __init__(self, mint: MintClient, config: DeskConfig, timings: Timings) -> None:
+        self.mint = mint
+        self.config = config
+        self.timings = timings
+        self.entries: dict[str, tuple[float, Any]] = {}
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    async def _cached(self, key: str, fetch: Callable[[], Any], fresh: bool = False) -> Any:
+        hit = self.entries.get(key)
+        if hit is not None and not fresh and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        try:
+            with self.timings.measure("mint"):
+                value = await fetch()
+        except MintUnavailable:
+            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer") from None
+        except MintProtocolError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint's answer is unusable: {e}") from None
+        except MintError as e:
+            raise DeskError(Code.MINT_REFUSED, f"the mint refused: {e.detail}", {"mint_code": e.code}) from None
+        self.entries[key] = (time.monotonic(), value)
+        return value
+
+    async def epoch(self, unit: str) -> Epoch | None:
+        for fresh in (False, True):
+            epochs = await self._cached("epochs", self.mint.epochs, fresh)
+            found = next((e for e in epochs if e.unit == unit), None)
+            if found is not None and found.state == "settled":
+                return found
+        return found
+
+    async def pool_fee(self) -> int:
+        if self.config.pool_fee_ppm is not None:
+            return self.config.pool_fee_ppm
+        info = await self._cached("info", self.mint.info)
+        fee = info.get("ehash", {}).get("pool_fee_ppm", 0) if isinstance(info, dict) else 0
+        return fee if type(fee) is int and 0 <= fee <= 1_000_000 else 0
+
+    async def keysets(self) -> list[Keyset]:
+        return await self._cached("keysets", self.mint.keysets)
+
+    async def keys(self, keyset_id: str) -> Keyset:
+        return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
+
+
+async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str) -> Checked:
+    """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault."""
+    config, timings = catalog.config, catalog.timings
+    if not isinstance(text, str):
+        raise DeskError(Code.INVALID_PARAMS, "token must be a string")
+    try:
+        with timings.measure("crypto"):
+            token = parse_token(text)
+    except TokenError as e:
+        raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
+    policy.check_mint(token.mint, config)
+    policy.check_unit(token.unit, config)
+    epoch = policy.check_epoch(token.unit, await catalog.epoch(token.unit), now)
+    unit_keysets = {k.id: k for k in await catalog.keysets() if k.unit == token.unit}
+    try:
+        token = resolve_short_ids(token, unit_keysets)
+    except TokenError as e:
+        raise DeskError(Code.KEYSET_REFUSED, str(e), {"reason": e.reason}) from None
+    for kid in token.keyset_ids:
+        policy.check_keyset(unit_keysets[kid], token.unit, now)
+        if epoch.keysets and kid not in epoch.keysets:
+            raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
+        unit_keysets[kid] = await catalog.keys(kid)
+    with timings.measure("crypto"):
+        ys = check_proofs(token, unit_keysets, own_pubkey)
+    # The mint's current fee is only a fallback: an epoch's price rests on the fee fixed into it.
+    fee = 0 if epoch.net_reward_msat is not None else await catalog.pool_fee()
+    return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
+
+
+def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> tuple[str, ...]:
+    """Each proof's amount, spending condition and DLEQ proof (when it carries one); returns their Ys."""
+    ys: list[str] = []
+    for i, proof in enumerate(token.proofs):
+        keyset = keysets[proof.id]
+        if proof.amount not in keyset.keys:
+            raise DeskError(Code.PROOF_INVALID, f"proof {i} has an amount its keyset cannot sign",
+                            {"index": i, "amount": proof.amount})
+        try:
+            conditions.require_spendable(proof, (own_pubkey,))
+        except ConditionError as e:
+            raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
+        if proof.dleq is not None and proof.dleq.r is not None:
+            _verify_dleq(i, proof, proof.dleq.r, keyset)
+        ys.append(crypto.proof_y(proof.secret))
+    if len(set(ys)) != len(ys):
+        raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
+    return tuple(ys)
+
+
+def _verify_dleq(i: int, proof: Proof, r: str, keyset: Keyset) -> None:
+    dleq = proof.dleq
+    try:
+        ok = dleq is not None and crypto.dleq_verify_proof(
+            proof.secret.encode(), crypto.point(proof.C), crypto.scalar(r),
+            bytes.fromhex(dleq.e), bytes.fromhex(dleq.s), keyset.public_key(proof.amount))
+    except (CryptoError, ValueError):
+        ok = False
+    if not ok:
+        raise DeskError(Code.PROOF_INVALID, f"proof {i} carries a DLEQ proof that does not verify", {"index": i})

@@ -1,0 +1,78 @@
+"""sqlite files that hold money: owner-only, WAL, ``synchronous=FULL``, versioned migrations, one writer at a time.
+
+The desk's ledger and the reference mint's store both open their files here. A transaction is an asyncio lock
+(one writer per connection, many coroutines) around ``BEGIN IMMEDIATE`` (one writer per file, even across
+processes); a committed write survives a power cut, since a lost spend is a double spend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+MEMORY = ":memory:"
+
+
+def create_private(path: str | Path) -> None:
+    """Create ``path`` readable by its owner only, before sqlite creates it (its -wal and -shm files take the
+    database file's mode); an existing file is made owner-only too."""
+    if str(path) == MEMORY:
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+
+
+async def connect(path: str | Path, *, busy_timeout_ms: int = 10_000) -> aiosqlite.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the durability settings above."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        for pragma in (f"busy_timeout={int(busy_timeout_ms)}", "foreign_keys=ON", "synchronous=FULL",
+                       "journal_mode=WAL"):
+            async with conn.execute(f"PRAGMA {pragma}"):
+                pass
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+@asynccontextmanager
+async def transaction(conn: aiosqlite.Connection, lock: asyncio.Lock) -> AsyncIterator[aiosqlite.Connection]:
+    """One write transaction: committed when the block ends, rolled back if it raises."""
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(conn: aiosqlite.Connection, migrations: Sequence[str], *, what: str = "this program") -> int:
+    """Run the migrations the file has not had yet (its version is ``PRAGMA user_version``), inside the caller's
+    transaction; refuse a file made by a newer version. Returns the version reached."""
+    version = await schema_version(conn)
+    if version > len(migrations):
+        raise RuntimeError(f"the database's schema version {version} is newer than {what} ({len(migrations)})")
+    for number, script in enumerate(migrations[version:], start=version + 1):
+        for statement in statements(script):
+            await conn.execute(statement)
+        await conn.execute(f"PRAGMA user_version = {number}")
+    return len(migrations)
+
+
+def statements(script: str) -> list[str]:
+    """A migration script's statements (scripts hold no ``;`` inside strings or triggers)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
