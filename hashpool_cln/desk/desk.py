@@ -145,25 +145,31 @@ class Desk:
     # ------------------------------------------------------------------------------------------ public API
 
     async def quote(self, token: str, invstring: str | None = None, amount_msat: int | None = None) -> dict:
-        """Price a token (and, given a destination, say whether and how it could be paid). Commits nothing."""
+        """Price a token (and, given a destination, say whether and how it could be paid). Commits nothing.
+
+        The price comes from the epoch's published rate, the mint's own formula, and not from a mint quote: a
+        melt quote holds part of the epoch's reward until it expires, and a look that holds budget would let
+        anyone allowed to look block other miners' redemptions. A settled epoch's rate is fixed, so the price
+        holds until the epoch's redemption window closes (``expiry``).
+        """
         self.store  # noqa: B018  (refuse before start)
         checked = await self._check_token(token)
-        proofs = list(checked.token.proofs)
-        fee = wallet.swap_fee(proofs, checked.fees_ppk)
+        fee = wallet.swap_fee(list(checked.token.proofs), checked.fees_ppk)
         units = checked.token.amount - fee
         if units <= 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fee")
-        quote = await self._mint_quote(checked.token.unit, units)
-        policy.check_rate(quote, units, checked.token.unit, checked.epoch, checked.pool_fee_ppm, self.config)
+        epoch = checked.epoch
+        net = policy.epoch_net_reward(epoch, checked.pool_fee_ppm)
         out: dict[str, Any] = {
-            "unit": checked.token.unit, "amount": checked.token.amount, "value_msat": quote.amount_msat,
-            "quote_id": quote.quote, "expiry": quote.expiry, "input_fee": fee,
-            "rate": {"reward_msat": checked.epoch.reward_msat, "net_reward_msat":
-                     policy.epoch_net_reward(checked.epoch, checked.pool_fee_ppm), "issued": checked.epoch.issued,
-                     "epoch_height": checked.epoch.height},
+            "unit": checked.token.unit, "amount": checked.token.amount, "value_msat": checked.value(units),
+            "expiry": epoch.redeem_until, "input_fee": fee,
+            "rate": {"reward_msat": epoch.reward_msat, "net_reward_msat": net, "issued": epoch.issued,
+                     "epoch_height": epoch.height, "unredeemed_msat": max(0, net - epoch.redeemed_msat)},
         }
+        if out["expiry"] is None:
+            del out["expiry"]
         if invstring is not None:
-            out["destination"] = await self._quote_destination(checked, invstring, amount_msat, quote)
+            out["destination"] = await self._quote_destination(checked, invstring, amount_msat, out["value_msat"])
         return out
 
     async def redeem(self, token: str, invstring: str, amount_msat: int | None = None,
@@ -234,13 +240,13 @@ class Desk:
                                                now=self.now())
 
     async def _quote_destination(self, checked: Checked, invstring: str, amount_msat: int | None,
-                                 quote: EhashQuote) -> dict[str, Any]:
+                                 value_msat: int) -> dict[str, Any]:
         try:
             target = await self._resolve(invstring, amount_msat, None, checked, None)
             plan_units, reserve = self._units_needed(checked, target, None)
             payable = plan_units <= checked.token.amount
             out: dict[str, Any] = {
-                "kind": target.kind, "amount_msat": target.deliver_msat or quote.amount_msat, "payable": payable,
+                "kind": target.kind, "amount_msat": target.deliver_msat or value_msat, "payable": payable,
                 "fee_reserve_msat": reserve, "units_needed": plan_units,
                 "cost_msat": checked.value(plan_units),
                 # Who keeps the part of the reserve routing does not use (see the module docstring).

@@ -263,6 +263,20 @@ async def test_quote_prices_without_committing(desk, ehash, node):
     assert small["destination"]["payable"] is False
 
 
+async def test_quotes_hold_no_budget_at_the_mint(desk, ehash):
+    # A token worth the epoch's whole reward: a mint quote for it would hold the whole budget until it expired,
+    # so a second look (or anyone else's redemption) would be refused while the first quote lived.
+    from support.ehash import BANK_EXPONENT
+    token = await ehash.token(1 << BANK_EXPONENT)
+    first = await desk.quote(token)
+    second = await desk.quote(token)
+    assert first["value_msat"] == second["value_msat"] == (1 << BANK_EXPONENT) * RATE_MSAT
+    assert first["rate"]["unredeemed_msat"] == (1 << BANK_EXPONENT) * RATE_MSAT
+    assert first["expiry"] > time.time()
+    quote = await ehash.client.melt_quote_ehash(ehash.unit, 1 << BANK_EXPONENT)
+    assert quote.amount_msat == first["value_msat"]
+
+
 async def test_events_carry_no_secrets(make_desk, ehash, node):
     desk = await make_desk()
     events = []
@@ -290,10 +304,11 @@ async def test_without_a_published_net_reward_the_fallback_fee_prices_the_epoch(
     ehash.proxy.fault("/v1/ehash/epochs", "old_epochs", times=5)
     desk = await make_desk(pool_fee_ppm=500_000)
     token = await ehash.token(200)
+    assert (await desk.quote(token))["value_msat"] == 200 * RATE_MSAT // 2  # priced at the fallback fee
     try:
-        await desk.quote(token)
+        await desk.redeem(token, make_invoice(10_000).bolt11)
     except DeskError as e:
         assert e.code is Code.RATE_REFUSED
     else:
-        raise AssertionError("a quote at the wrong fee was accepted")
+        raise AssertionError("a mint quote at another fee than the epoch's was accepted")
     assert set(await ehash.states(token)) == {"UNSPENT"}

@@ -88,11 +88,12 @@ def test_offers_are_paid_through_fetched_invoices(plugin: PluginHarness, ehash_m
 
 
 def test_quote_prices_the_token_and_checks_a_destination(plugin: PluginHarness, ehash_mint) -> None:
-    # Other miners' ehash shares the epoch: every quote the mint gives reserves part of the epoch's reward.
     token, _others = ehash_mint.issue_settled([8, 56], msat_per_unit=2_000_000)
     bare = plugin.call("hashpool-quote", [token]).ok()
     assert bare["amount"] == 8 and bare["value_msat"] == 16_000_000
-    assert bare["expiry"] > time.time() and bare["quote_id"]
+    assert bare["expiry"] > time.time() and bare["rate"]["issued"] == 64
+    again = plugin.call("hashpool-quote", [token]).ok()  # a look holds nothing at the mint
+    assert again["value_msat"] == bare["value_msat"]
     assert "destination" not in bare
 
     small = plugin.call("hashpool-quote", {"token": token, "invstring": make_invoice(1_000_000).bolt11}).ok()
