@@ -177,19 +177,24 @@ class Desk:
         """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``)."""
         self.store  # noqa: B018
         _check_params(amount_msat, maxfee_msat, payer_note)
+        policy.check_caller_maxfee(maxfee_msat, self.config)
         checked = await self._check_token(token)
         target = await self._resolve(invstring, amount_msat, payer_note, checked, maxfee_msat)
-        rec = await self._create(checked, target, maxfee_msat)
-        self._active.add(rec.id)
+        # Marked as this call's before the ledger shows it: a reconcile running meanwhile must never see an
+        # unclaimed ``new`` redemption and reject it under the call that is still driving it.
+        redemption_id = secrets.token_hex(16)
+        self._active.add(redemption_id)
         try:
+            rec = await self._create(redemption_id, checked, target, maxfee_msat)
             rec = await self._price(rec, checked, target, maxfee_msat)
-            rec = await self.take_custody(rec)
+            if rec.state is State.QUOTED:
+                rec = await self.take_custody(rec)
             if rec.state is State.CUSTODY:
                 rec = await self.pay(rec)
             if rec.state is State.PAID and self.config.settle == "immediate":
                 rec = await self.settle_one(rec)
         finally:
-            self._active.discard(rec.id)
+            self._active.discard(redemption_id)
         return await self._public(rec, reveal=True)
 
     async def status(self, redemption_id: str, reveal_tokens: bool = False) -> dict:
@@ -224,8 +229,12 @@ class Desk:
         settled, waiting = [], []
         for rec in recs:
             if rec.id in self._active:
-                continue
-            rec = await self.settle_one(rec)
+                continue  # a redeem or a reconcile is settling it right now
+            self._active.add(rec.id)
+            try:
+                rec = await self.settle_one(rec)
+            finally:
+                self._active.discard(rec.id)
             (settled if rec.state is State.SETTLED else waiting).append(rec.id)
         return {"settled": settled, "waiting": waiting}
 
@@ -275,18 +284,18 @@ class Desk:
             return target.reserve_msat
         return policy.fee_reserve(deliver_msat, maxfee_msat, self.config)
 
-    async def _create(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self._payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
             raise DeskError(Code.DESTINATION_IN_USE, f"this invoice is already {status.status} on the node")
         proofs = [self._signed(p) for p in checked.token.proofs]
         fields = {
-            "id": secrets.token_hex(16), "mint": checked.token.mint, "unit": checked.token.unit,
+            "id": redemption_id, "mint": checked.token.mint, "unit": checked.token.unit,
             "amount": checked.token.amount, "dest_kind": target.kind, "destination": target.destination,
             "invoice": target.invoice, "invoice_expires_at": target.expires_at,
             "payment_hash": target.payment_hash, "pay_method": target.method,
-            "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat,
+            "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat, "bip353": target.address,
         }
         self._hook("before:->new")
         try:
@@ -360,7 +369,8 @@ class Desk:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
                             {"units": token.amount, "units_needed": sum(custody) + swap_fee,
                              "value_msat": checked.value(available)})
-        if quote.expiry - self.now() < self.config.min_invoice_life:
+        # Refused here, with the token untouched, rather than refunded after custody by ``_unpayable``.
+        if quote.expiry - self.now() < self._payment_window() + self.config.min_invoice_life:
             raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
         return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
                     swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id)
@@ -422,6 +432,12 @@ class Desk:
             by_b = {m.B_.lower(): s for m, s in zip(known, signatures)}
             if by_b and all(o.message.B_.lower() in by_b for o in outputs):
                 return [by_b[o.message.B_.lower()] for o in outputs]
+            if by_b:
+                # Some of our outputs are signed, so our swap spent the inputs: never "untouched", never "spent
+                # elsewhere". A swap is all or nothing, so this is a mint fault for the operator to look at.
+                await self._note(rec, Code.MINT_REFUSED, "the mint restored only part of the swap's outputs")
+                raise DeskError(Code.MINT_REFUSED, "the mint restored only part of the swap's outputs; the "
+                                "redemption waits", {"id": rec.id, "state": str(rec.state)})
             with self.timings.measure("mint"):
                 states = {s.state for s in await self.mint.checkstate([crypto.proof_y(p.secret) for p in inputs])}
         except (MintError, MintUnavailable, MintProtocolError):
@@ -443,9 +459,16 @@ class Desk:
                 proofs = await self.mint.unblind_signatures(messages, secrets_, rs, signatures)
         except (MintError, MintUnavailable, MintProtocolError) as e:
             # The inputs are spent but the outputs do not verify: nothing is paid against them. What the mint
-            # signed goes back to the caller unchecked; they may still try it at the mint.
+            # signed for our blinded messages, at whatever amounts it claims, goes back to the caller unchecked;
+            # they may still try it at the mint.
+            signed = [replace(m, amount=sig.amount, id=sig.id) for m, sig in zip(messages, signatures)]
             bare = [replace(sig, dleq=None) for sig in signatures]
-            proofs = await self.mint.unblind_signatures(messages, secrets_, rs, bare, require_dleq=False)
+            try:
+                proofs = await self.mint.unblind_signatures(signed, secrets_, rs, bare, require_dleq=False)
+            except (MintError, MintUnavailable, MintProtocolError):
+                await self._note(rec, Code.MINT_REFUSED, "the mint's signatures for the swap cannot be read")
+                raise DeskError(Code.MINT_REFUSED, "the mint's signatures for the swap cannot be read; the "
+                                "redemption waits", {"id": rec.id, "state": str(rec.state)}) from None
             return await self._move(rec, State.REFUNDED, refund_token=self._token(rec, proofs),
                                     error_code=int(Code.MINT_REFUSED),
                                     error=f"the mint's signatures are bad: {e}"[:300])
@@ -461,21 +484,28 @@ class Desk:
         if why is not None:
             return await self.refund(rec, Code.DESTINATION_EXPIRED, why)
         status = await self._payment_status(rec["payment_hash"])
+        moved = await self._advance(rec, State.PAYING, paying_at=self.now())
+        if moved is None:  # someone else moved it: they drive it, and a second pay call must never go out
+            return await self._get(rec.id)
         if status is not None and status.status != "unknown" and status.status != "failed":
-            # Paid or being paid already (a crash between the call and its record): follow it, never repeat.
-            rec = await self._move(rec, State.PAYING, paying_at=self.now())
-            return await self.follow_payment(rec, status)
-        rec = await self._move(rec, State.PAYING, paying_at=self.now())
-        return await self.send_payment(rec)
+            # The node is paying or has paid this hash already: follow that payment, never start another.
+            return await self.follow_payment(moved, status)
+        return await self.send_payment(moved)
 
     def _unpayable(self, rec: Record) -> str | None:
         now = self.now()
-        if rec["quote_expiry"] is not None and rec["quote_expiry"] <= now:
-            return "the mint's quote expired before the payment could start"
+        # The settlement follows the payment, which may run its whole retry window: a quote that ends first may
+        # be refused at the mint (its budget released to others) after the sats have left the node.
+        if rec["quote_expiry"] is not None and rec["quote_expiry"] - now <= self._payment_window():
+            return "the mint's quote expires before the payment could end"
         expires = rec.get("invoice_expires_at")
         if expires is not None and expires - now < self.config.min_invoice_life:
             return "the invoice expires too soon to be paid safely"
         return None
+
+    def _payment_window(self) -> int:
+        """Seconds a payment may take from its call to its outcome: the node's retries and their grace."""
+        return self.config.retry_for + self.config.payment_grace
 
     async def send_payment(self, rec: Record) -> Record:
         """Make the pay call for a redemption in ``paying`` and record what came of it."""
@@ -555,7 +585,13 @@ class Desk:
     # ------------------------------------------------------------------------------------------- helpers
 
     async def _move(self, rec: Record, new: State, **fields: Any) -> Record:
-        """Commit ``rec.state → new`` (with ``fields``) before anything it allows happens."""
+        """Commit ``rec.state → new`` (with ``fields``) before anything it allows happens; if the redemption
+        had moved under us, its current record (the caller must then not act as if it had moved it)."""
+        moved = await self._advance(rec, new, **fields)
+        return moved if moved is not None else await self._get(rec.id)
+
+    async def _advance(self, rec: Record, new: State, **fields: Any) -> Record | None:
+        """``_move``, but None when the redemption is no longer in ``rec.state``."""
         point = f"{rec.state}->{new}"
         self._hook("before:" + point)
         try:
@@ -563,7 +599,7 @@ class Desk:
                 moved = await self.store.advance(rec.id, rec.state, new, **fields)
         except StaleState:
             log.warning("redemption %s moved under us; reloading", rec.id)
-            return await self._get(rec.id)
+            return None
         self._hook("after:" + point)
         if new is State.PAYING:
             self._paying.add(rec.id)
@@ -598,8 +634,9 @@ class Desk:
         for callback in self._callbacks:
             try:
                 callback(rec.id, old, str(rec.state), fields)
-            except Exception:
-                log.exception("an event callback failed")
+            except Exception as e:
+                # Its class only: the message or traceback could quote what the callback was handling.
+                log.info("an event callback failed: %s", type(e).__name__)
 
     async def _get(self, redemption_id: str) -> Record:
         if not isinstance(redemption_id, str):
@@ -612,6 +649,8 @@ class Desk:
 
     async def _public(self, rec: Record, reveal: bool) -> dict[str, Any]:
         out = _event_fields(rec)
+        if rec.get("bip353"):
+            out["bip353"] = rec["bip353"]  # the name the caller gave; the offer paid is what it resolved to
         if rec.state in (State.PAID, State.SETTLED):
             out["payment_preimage"] = rec["preimage"]
         if reveal:

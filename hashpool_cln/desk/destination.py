@@ -1,6 +1,7 @@
-"""Step 2 of a redemption (DESIGN §2): turn what the caller gave — a BOLT11 invoice or a BOLT12 offer — into the
-invoice the desk will pay and how it pays it. An offer's invoice is fetched here, so its payment hash is known,
-and claimed in the ledger, before anything is spent.
+"""Step 2 of a redemption (DESIGN §2): turn what the caller gave — a BOLT11 invoice, a BOLT12 offer or a BIP353
+name — into the invoice the desk will pay and how it pays it. An offer's invoice is fetched here, so its payment
+hash is known, and claimed in the ledger, before anything is spent. A BIP353 name is resolved by the node to its
+payment instructions; the first BOLT12 offer among them is then paid like any offer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from hashpool_cln.lightning.port import Destination, NodeError, NodeInfo, NodePort, NodeUnavailable
 
-from . import policy
+from . import bip353, policy
 from .config import DeskConfig
 from .errors import Code, DeskError
 from .intake import Checked
@@ -30,6 +31,7 @@ class Target:
     pay_amount_msat: int | None  # the amount argument of the pay call (amountless invoices only)
     expires_at: int | None
     reserve_msat: int | None = None  # a fee reserve fixed when the invoice was fetched (whole-value offers)
+    address: str | None = None  # the BIP353 name as given, when ``destination`` is the offer it resolved to
 
 
 class Resolver:
@@ -44,9 +46,19 @@ class Resolver:
                       maxfee_msat: int | None, *, now: int) -> Target:
         """Decode and check ``invstring`` (fetching an offer's invoice); DeskError if the desk cannot pay it."""
         if not isinstance(invstring, str) or not invstring.strip():
-            raise DeskError(Code.INVALID_PARAMS, "invstring must be a BOLT11 invoice or a BOLT12 offer")
+            raise DeskError(Code.INVALID_PARAMS,
+                            "invstring must be a BOLT11 invoice, a BOLT12 offer or a BIP353 name (₿user@domain)")
+        given = text = invstring.strip()
+        name = bip353.parse(given) if bip353.is_name(given) else None  # a malformed name never reaches the node
         network = (await self.node_info()).network
-        dest = await self.decode(invstring.strip())
+        fixed_msat = None
+        if name is not None:
+            text, fixed_msat = await self._lookup(name)
+        dest = await self.decode(text)
+        if name is not None:
+            if dest.kind != "bolt12_offer":
+                raise DeskError(Code.INVALID_DESTINATION, f"{name} resolved to something other than a BOLT12 offer")
+            amount_msat = _name_amount(name, dest, fixed_msat, amount_msat)
         policy.check_destination(dest, network, now, self.config)
         if dest.kind != "bolt12_offer":
             return self._target(dest.kind, dest.invstring, dest, amount_msat)
@@ -61,7 +73,8 @@ class Resolver:
         try:
             with self.timings.measure("node"):
                 invoice = await self.node.fetchinvoice(
-                    offer, amount_msat if dest.amount_msat is None else None, payer_note)
+                    offer, amount_msat if dest.amount_msat is None else None, payer_note,
+                    bip353=None if name is None else str(name))
         except NodeError as e:
             raise DeskError(Code.OFFER_UNREACHABLE, "the offer's node did not send an invoice",
                             {"node_error": e.code}) from None
@@ -71,7 +84,24 @@ class Resolver:
         if dest.kind != "bolt12_invoice":
             raise DeskError(Code.INVALID_DESTINATION, "the offer's node sent something other than an invoice")
         policy.check_destination(dest, network, now, self.config)
-        return self._target("bolt12_offer", offer, dest, amount_msat, reserve)
+        return self._target("bolt12_offer", offer, dest, amount_msat, reserve,
+                            address=None if name is None else given)
+
+    async def _lookup(self, name: bip353.Name) -> tuple[str, int | None]:
+        """The first BOLT12 offer ``name`` resolves to, with the amount its instructions fix (on-chain ones are
+        skipped: the desk pays over Lightning only)."""
+        try:
+            with self.timings.measure("node"):
+                instructions = await self.node.fetchbip353(str(name))
+        except NodeError as e:
+            raise bip353.lookup_error(name, e) from None
+        except NodeUnavailable:
+            raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
+        for instruction in instructions:
+            if instruction.offer is not None:
+                return instruction.offer, instruction.offchain_amount_msat
+        raise DeskError(Code.INVALID_DESTINATION,
+                        f"{name} offers no BOLT12 offer" + (" (only on-chain payment)" if instructions else ""))
 
     async def decode(self, invstring: str) -> Destination:
         try:
@@ -94,7 +124,7 @@ class Resolver:
         return value - reserve, reserve
 
     def _target(self, kind: str, given: str, dest: Destination, amount_msat: int | None,
-                reserve_msat: int | None = None) -> Target:
+                reserve_msat: int | None = None, *, address: str | None = None) -> Target:
         if dest.payment_hash is None:
             raise DeskError(Code.INVALID_DESTINATION, "the destination names no payment hash")
         if dest.amount_msat is not None:
@@ -108,7 +138,20 @@ class Resolver:
             policy.check_amount(deliver, self.config)
         return Target(kind=kind, destination=given, invoice=dest.invstring, payment_hash=dest.payment_hash,
                       method=method, deliver_msat=deliver, pay_amount_msat=pay_amount, expires_at=dest.expires_at,
-                      reserve_msat=reserve_msat)
+                      reserve_msat=reserve_msat, address=address)
+
+
+def _name_amount(name: bip353.Name, offer: Destination, fixed_msat: int | None, amount_msat: int | None) -> int | None:
+    """The amount to ask the resolved offer for: the one the name's instructions fix, else the caller's."""
+    if fixed_msat is None:
+        return amount_msat
+    if offer.amount_msat is not None and offer.amount_msat != fixed_msat:
+        raise DeskError(Code.INVALID_DESTINATION, f"{name}'s payment instructions and its offer name different amounts",
+                        {"instructions_msat": fixed_msat, "offer_msat": offer.amount_msat})
+    if amount_msat is not None and amount_msat != fixed_msat:
+        raise DeskError(Code.INVALID_PARAMS, "amount_msat differs from the amount the destination names",
+                        {"amount_msat": amount_msat, "destination_msat": fixed_msat})
+    return fixed_msat
 
 
 def _same_amount(dest: Destination, amount_msat: int | None) -> None:

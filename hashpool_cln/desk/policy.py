@@ -104,6 +104,14 @@ def fee_reserve(amount_msat: int, caller_maxfee: int | None, config: DeskConfig)
     return caller_maxfee
 
 
+def check_caller_maxfee(caller_maxfee: int | None, config: DeskConfig) -> None:
+    """A caller's fee limit above the desk's absolute cap is refused before anything is recorded (and before
+    an unbounded integer reaches the ledger)."""
+    if caller_maxfee is not None and caller_maxfee > config.maxfee_msat:
+        raise DeskError(Code.FEE_TOO_HIGH, f"maxfee_msat may be at most {config.maxfee_msat}",
+                        {"maxfee_msat": caller_maxfee, "allowed_msat": config.maxfee_msat})
+
+
 def check_amount(amount_msat: int, config: DeskConfig) -> None:
     if amount_msat <= 0:
         raise DeskError(Code.INVALID_PARAMS, "the payment amount must be positive")

@@ -88,7 +88,7 @@ async def _resume_paying(desk: Desk, rec: Record) -> Record:
         return rec
     if status.status == "complete":
         return await desk.follow_payment(rec, status)
-    settled_by = (rec["paying_at"] or 0) + desk.config.retry_for + desk.config.payment_grace
+    settled_by = (rec["paying_at"] or 0) + desk._payment_window()
     if status.status == "failed":
         # The node may still be between two attempts of a payment a crashed desk started: wait it out.
         if desk.now() >= settled_by:

@@ -93,6 +93,8 @@ MIGRATIONS: tuple[str, ...] = (
         next INTEGER NOT NULL
     );
     """,
+    # the BIP353 name (as given) a redemption's offer was resolved from; `destination` holds the offer
+    "ALTER TABLE redemptions ADD COLUMN bip353 TEXT",
 )
 
 

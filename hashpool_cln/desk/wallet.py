@@ -25,17 +25,39 @@ _P2PK_TAG = b"hashpool-desk/p2pk/v1"
 
 
 def load_or_create_seed(path: str) -> bytes:
-    """Read the hex seed at ``path`` (32–64 bytes), creating a random one, owner-only, when absent."""
+    """Read the hex seed at ``path`` (32–64 bytes), creating a random one, owner-only, when absent.
+
+    A new seed is written whole to a temporary file first and then linked into place: a process dying midway
+    leaves no seed file at all rather than an empty one, and a seed already there is never replaced.
+    """
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
         return _read_seed(path)
+    except FileNotFoundError:
+        pass
     seed = secrets.token_bytes(SEED_BYTES)
-    with os.fdopen(fd, "w") as f:
-        f.write(seed.hex() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    tmp = f"{path}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(seed.hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_seed(path)  # another start won the race: its seed is the one
+    finally:
+        os.unlink(tmp)
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
     return seed
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_seed(path: str) -> bytes:

@@ -11,7 +11,15 @@ import os
 from typing import Any
 
 from hashpool_cln.lightning import jsonrpc
-from hashpool_cln.lightning.port import Destination, NodeError, NodeInfo, NodeUnavailable, Payment, PaymentStatus
+from hashpool_cln.lightning.port import (
+    Destination,
+    NodeError,
+    NodeInfo,
+    NodeUnavailable,
+    Payment,
+    PaymentInstruction,
+    PaymentStatus,
+)
 
 DEFAULT_TIMEOUT = 30.0
 # xpay may run somewhat past retry_for while its last parts resolve; beyond this the outcome is "unknown".
@@ -34,6 +42,10 @@ _CHAIN_NETWORKS = {
     }.items()
 }
 _STATUS_RANK: dict[str, int] = {"complete": 3, "pending": 2, "failed": 1}
+# fetchbip353 (the cln-bip353 plugin) resolves over DNS-over-HTTPS, then may try an LN-Address fallback.
+FETCHBIP353_TIMEOUT = 60.0
+_INSTRUCTION_FIELDS = frozenset({"description", "offer", "onchain", "offchain_amount_msat", "onchain_amount_sat"})
+_U64 = 2**64
 
 
 class NodeProtocolError(NodeUnavailable):
@@ -162,18 +174,30 @@ class ClnNode:
         known = [n for n in networks if n is not None]
         return known[0] if known else None
 
-    async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None) -> str:
+    async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None, *,
+                           bip353: str | None = None) -> str:
         params: dict[str, Any] = {"offer": offer}
         if amount_msat is not None:
             params["amount_msat"] = amount_msat
         if payer_note is not None:
             params["payer_note"] = payer_note
+        if bip353 is not None:
+            params["bip353"] = bip353
         # fetchinvoice waits up to its own 60 s default for the offer's node to answer.
         r = await self._call_obj("fetchinvoice", params, timeout=max(self.timeout, 60.0 + self.pay_grace))
         try:
             return _str(r, "invoice")
         except _Bad as e:
             raise NodeProtocolError(f"fetchinvoice: {e}") from None
+
+    async def fetchbip353(self, address: str) -> list[PaymentInstruction]:
+        """Resolve a BIP353 name with ``fetchbip353`` (CLN's cln-bip353 plugin; -32601 on a node without it)."""
+        r = await self._call_obj("fetchbip353", {"address": address},
+                                 timeout=max(self.timeout, FETCHBIP353_TIMEOUT))
+        try:
+            return _bip353_answer(r)
+        except _Bad as e:
+            raise NodeProtocolError(f"fetchbip353: {e}") from None
 
     async def xpay(self, invstring: str, *, amount_msat: int | None, maxfee_msat: int, retry_for: int,
                    label: str) -> Payment:
@@ -238,6 +262,37 @@ def _merge_status(payment_hash: str, pays: list[dict[str, Any]], parts: list[dic
         amount_msat=None if None in amounts else sum(a for a in amounts if a is not None),
         amount_sent_msat=sum(_int(p, "amount_sent_msat") for p in group_parts),
     )
+
+
+def _bip353_answer(r: dict[str, Any]) -> list[PaymentInstruction]:
+    """fetchbip353's result, checked against its schema: ``proof`` (hex) and ``instructions``, nothing else."""
+    extra = set(r) - {"proof", "instructions"}
+    if extra:
+        raise _Bad(f"unexpected field {sorted(extra)[0]!r}")
+    proof = _str(r, "proof")
+    if not proof or len(proof) % 2 or any(c not in "0123456789abcdefABCDEF" for c in proof):
+        raise _Bad("proof is not a hex DNSSEC proof")
+    return [_instruction(i) for i in _list(r, "instructions")]
+
+
+def _instruction(d: dict[str, Any]) -> PaymentInstruction:
+    """One instruction: an offer (with its optional fixed msat amount) or an on-chain address (optional sats)."""
+    extra = set(d) - _INSTRUCTION_FIELDS
+    if extra:
+        raise _Bad(f"an instruction has the unexpected field {sorted(extra)[0]!r}")
+    offer, onchain = _str(d, "offer", required=False), _str(d, "onchain", required=False)
+    if (offer is None) == (onchain is None):
+        raise _Bad("an instruction must name exactly one of offer and onchain")
+    if offer == "" or onchain == "":
+        raise _Bad("an instruction names an empty offer or address")
+    offchain = _int(d, "offchain_amount_msat", required=False)
+    onchain_sat = _int(d, "onchain_amount_sat", required=False)
+    if (offchain is not None and offer is None) or (onchain_sat is not None and onchain is None):
+        raise _Bad("an instruction's amount does not match its kind")
+    if any(a is not None and a >= _U64 for a in (offchain, onchain_sat)):
+        raise _Bad("an instruction's amount is not a u64")
+    return PaymentInstruction(offer=offer, onchain=onchain, offchain_amount_msat=offchain,
+                              onchain_amount_sat=onchain_sat, description=_str(d, "description", required=False))
 
 
 def _recurring(r: dict[str, Any]) -> bool:

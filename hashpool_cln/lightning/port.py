@@ -48,6 +48,18 @@ class Payment:
     amount_sent_msat: int | None = None  # including routing fees
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentInstruction:
+    """One payment instruction a BIP353 name resolves to (CLN ``fetchbip353``): a BOLT12 offer or an on-chain
+    address, each with the amount the recipient fixed, if any."""
+
+    offer: str | None = None
+    onchain: str | None = None
+    offchain_amount_msat: int | None = None  # only with an offer
+    onchain_amount_sat: int | None = None  # only with an on-chain address
+    description: str | None = None
+
+
 class NodeError(Exception):
     """The node answered a call with a JSON-RPC error."""
 
@@ -68,8 +80,20 @@ class NodePort(Protocol):
 
     async def decode(self, invstring: str) -> Destination: ...
 
-    async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None) -> str:
-        """A BOLT12 invoice for ``offer``; raises NodeError when the offer's node does not answer."""
+    async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None, *,
+                           bip353: str | None = None) -> str:
+        """A BOLT12 invoice for ``offer``; raises NodeError when the offer's node does not answer.
+
+        ``bip353``: the name (``user@domain``) the offer was resolved from, which BOLT12 requires the invoice
+        request to carry.
+        """
+        ...
+
+    async def fetchbip353(self, address: str) -> list[PaymentInstruction]:
+        """The DNSSEC-verified payment instructions of a BIP353 name (``user@domain``), in the record's order.
+
+        NodeError when the node cannot resolve it, including code -32601 when it lacks the command.
+        """
         ...
 
     async def xpay(self, invstring: str, *, amount_msat: int | None, maxfee_msat: int, retry_for: int,

@@ -69,15 +69,15 @@ METHODS: tuple[MethodSpec, ...] = (
         "hashpool-redeem",
         (TOKEN, Param("invstring", text, required=True), Param("amount_msat", msat), Param("maxfee_msat", msat),
          Param("payer_note", note)),
-        "Pay a BOLT11 invoice or BOLT12 offer with the value of an ehash token (all of it when the destination and "
-        "amount_msat name no amount); returns the preimage and a token for any change, or a refund token if the "
-        "payment failed.",
+        "Pay a BOLT11 invoice, BOLT12 offer or BIP353 name with the value of an ehash token (all of it when the "
+        "destination and amount_msat name no amount); returns the preimage and a token for any change, or a refund "
+        "token if the payment failed.",
         _redeem,
     ),
     MethodSpec(
         "hashpool-quote",
         (TOKEN, Param("invstring", text), Param("amount_msat", msat)),
-        "What an ehash token is worth now, and whether it can pay the given invoice or offer (fee reserve, "
+        "What an ehash token is worth now, and whether it can pay the given invoice, offer or name (fee reserve, "
         "quote expiry). Nothing is spent.",
         _quote,
     ),

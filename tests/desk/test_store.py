@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from hashpool_cln.desk.states import IllegalTransition, State
-from hashpool_cln.desk.store import BudgetExceeded, ClaimConflict, StaleState, Store
+from hashpool_cln.desk.store import MIGRATIONS, BudgetExceeded, ClaimConflict, StaleState, Store
 
 
 def _fields(rid: str, unit: str = "u") -> dict:
@@ -27,7 +27,7 @@ async def test_file_is_private_and_durable(tmp_path, store):
     cur = await store._db.execute("PRAGMA synchronous")
     assert (await cur.fetchone())[0] == 2  # FULL
     cur = await store._db.execute("PRAGMA user_version")
-    assert (await cur.fetchone())[0] == 1
+    assert (await cur.fetchone())[0] == len(MIGRATIONS)
 
 
 async def test_reopen_keeps_rows_and_does_not_migrate_twice(tmp_path):

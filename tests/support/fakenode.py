@@ -2,8 +2,13 @@
 
 It is a real JSON-RPC 2.0 server on a unix socket speaking CLN v26.06 wire shapes (requests by name, params
 as an object or a list; answers ``{"jsonrpc", "id", "result"}`` or ``{"error": {"code", "message", "data"}}``,
-each followed by a blank line). It answers getinfo, decode, fetchinvoice, xpay, sendamount, listpays and
-listsendpays; other methods get CLN's "Unknown command" (-32601).
+each followed by a blank line). It answers getinfo, decode, fetchinvoice, fetchbip353, xpay, sendamount, listpays
+and listsendpays; other methods get CLN's "Unknown command" (-32601).
+
+BIP353: ``register_name("alice@example.com", {"offer": offer.text}, ...)`` gives a name its payment instructions
+(fetchbip353's shape); ``fail_name(address, message)`` makes its lookup fail as the cln-bip353 plugin does
+(-32700 with a message); other names answer the plugin's "no TXT record" failure. ``FakeNode(..., bip353=False)``
+is a node built without the cln-bip353 plugin: fetchbip353 is an unknown command.
 
 Decoding: BOLT11 is decoded for real with the ``bolt11`` package. BOLT12 cannot be decoded in Python, so offers
 and BOLT12 invoices are *made up*: ``support.invoices.make_offer`` builds an opaque ``lno1...`` string with known
@@ -78,6 +83,7 @@ _POSITIONAL = {
     "getinfo": [], "decode": ["string"],
     "fetchinvoice": ["offer", "amount_msat", "quantity", "recurrence_counter", "recurrence_start", "recurrence_label",
                      "timeout", "payer_note", "payer_metadata", "bip353"],
+    "fetchbip353": ["address"],
     "listpays": ["bolt11", "payment_hash", "status", "index", "start", "limit"],
     "listsendpays": ["bolt11", "payment_hash", "status", "index", "start", "limit"],
 }
@@ -227,9 +233,10 @@ class FakeNode:
     """The stand-in node; see the module docstring."""
 
     def __init__(self, rpc_path: str | os.PathLike[str], *, network: str = "regtest", blockheight: int = 500,
-                 instant: bool = False) -> None:
+                 instant: bool = False, bip353: bool = True) -> None:
         self.rpc_path = Path(rpc_path)
         self.network = network
+        self.bip353 = bip353  # False: no cln-bip353 plugin, so no fetchbip353
         self.blockheight = blockheight
         self.instant = instant
         self.node_key = PrivateKey(hashlib.sha256(b"hashpool-cln fake node " + network.encode()).digest())
@@ -245,6 +252,7 @@ class FakeNode:
         self._preimages: dict[str, str] = {}
         self._offers: dict[str, FakeOffer] = {}
         self._bolt12_invoices: dict[str, FakeBolt12Invoice] = {}
+        self._names: dict[str, list[dict[str, Any]] | RpcFailure] = {}
         self._decoded: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._server: asyncio.AbstractServer | None = None
@@ -276,6 +284,16 @@ class FakeNode:
         with self._lock:
             self._bolt12_invoices[invoice.text] = invoice
             self._preimages[invoice.payment_hash] = invoice.preimage
+
+    def register_name(self, address: str, *instructions: dict[str, Any]) -> None:
+        """``address`` (``user@domain``, case-insensitive) resolves to these fetchbip353 instructions."""
+        with self._lock:
+            self._names[address.removeprefix("₿").lower()] = [dict(i) for i in instructions]
+
+    def fail_name(self, address: str, message: str) -> None:
+        """Looking ``address`` up fails as the cln-bip353 plugin fails: -32700 with ``message``."""
+        with self._lock:
+            self._names[address.removeprefix("₿").lower()] = RpcFailure(-32700, message)
 
     def resolve(self, payment_hash: str, fate: Fate | None = None) -> int:
         """Pending attempts of ``payment_hash`` reach their scripted fate (or ``fate``); returns how many."""
@@ -484,8 +502,28 @@ class FakeNode:
                 self._decoded[text] = d
         return dict(d)
 
+    def _rpc_fetchbip353(self, address: Any, **_: Any) -> dict[str, Any]:
+        if not self.bip353:
+            raise RpcFailure(-32601, "Unknown command 'fetchbip353'")
+        # The plugin's own syntax check (LDK's HumanReadableName): ₿ stripped, one @, hostname characters.
+        user, at, domain = address.removeprefix("₿").partition("@") if isinstance(address, str) else ("", "", "")
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not at or not user or not domain or not set(user + domain) <= allowed:
+            raise RpcFailure(-32700, "invalid address")
+        with self._lock:
+            entry = self._names.get(f"{user}@{domain}".lower())
+        if entry is None:
+            raise RpcFailure(-32700, 'failed to fetch payment instructions: '
+                                     'HrnResolutionError("No validated TXT record found")')
+        if isinstance(entry, RpcFailure):
+            raise entry
+        if not entry:
+            raise RpcFailure(-32700, "payment instructions did not contain valid methods")
+        proof = hashlib.sha256(f"dnssec proof of {user}@{domain}".encode()).hexdigest() * 4
+        return {"proof": proof, "instructions": [dict(i) for i in entry]}
+
     def _rpc_fetchinvoice(self, offer: str, amount_msat: Any = None, payer_note: str | None = None,
-                          **_: Any) -> dict[str, Any]:
+                          bip353: str | None = None, **_: Any) -> dict[str, Any]:
         with self._lock:
             fake = self._offers.get(offer)
         if fake is None:
@@ -500,6 +538,9 @@ class FakeNode:
         if amount is None:
             raise RpcFailure(-32602, "amount_msat parameter required")
         invoice = make_bolt12_invoice(fake, amount, payer_note=payer_note)
+        if bip353 is not None:
+            name, _at, domain = bip353.removeprefix("₿").partition("@")
+            invoice.decoded["invreq_bip_353_name"] = {"name": name, "domain": domain}
         self.register_bolt12_invoice(invoice)
         return {"invoice": invoice.text, "changes": {}}
 

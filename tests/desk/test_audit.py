@@ -1,0 +1,180 @@
+"""The money paths under concurrency, odd inputs and a mint that lies: each case here once lost a token, paid
+without a settleable quote, or answered a caller with an internal error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+from support.invoices import make_invoice
+
+from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.desk.errors import Code, DeskError
+from hashpool_cln.desk.recovery import reconcile
+from hashpool_cln.mintclient import MintUnavailable
+
+MELT_QUOTE_TTL = 600  # the reference mint's default (support.refmint.mint_config keeps it)
+
+
+async def test_reconcile_during_create_leaves_the_live_redemption_alone(desk, ehash, node):
+    # The plugin's watcher reconciles every few seconds while redeems run. Its turn can come while the ledger
+    # commits a new redemption, before the live call has marked it as its own: it must not take it over.
+    real_create = desk.store.create
+
+    async def create(*args, **kwargs):
+        rec = await real_create(*args, **kwargs)
+        await reconcile(desk)
+        return rec
+
+    desk.store.create = create
+    token = await ehash.token(500)
+    inv = make_invoice(100_000)
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "settled" and node.complete_count(inv.payment_hash) == 1
+    assert set(await ehash.states(token)) == {"SPENT"}
+    assert desk._active == set()
+
+
+async def test_settle_and_reconcile_at_once_melt_one_redemption_once(desk, ehash, node):
+    ehash.proxy.fault("/v1/melt/ehash", "status500")  # the settlement after the payment fails: left paid
+    out = await desk.redeem(await ehash.token(300), make_invoice(50_000).bolt11)
+    assert out["state"] == "paid"
+    settled, _ = await asyncio.gather(desk.settle(), reconcile(desk))
+    rec = await desk.store.get(out["id"])
+    assert str(rec.state) == "settled"
+    assert ehash.proxy.seen["/v1/melt/ehash"] == 1, "two settlements of one redemption raced at the mint"
+    assert settled["waiting"] == []
+
+
+async def test_no_payment_on_a_quote_that_expires_before_the_payment_can_end(make_desk, ehash, node):
+    # Custody is taken with the quote nearly gone (a slow swap, a restart): a payment that runs its whole
+    # retry window would end after the quote, and the mint may then refuse the settlement while the sats
+    # have left the node. The desk refunds instead.
+    skew = {"seconds": 0}
+
+    def hook(at: str) -> None:
+        if at == "after:quoted->custody":
+            skew["seconds"] = MELT_QUOTE_TTL - 10
+
+    desk = await make_desk(retry_for=30, crash_hook=hook, clock=lambda: time.time() + skew["seconds"])
+    token = await ehash.token(500)
+    inv = make_invoice(100_000, expiry=3_600)
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "refunded" and node.attempts == []
+    returned = parse_token(out["refund_token"]).amount + parse_token(out["change_token"]).amount
+    assert returned == 500
+    assert set(await ehash.states(out["refund_token"])) == {"UNSPENT"}
+
+
+async def test_an_overflowing_maxfee_is_a_clear_refusal(desk, ehash, node):
+    token = await ehash.token(200)
+    with pytest.raises(DeskError) as e:
+        await desk.redeem(token, make_invoice(100_000).bolt11, maxfee_msat=2**64)
+    assert e.value.code is Code.FEE_TOO_HIGH
+    assert set(await ehash.states(token)) == {"UNSPENT"}
+    assert await desk.redemptions() == []
+
+
+async def test_restore_answering_other_amounts_hands_back_what_the_mint_signed(desk, ehash, node):
+    # The swap's answer is lost twice; restore then answers for our blinded messages but with other
+    # amounts. Nothing may be paid against that, and the redemption may not stay stuck either: the caller
+    # gets back what the mint signed.
+    mint = desk.mint
+    real_swap, real_restore = mint.swap, mint.restore
+
+    async def swap(inputs, outputs):
+        await real_swap(inputs, outputs)
+        raise MintUnavailable("swap: the answer was lost")
+
+    async def restore(outputs):
+        known, signatures = await real_restore(outputs)
+        # Swap the amounts of the first two pairs, consistently on both sides (what a confused mint might do).
+        a, b = signatures[0].amount, signatures[1].amount
+        assert a != b
+        known = [replace(known[0], amount=b), replace(known[1], amount=a), *known[2:]]
+        signatures = [replace(signatures[0], amount=b), replace(signatures[1], amount=a), *signatures[2:]]
+        return known, signatures
+
+    mint.swap, mint.restore = swap, restore
+    token = await ehash.token(500)
+    inv = make_invoice(100_000)
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "refunded" and node.attempts == []
+    assert out["error"]["code"] == int(Code.MINT_REFUSED)
+    assert parse_token(out["refund_token"]).amount == 500
+
+
+async def test_a_partial_restore_is_never_taken_for_an_untouched_or_foreign_spent_token(desk, ehash, node):
+    # Restore knows some of our outputs: our swap spent the token, so "rejected" (untouched, or spent
+    # elsewhere) would leave the caller with nothing. The redemption waits for the operator instead.
+    mint = desk.mint
+    real_swap, real_restore = mint.swap, mint.restore
+
+    async def swap(inputs, outputs):
+        await real_swap(inputs, outputs)
+        raise MintUnavailable("swap: the answer was lost")
+
+    async def restore(outputs):
+        known, signatures = await real_restore(outputs)
+        return known[:1], signatures[:1]
+
+    mint.swap, mint.restore = swap, restore
+    token = await ehash.token(500)
+    with pytest.raises(DeskError) as e:
+        await desk.redeem(token, make_invoice(100_000).bolt11)
+    assert e.value.code is Code.MINT_REFUSED
+    rec = await desk.store.get(e.value.data["id"])
+    assert str(rec.state) == "quoted" and node.attempts == []
+    # With a mint that answers fully again, recovery finishes it.
+    mint.swap, mint.restore = real_swap, real_restore
+    await reconcile(desk)
+    assert str((await desk.store.get(rec.id)).state) == "settled"
+
+
+async def test_a_failing_event_callback_logs_its_class_only(desk, ehash, node, caplog):
+    # A callback's exception may quote what it was handling; the log gets its class name, at info, no traceback.
+    def callback(rid, old, new, fields):
+        raise ValueError("leaky detail cashuB-not-for-the-log")
+
+    desk.on_event(callback)
+    with caplog.at_level("DEBUG", logger="hashpool_cln.desk"):
+        out = await desk.redeem(await ehash.token(100), make_invoice(10_000).bolt11)
+    assert out["state"] == "settled"
+    failed = [r for r in caplog.records if "callback" in r.getMessage()]
+    assert failed and all(r.levelname == "INFO" and r.exc_info is None for r in failed)
+    assert "leaky detail" not in caplog.text and "ValueError" in caplog.text
+
+
+def test_a_seed_write_cut_short_leaves_no_unreadable_seed(tmp_path, monkeypatch):
+    # The process dies after creating the seed file and before writing it: the next start must not find an
+    # empty "seed" it can never read (the desk would never start again), nor any seed but a whole one.
+    import os
+    import stat
+
+    from hashpool_cln.desk import wallet
+
+    path = str(tmp_path / "desk.seed")
+    real_fdopen = os.fdopen
+
+    class Dies:
+        def __init__(self, fd, *a, **kw):
+            self.f = real_fdopen(fd, *a, **kw)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            raise SystemExit("killed mid-write")
+
+    monkeypatch.setattr(wallet.os, "fdopen", Dies)
+    with pytest.raises(SystemExit):
+        wallet.load_or_create_seed(path)
+    monkeypatch.undo()
+    seed = wallet.load_or_create_seed(path)
+    assert len(seed) == wallet.SEED_BYTES and wallet.load_or_create_seed(path) == seed
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
