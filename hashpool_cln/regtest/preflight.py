@@ -96,5 +96,5 @@ def problems_report(found: list[Found]) -> str | None:
     for f in bad:
         lines.append(f"  - {f.problem}")
         lines.append(f"      get it from {f.tool.where}")
-    lines.append("Put their bin directory first on PATH (for example: PATH=/opt/nodes/bin:$PATH) and try again.")
+    lines.append("Put their bin directory first on PATH (for example: PATH=/usr/local/cln/bin:$PATH) and try again.")
     return "\n".join(lines)
