@@ -55,8 +55,11 @@ LABEL_PREFIX = "hashpool-redeem:"
 # NUT error codes the desk acts on.
 NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
+NUT_QUOTE_EXPIRED = 20007
 # xpay's answer to a second concurrent payment of one invoice: the first one is still running.
 XPAY_IN_PROGRESS = -3
+# xpay's answer when the node holds a completed payment of the invoice.
+XPAY_ALREADY_PAID = 219
 
 EventCallback = Callable[[str, str, str, dict[str, Any]], Any]
 
@@ -377,9 +380,7 @@ class Desk:
 
     async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
-        # A BOLT11 request binds the quote to the payment hash at the mint (an audit trail for the pool).
-        request = target.invoice if target.kind == "bolt11" else None
-        quote = await self._mint_quote(unit, units, request)
+        quote = await self._mint_quote(unit, units, _quote_request(target.kind, target.invoice))
         policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
         return quote
 
@@ -529,17 +530,30 @@ class Desk:
 
     async def _after_pay_error(self, rec: Record, error: NodeError) -> Record:
         status = await self._payment_status(rec["payment_hash"])
+        if status is not None and status.status == "complete":
+            return await self.follow_payment(rec, status)
+        if error.code == XPAY_ALREADY_PAID:
+            # A completed payment exists that the node does not list: unclear, and never a refund.
+            return await self._node_paid(rec, "the node answered that this invoice is already paid but lists no "
+                                              "completed payment of it; the redemption waits")
         if status is None or status.status == "pending" or error.code == XPAY_IN_PROGRESS:
             return rec  # parts may still be in flight: wait for listpays to decide
-        if status.status == "complete":
-            return await self.follow_payment(rec, status)
         return await self.refund(rec, Code.PAYMENT_FAILED, f"the payment failed: {error.message}"[:300],
                                  node_error=error.code)
 
     async def follow_payment(self, rec: Record, payment: Payment) -> Record:
-        """Record a payment the node reports: complete → paid; anything else keeps it ``paying``."""
+        """Record a payment the node reports: complete → paid; anything else keeps it ``paying``.
+
+        Only a payment made under this redemption's label is its own. Another one (someone on this node paid
+        the invoice, by hand say) means this redemption did not pay, yet refunding would hand the caller the
+        value of an invoice already settled: the operator decides.
+        """
         if payment.status != "complete" or payment.preimage is None:
             return rec
+        if payment.label != LABEL_PREFIX + rec.id:
+            label = "no label" if payment.label is None else f"the label {payment.label[:80]!r}"
+            return await self._node_paid(rec, f"the invoice was paid on this node by another payment ({label}), "
+                                              "not by this redemption; the operator decides")
         sent = payment.amount_sent_msat
         delivered = payment.amount_msat
         fee = sent - delivered if sent is not None and delivered is not None else None
@@ -548,6 +562,8 @@ class Desk:
 
     async def refund(self, rec: Record, code: Code, why: str, node_error: int | None = None) -> Record:
         """Give the custody proofs back as a refund token (only when no payment can still complete)."""
+        if rec.get("node_paid"):
+            return rec  # the node holds a completed payment of this invoice: never refunded (see ``_node_paid``)
         with self.timings.measure("sqlite"):
             proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
         message = why if node_error is None else f"{why} (node code {node_error})"
@@ -557,23 +573,53 @@ class Desk:
     # ----------------------------------------------------------------------------------------- 6. settle
 
     async def settle_one(self, rec: Record) -> Record:
+        """Hand a paid redemption's units to the mint against its payment; left ``paid`` for a later try when the
+        mint does not take them now. A quote the mint let go (expired, its budget taken by others) is replaced by
+        a new one for the same units, written down before anything is melted against it."""
         with self.timings.measure("sqlite"):
             proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+        state = await self._melt(rec, proofs)
+        if state == "EXPIRED":
+            requoted = await self._requote(rec)
+            if requoted is None:
+                return await self._get(rec.id)
+            rec = requoted
+            state = await self._melt(rec, proofs)
+        if state != "PAID":
+            return await self._get(rec.id)
+        return await self._move(rec, State.SETTLED, custody_state="spent")
+
+    async def _melt(self, rec: Record, proofs: list[Proof]) -> str | None:
+        """The quote's state after melting ``proofs`` against it: PAID, EXPIRED (the mint let the quote go), or
+        None (refused otherwise, or no answer: noted on the redemption)."""
         try:
             with self.timings.measure("mint"):
                 quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"])
         except MintError as e:
             # A settlement that went through before a crash answers "spent": the quote's state decides.
             quote = await self._quote_state(rec)
-            if quote is None or quote.state != "PAID":
-                await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
-                return rec
+            if quote is not None and quote.state == "PAID":
+                return quote.state
+            await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
+            return "EXPIRED" if e.code == NUT_QUOTE_EXPIRED else None
         except (MintUnavailable, MintProtocolError):
             await self._note(rec, Code.MINT_UNAVAILABLE, "settlement waits for the mint")
-            return rec
-        if quote.state != "PAID":
-            return rec
-        return await self._move(rec, State.SETTLED, custody_state="spent")
+            return None
+        return quote.state
+
+    async def _requote(self, rec: Record) -> Record | None:
+        """``rec`` (still ``paid``) with a new quote for its units, or None when the mint gives none now."""
+        try:
+            quote = await self._mint_quote(rec["unit"], rec["quote_units"],
+                                           _quote_request(rec["dest_kind"], rec["invoice"]))
+        except DeskError as e:
+            await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
+            return None
+        self._hook("before:requote")
+        with self.timings.measure("sqlite"):
+            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry)
+        self._hook("after:requote")
+        return await self._get(rec.id)
 
     async def _quote_state(self, rec: Record) -> EhashQuote | None:
         try:
@@ -614,6 +660,15 @@ class Desk:
         if raise_it:
             raise error
         return None
+
+    async def _node_paid(self, rec: Record, why: str) -> Record:
+        """Keep ``rec`` in ``paying`` for good unless its own completed payment turns up: the node holds a
+        completed payment of its hash the desk cannot take as its own, so no later reading may refund it."""
+        if not rec.get("node_paid"):  # once: reconciliation comes back to it every few seconds
+            log.warning("redemption %s waits: %s", rec.id, why)
+        with self.timings.measure("sqlite"):
+            await self.store.update(rec.id, node_paid=1, error_code=int(Code.PAYMENT_PENDING), error=why[:300])
+        return await self._get(rec.id)
 
     async def _note(self, rec: Record, code: Code, message: str) -> None:
         with self.timings.measure("sqlite"):
@@ -703,6 +758,12 @@ def _exact(units: int, fee_ppk: int) -> list[int]:
     except ValueError:
         raise DeskError(Code.INSUFFICIENT_VALUE, "no denominations cover these units with their input fee") \
             from None
+
+
+def _quote_request(dest_kind: str, invoice: str | None) -> str | None:
+    """What a melt quote names as its request: a BOLT11 invoice binds the quote to its payment hash at the mint
+    (an audit trail for the pool)."""
+    return invoice if dest_kind == "bolt11" else None
 
 
 def _check_params(amount_msat: Any, maxfee_msat: Any, payer_note: Any) -> None:

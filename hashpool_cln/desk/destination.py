@@ -70,6 +70,9 @@ class Resolver:
             # fixed amount (its payment hash is persisted before the payment), so the routing fee reserve comes
             # off the amount asked for and xpay gets it as its fee limit.
             amount_msat, reserve = self._whole_value_invoice(checked, maxfee_msat)
+        else:
+            # Refused here, before the offer's node is asked for an invoice the desk would never pay.
+            policy.check_amount(amount_msat if dest.amount_msat is None else dest.amount_msat, self.config)
         try:
             with self.timings.measure("node"):
                 invoice = await self.node.fetchinvoice(

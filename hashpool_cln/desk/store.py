@@ -95,6 +95,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # the BIP353 name (as given) a redemption's offer was resolved from; `destination` holds the offer
     "ALTER TABLE redemptions ADD COLUMN bip353 TEXT",
+    # 1: the node holds a completed payment of this redemption's hash that the desk cannot take as its own (xpay
+    # answered "already paid" with none listed, or the one listed carries another label): never refunded
+    "ALTER TABLE redemptions ADD COLUMN node_paid INTEGER",
 )
 
 

@@ -217,10 +217,11 @@ class ClnNode:
         r = await self._call_obj(method, params, timeout=retry_for + self.pay_grace)
         try:
             preimage = _hex(r, "payment_preimage", 64)
-            # xpay does not return the payment hash; the preimage determines it exactly.
+            # xpay does not return the payment hash; the preimage determines it exactly. The payment it made
+            # carries this call's label.
             return Payment(status="complete", payment_hash=hashlib.sha256(bytes.fromhex(preimage)).hexdigest(),
                            preimage=preimage, amount_msat=_int(r, "amount_msat"),
-                           amount_sent_msat=_int(r, "amount_sent_msat"))
+                           amount_sent_msat=_int(r, "amount_sent_msat"), label=params["label"])
         except _Bad as e:
             raise NodeProtocolError(f"{method} succeeded but its answer is unreadable ({e}); "
                                     "ask payment_status") from None
@@ -251,7 +252,7 @@ def _merge_status(payment_hash: str, pays: list[dict[str, Any]], parts: list[dic
         if pay["status"] == "complete":
             return Payment(status="complete", payment_hash=payment_hash, preimage=_hex(pay, "preimage", 64),
                            amount_msat=_int(pay, "amount_msat", required=False),
-                           amount_sent_msat=_int(pay, "amount_sent_msat"))
+                           amount_sent_msat=_int(pay, "amount_sent_msat"), label=_str(pay, "label", required=False))
     # Only listsendpays knows it: add up the parts of the group that completed.
     done = [p for p in parts if p["status"] == "complete"]
     group = _int(done[0], "groupid")
@@ -261,6 +262,7 @@ def _merge_status(payment_hash: str, pays: list[dict[str, Any]], parts: list[dic
         status="complete", payment_hash=payment_hash, preimage=_hex(done[0], "payment_preimage", 64),
         amount_msat=None if None in amounts else sum(a for a in amounts if a is not None),
         amount_sent_msat=sum(_int(p, "amount_sent_msat") for p in group_parts),
+        label=_str(done[0], "label", required=False),
     )
 
 

@@ -46,6 +46,7 @@ class Payment:
     preimage: str | None = None
     amount_msat: int | None = None  # delivered to the payee
     amount_sent_msat: int | None = None  # including routing fees
+    label: str | None = None  # the label the paying call gave (listpays/listsendpays ``label``), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,8 @@ class NodePort(Protocol):
 
     async def xpay(self, invstring: str, *, amount_msat: int | None, maxfee_msat: int, retry_for: int,
                    label: str) -> Payment:
-        """Pay; NodeError on failure (the payment may still have parts in flight: ask payment_status)."""
+        """Pay; NodeError on failure (the payment may still have parts in flight: ask payment_status). The
+        Payment returned, and the node's record of it, carry ``label``."""
         ...
 
     async def sendamount(self, invstring: str, *, amount_msat: int, maxfee_msat: int, retry_for: int,

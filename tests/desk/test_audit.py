@@ -4,15 +4,23 @@ without a settleable quote, or answered a caller with an internal error."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import replace
 
 import pytest
-from support.invoices import make_invoice
+from support.crash import Crasher, expire_first_melt
+from support.ehash import BANK_EXPONENT
+from support.fakenode import Outcome
+from support.invoices import make_invoice, make_offer
 
+from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.desk.desk import Crash
 from hashpool_cln.desk.errors import Code, DeskError
 from hashpool_cln.desk.recovery import reconcile
+from hashpool_cln.lightning.clnrpc import ClnNode
+from hashpool_cln.lightning.port import NodeError
 from hashpool_cln.mintclient import MintUnavailable
 
 MELT_QUOTE_TTL = 600  # the reference mint's default (support.refmint.mint_config keeps it)
@@ -178,3 +186,163 @@ def test_a_seed_write_cut_short_leaves_no_unreadable_seed(tmp_path, monkeypatch)
     seed = wallet.load_or_create_seed(path)
     assert len(seed) == wallet.SEED_BYTES and wallet.load_or_create_seed(path) == seed
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("offer_msat", "amount_msat"), [(None, 60_000), (60_000, None)],
+                         ids=["amountless-offer-with-amount", "offer-over-the-limit"])
+async def test_an_offer_over_the_limit_never_reaches_the_node(make_desk, ehash, node, offer_msat, amount_msat):
+    # The amount is the desk's to check: an invoice request for more than the desk pays is refused before any
+    # fetchinvoice leaves the node (asking the offer's node for an invoice it will never pay).
+    desk = await make_desk(max_msat=50_000)
+    offer = make_offer(offer_msat)
+    node.register_offer(offer)
+    token = await ehash.token(500)
+    with pytest.raises(DeskError) as e:
+        await desk.redeem(token, offer.text, amount_msat=amount_msat)
+    assert e.value.code is Code.OVER_LIMIT
+    quoted = await desk.quote(token, offer.text, amount_msat=amount_msat)
+    assert quoted["destination"]["code"] == int(Code.OVER_LIMIT)
+    assert node.calls["fetchinvoice"] == 0
+    assert set(await ehash.states(token)) == {"UNSPENT"} and await desk.redemptions() == []
+
+
+async def test_already_paid_with_no_payment_listed_is_never_refunded(make_desk, ehash, node):
+    # xpay's 219 means the node holds a completed payment of this hash, whatever listpays shows: the redemption
+    # stays paying, and no later "failed" reading may refund it.
+    desk = await make_desk()
+    token = await ehash.token(500)
+    inv = make_invoice(100_000)
+    node.script_method("xpay", Outcome.error(219, "Already paid this invoice successfully"))
+    out = await desk.redeem(token, inv.bolt11)
+    assert out["state"] == "paying" and "refund_token" not in out
+    assert (await desk._payment_status(inv.payment_hash)).status == "unknown"
+    assert "already paid" in out["error"]["message"]
+    # Past every retry window the resent payment fails for good: still not refunded.
+    node.script(inv.payment_hash, Outcome.fail(205), Outcome.fail(205))
+    later = await make_desk(clock=lambda: time.time() + 30)
+    await reconcile(later)
+    await reconcile(later)
+    rec = await later.store.get(out["id"])
+    assert str(rec.state) == "paying" and rec["refund_token"] is None
+    assert (await later._payment_status(inv.payment_hash)).status == "failed"
+
+
+async def test_already_paid_then_found_complete_is_paid(desk, ehash, node):
+    inv = make_invoice(100_000)
+    node.script_method("xpay", Outcome.error(219, "Already paid this invoice successfully"))
+    out = await desk.redeem(await ehash.token(500), inv.bolt11)
+    assert out["state"] == "paying"
+    await reconcile(desk)  # the node now has the payment (the resent call finds it, or completes it)
+    rec = await desk.store.get(out["id"])
+    assert str(rec.state) == "settled" and node.complete_count(inv.payment_hash) == 1
+
+
+# --- an invoice paid on this node by someone else (the operator by hand, say) -----------------------------------
+
+
+async def pay_by_hand(node, invoice: str, **kw) -> None:
+    """The operator pays ``invoice`` from the same node, under a label of their own."""
+    await ClnNode(node.rpc_path).xpay(invoice, amount_msat=None, maxfee_msat=5_000, retry_for=5, label="by hand",
+                                      **kw)
+
+
+@pytest.mark.parametrize("how", ["complete", "pending"])
+async def test_an_invoice_already_paid_on_the_node_is_refused_before_custody(desk, ehash, node, how):
+    inv = make_invoice(100_000)
+    if how == "pending":
+        node.script(inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
+        with pytest.raises(NodeError):
+            await pay_by_hand(node, inv.bolt11)
+    else:
+        await pay_by_hand(node, inv.bolt11)
+    token = await ehash.token(500)
+    with pytest.raises(DeskError) as e:
+        await desk.redeem(token, inv.bolt11)
+    assert e.value.code is Code.DESTINATION_IN_USE and how in e.value.message
+    assert set(await ehash.states(token)) == {"UNSPENT"} and await desk.redemptions() == []
+    assert len(node.payments(inv.payment_hash)) == 1
+
+
+async def held_for_the_operator(desk, node, redemption_id: str, payment_hash: str) -> None:
+    """Paid by someone else: the redemption neither took that payment as its own nor refunded, and stays so."""
+    for _ in range(2):
+        await reconcile(desk)
+        rec = await desk.store.get(redemption_id)
+        assert str(rec.state) == "paying" and rec["preimage"] is None and rec["refund_token"] is None
+        assert "by hand" in rec["error"] and "operator" in rec["error"]
+    assert node.complete_count(payment_hash) == 1
+    assert [a.label for a in node.payments(payment_hash)] == ["by hand"], "the desk paid too"
+
+
+async def test_paid_by_hand_after_intake_is_not_taken_as_the_redemptions_payment(desk, ehash, node):
+    inv = make_invoice(100_000)
+    real_create = desk.store.create
+
+    async def create(*args, **kwargs):  # the invoice is paid by hand right after the desk's check
+        rec = await real_create(*args, **kwargs)
+        await pay_by_hand(node, inv.bolt11)
+        return rec
+
+    desk.store.create = create
+    out = await desk.redeem(await ehash.token(500), inv.bolt11)
+    assert out["state"] == "paying" and "payment_preimage" not in out
+    await held_for_the_operator(desk, node, out["id"], inv.payment_hash)
+
+
+async def test_paid_by_hand_while_the_desk_calls_xpay_is_not_its_payment(desk, ehash, node):
+    # The hand payment lands between the desk's last look and its own xpay, which then answers 219.
+    inv = make_invoice(100_000)
+    real_xpay = desk.node.xpay
+
+    async def xpay(invstring, **kw):
+        await pay_by_hand(node, invstring)
+        return await real_xpay(invstring, **kw)
+
+    desk.node.xpay = xpay
+    out = await desk.redeem(await ehash.token(500), inv.bolt11)
+    assert out["state"] == "paying"
+    desk.node.xpay = real_xpay
+    await held_for_the_operator(desk, node, out["id"], inv.payment_hash)
+
+
+async def test_paid_by_hand_while_the_desk_was_down_is_not_taken_on_recovery(make_desk, ehash, node):
+    inv = make_invoice(100_000)
+    token = await ehash.token(500)
+    crasher = Crasher("after:custody->paying")
+    desk = await crasher.desk(make_desk.config(), node, ehash)
+    with pytest.raises(Crash):
+        await desk.redeem(token, inv.bolt11)
+    await crasher.bury()
+    await pay_by_hand(node, inv.bolt11)
+    recovered = await make_desk(clock=lambda: time.time() + 100)
+    (rec,) = await recovered.store.list(limit=10)
+    await held_for_the_operator(recovered, node, rec.id, inv.payment_hash)
+
+
+# --- settling after the mint let the quote go ----------------------------------------------------------------
+
+
+async def test_a_settlement_refused_for_an_expired_quote_is_requoted(desk, ehash, node):
+    asked = expire_first_melt(desk.mint)
+    out = await desk.redeem(await ehash.token(500), make_invoice(100_000).bolt11)
+    assert out["state"] == "settled"
+    rec = await desk.store.get(out["id"])
+    old, new = asked
+    assert rec["quote_id"] == new != old and rec["quote_units"] == 101  # the same units: 100 sat + 1 % reserve
+    assert (await ehash.client.get_melt_quote_ehash(new)).state == "PAID"
+    assert (await ehash.client.get_melt_quote_ehash(old)).state == "UNPAID"
+    custody = [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rec.id)]
+    assert set(await ehash.states(custody)) == {"SPENT"}
+
+
+async def test_a_requote_refused_for_budget_waits_and_settles_later(desk, ehash, node):
+    # Someone else's quotes hold all of the epoch's budget the desk's own quote leaves: the new quote is refused
+    # (51002) and the redemption stays paid, its quote unchanged; a later settle goes through.
+    await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 101)
+    asked = expire_first_melt(desk.mint)
+    out = await desk.redeem(await ehash.token(500), make_invoice(100_000).bolt11)
+    assert out["state"] == "paid" and out["quote_id"] == asked[0]
+    assert out["error"]["code"] == int(Code.MINT_REFUSED) and "budget" in out["error"]["message"]
+    assert await desk.settle() == {"settled": [out["id"]], "waiting": []}
+    rec = await desk.store.get(out["id"])
+    assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "PAID"

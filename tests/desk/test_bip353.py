@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from support.crash import Crasher, assert_invariant
 from support.ehash import RATE_MSAT
 from support.fakenode import Outcome
 from support.invoices import make_invoice, make_offer
@@ -18,8 +19,6 @@ from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.desk.desk import Crash, Desk
 from hashpool_cln.desk.errors import Code, DeskError
 from hashpool_cln.desk.store import MIGRATIONS, Store
-from hashpool_cln.lightning.clnrpc import ClnNode
-from hashpool_cln.mintclient import MintClient
 
 ONCHAIN = {"onchain": "bc1qztwy6xen3zdtt7z0vrgapmjtfz8acjkfp5fp7l"}
 
@@ -294,38 +293,19 @@ FAIL_POINTS = ["before:paying->refunded", "after:paying->refunded"]
 
 @pytest.mark.parametrize("point", CRASH_POINTS + FAIL_POINTS)
 async def test_crash_then_recover(point, make_desk, ehash, node):
-    from desk.test_crash import DeadDb, Gate, Gated, _assert_invariant
-
-    gate = Gate()
-    desk_ref: dict[str, Desk] = {}
-    real_db: list[Any] = []
-
-    def hook(at: str) -> None:
-        if at == point:
-            gate.dead = True
-            store = desk_ref["desk"]._store
-            real_db.append(store._db)
-            store._db = DeadDb()
-            raise Crash(at)
-
     offer = named_offer(node, "alice@example.com", None, 30_000)
     if point in FAIL_POINTS:
         node.fee_msat = 10_000  # above the 300 msat reserve: xpay finds no route cheap enough
-    mint = MintClient(ehash.url, desk_key=ehash.desk_key, timeout=2)
-    desk = Desk(make_desk.config(), Gated(ClnNode(node.rpc_path, timeout=5, pay_grace=5), gate), Gated(mint, gate),
-                crash_hook=hook)
-    desk_ref["desk"] = desk
-    await desk.start()
+    crasher = Crasher(point)
+    desk = await crasher.desk(make_desk.config(), node, ehash)
     token = await ehash.token(100)
     ys = [crypto.proof_y(p.secret) for p in parse_token(token).proofs]
     with pytest.raises(Crash):
         await desk.redeem(token, "₿alice@example.com")
-    for db in real_db:
-        await db.close()
-    await mint.close()
+    await crasher.bury()
 
     recovered = await make_desk(clock=lambda: time.time() + 100)
-    await _assert_invariant(recovered, ehash, node, ys)
+    await assert_invariant(recovered, ehash, node, ys)
     records = await recovered.store.list(limit=10)
     if records:  # the name survives the crash with the redemption
         assert records[0]["bip353"] == "₿alice@example.com" and records[0]["destination"] == offer.text

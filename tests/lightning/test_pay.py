@@ -34,7 +34,7 @@ async def test_xpay_success(node: FakeNode, cln: ClnNode) -> None:
     node.fee_msat = 12
     p = await pay(cln, inv.bolt11, maxfee_msat=50)
     assert p == Payment(status="complete", payment_hash=inv.payment_hash, preimage=inv.preimage,
-                        amount_msat=100_000, amount_sent_msat=100_012)
+                        amount_msat=100_000, amount_sent_msat=100_012, label="redemption r1")
     assert hashlib.sha256(bytes.fromhex(p.preimage or "")).hexdigest() == inv.payment_hash
     assert ("xpay", {"invstring": inv.bolt11, "maxfee": 50, "retry_for": 30, "label": "redemption r1"}) \
         in node.requests
@@ -248,10 +248,26 @@ def part(status: str, groupid: int, sent: int, **extra: object) -> dict[str, obj
 
 
 def test_merge_complete_from_sendpays_only() -> None:
-    parts = [part("failed", 1, 500), part("complete", 2, 300, payment_preimage=P),
-             part("complete", 2, 200, payment_preimage=P)]
+    parts = [part("failed", 1, 500, label="mine"), part("complete", 2, 300, payment_preimage=P, label="theirs"),
+             part("complete", 2, 200, payment_preimage=P, label="theirs")]
     assert _merge_status(H, [], parts) == Payment(status="complete", payment_hash=H, preimage=P,
-                                                  amount_msat=498, amount_sent_msat=500)
+                                                  amount_msat=498, amount_sent_msat=500, label="theirs")
+
+
+async def test_the_label_of_the_completed_payment_is_reported(node: FakeNode, cln: ClnNode) -> None:
+    # A first attempt under one label fails, a second under another completes: the complete one's label counts.
+    inv = make_invoice(1000)
+    node.script(inv.payment_hash, Outcome.fail(205))
+    with pytest.raises(NodeError):
+        await pay(cln, inv.bolt11)
+    await cln.xpay(inv.bolt11, amount_msat=None, maxfee_msat=5000, retry_for=30, label="by hand")
+    status = await cln.payment_status(inv.payment_hash)
+    assert status.status == "complete" and status.label == "by hand"
+    assert [a.label for a in node.payments(inv.payment_hash)] == ["redemption r1", "by hand"]
+    unlabelled = make_invoice(2000)
+    await cln.xpay(unlabelled.bolt11, amount_msat=None, maxfee_msat=5000, retry_for=30, label="x")
+    node.attempts[-1].label = None  # paid by a command that took no label
+    assert (await cln.payment_status(unlabelled.payment_hash)).label is None
 
 
 def test_merge_precedence() -> None:
