@@ -216,13 +216,15 @@ class Desk:
     async def info(self) -> dict:
         with self.timings.measure("sqlite"):
             counts = await self.store.count_by_state()
+            custody = await self.store.custody_by_unit()
+            paid = await self.store.totals([State.PAID.value, State.SETTLED.value])
         return {
             "mint": self.config.mint_url, "pools": list(self.config.pools), "p2pk_pubkey": self._p2pk_pub,
             "network": self._node_info.network if self._node_info else None,
             "max_msat": self.config.max_msat, "maxfee_ppm": self.config.maxfee_ppm,
             "maxfee_msat": self.config.maxfee_msat, "min_invoice_life": self.config.min_invoice_life,
             "epoch_budget_msat": self.config.epoch_budget_msat, "settle": self.config.settle,
-            "redemptions": counts, "in_flight": self.in_flight(),
+            "redemptions": counts, "in_flight": self.in_flight(), "custody": custody, "paid": paid,
         }
 
     async def settle(self, unit: str | None = None) -> dict:

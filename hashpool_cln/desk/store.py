@@ -304,6 +304,24 @@ class Store:
         cur = await self._db.execute("SELECT state, COUNT(*) FROM redemptions GROUP BY state")
         return {r[0]: r[1] for r in await cur.fetchall()}
 
+    async def custody_by_unit(self) -> dict[str, dict[str, int]]:
+        """The ehash the desk holds now (custody proofs neither settled nor refunded), per unit."""
+        cur = await self._db.execute(
+            "SELECT r.unit, COALESCE(SUM(json_extract(c.proof, '$.amount')), 0), COUNT(*), "
+            "COUNT(DISTINCT c.redemption_id) FROM custody c JOIN redemptions r ON r.id = c.redemption_id "
+            "WHERE c.state = 'held' GROUP BY r.unit ORDER BY r.unit")
+        return {unit: {"units": units, "proofs": proofs, "redemptions": count}
+                for unit, units, proofs, count in await cur.fetchall()}
+
+    async def totals(self, states: list[str]) -> dict[str, int]:
+        """Sums over the redemptions in ``states``: how many, their quoted value, what payees got, routing fees."""
+        marks = ", ".join("?" * len(states))
+        cur = await self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(quote_amount_msat), 0), COALESCE(SUM(amount_msat), 0), "
+            f"COALESCE(SUM(fee_msat), 0) FROM redemptions WHERE state IN ({marks})", states)
+        count, value, delivered, fees = await cur.fetchone()
+        return {"redemptions": count, "value_msat": value, "amount_msat": delivered, "fee_msat": fees}
+
     async def committed_msat(self, unit: str) -> int:
         """What the desk has bought or is buying in ``unit``: quotes of redemptions not released."""
         return await self._committed(self._db, unit)

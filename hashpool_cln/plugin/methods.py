@@ -98,7 +98,7 @@ METHODS: tuple[MethodSpec, ...] = (
         "hashpool-info",
         (),
         "The desk's configuration (no secrets), whether the mint answers now, the desk's P2PK key, "
-        "redemptions counted by state, and payments in flight.",
+        "redemptions counted by state, payments in flight, ehash held per unit, and totals paid.",
         _info,
     ),
     MethodSpec(

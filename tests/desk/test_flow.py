@@ -147,9 +147,17 @@ async def test_batched_settlement(make_desk, ehash, node):
     out = await desk.redeem(await ehash.token(100), inv.bolt11)
     assert out["state"] == "paid"
     assert set(await ehash.states(await _custody(desk, out["id"]))) == {"UNSPENT"}
+    custody = await _custody(desk, out["id"])
+    info = await desk.info()
+    assert info["custody"] == {ehash.unit: {"units": sum(p.amount for p in custody), "proofs": len(custody),
+                                            "redemptions": 1}}
+    assert info["paid"] == {"redemptions": 1, "value_msat": out["value_msat"], "amount_msat": 30_000,
+                            "fee_msat": out["fee_msat"]}
     result = await desk.settle()
     assert result["settled"] == [out["id"]]
     assert (await desk.status(out["id"]))["state"] == "settled"
+    info = await desk.info()
+    assert info["custody"] == {} and info["paid"]["redemptions"] == 1
     assert set(await ehash.states(await _custody(desk, out["id"]))) == {"SPENT"}
     assert (await ehash.client.get_melt_quote_ehash(out["quote_id"])).state == "PAID"
 

@@ -120,6 +120,9 @@ def test_status_listing_info_and_settle(plugin: PluginHarness, ehash_mint) -> No
     assert info["mint"] == ehash_mint.url and info["pools"] == [ehash_mint.pool]
     assert info["mint_reachable"] is True
     assert ehash_mint.desk_key not in json.dumps(info)
+    # settled right after paying: nothing held, one redemption paid
+    assert info["custody"] == {} and info["paid"]["redemptions"] == 1
+    assert info["paid"]["amount_msat"] == 2_000_000 and info["paid"]["value_msat"] == done["value_msat"]
 
     settled = plugin.call("hashpool-settle", {}).ok()
     assert set(settled) == {"settled", "waiting"}
