@@ -12,16 +12,21 @@ One redemption, step by step (each step's state is committed before the step act
     settled    the bought units handed to the mint against the payment
     rejected   nothing happened; refunded: the custody proofs went back to the caller as a refund token
 
-The routing fee reserve is charged in full. A payment of a fixed amount (an invoice or offer with an amount, or
+The caller pays the routing fee actually paid. A payment of a fixed amount (an invoice or offer with an amount, or
 ``amount_msat``) buys units worth the amount plus its reserve — ``min(ceil(amount * maxfee_ppm / 10^6),
 maxfee_msat)``, or the caller's smaller ``maxfee_msat`` — and xpay may spend at most the reserve on routing.
-The mint burns every unit bought (its quote is for a fixed number of units), so what routing leaves of the
-reserve stays with the desk; the rest of the token comes back as change. A whole-value payment (no amount
+Custody holds the units the amount needs as one set of outputs and the reserve's units as another, denominated
+so that any part of it is an exact sum of its proofs (``wallet.reserve_amounts``). When the payment completes,
+the units its amount plus the actual routing fee need are kept; the reserve proofs worth the rest join the
+caller's change token in the same commit that records the payment, and the settlement melts the kept units
+against a new quote for exactly them (the first quote was for all the units bought). Where the desk's outputs
+carry an input fee the reserve is not split out, and it is charged in full. A whole-value payment (no amount
 anywhere) spends every unit: to an amountless BOLT11 invoice with sendamount, so the payee receives the value less
 the actual routing fee and nothing is left over; to an amountless offer, whose invoice must be fetched for a
 fixed amount before paying, by asking for the value less the reserve, which again caps the fee and is charged in
-full. ``quote`` shows all of it before anything is spent: ``fee_reserve_msat``, ``cost_msat`` (the value of the
-units bought), ``units_needed`` and ``unused_fee_reserve`` (``desk`` or ``payee``).
+full. ``quote`` shows all of it before anything is spent: ``fee_reserve_msat``, ``cost_msat`` (the most the
+payment can cost: the value of the units bought), ``units_needed`` and ``unused_fee_reserve`` (``caller``,
+``payee`` or ``desk``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 from hashpool_cln.cashu import conditions, crypto
 from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
@@ -72,6 +78,11 @@ class Plan:
     swap_fee: int
     maxfee_msat: int
     output_keyset: str
+    # A fixed amount's fee reserve as its own outputs (the tail of custody_amounts), the units the payment itself
+    # needs and the rate (net msat, units issued) that prices the routing fee paid; empty/None: charged in full.
+    reserve_amounts: list[int]
+    payment_units: int | None
+    rate: tuple[int, int] | None
 
 
 class Crash(BaseException):
@@ -264,7 +275,7 @@ class Desk:
                 "fee_reserve_msat": reserve, "units_needed": plan_units,
                 "cost_msat": checked.value(plan_units),
                 # Who keeps the part of the reserve routing does not use (see the module docstring).
-                "unused_fee_reserve": "payee" if target.method == "sendamount" else "desk"}
+                "unused_fee_reserve": self._unused_reserve_goes_to(checked, target)}
             if not payable:
                 out["reason"] = "the token is worth less than the payment and its fee reserve"
             return out
@@ -272,6 +283,12 @@ class Desk:
             return {"kind": None, "amount_msat": amount_msat, "payable": False, "reason": e.message,
                     "code": int(e.code), "fee_reserve_msat": None, "units_needed": None, "cost_msat": None,
                     "unused_fee_reserve": None}
+
+    @staticmethod
+    def _unused_reserve_goes_to(checked: Checked, target: Target) -> str:
+        if target.method == "sendamount":
+            return "payee"
+        return "caller" if _returns_reserve(checked, target) else "desk"
 
     # ---------------------------------------------------------------------------------------- 3. quote
 
@@ -337,6 +354,9 @@ class Desk:
                 quote_id=plan.quote.quote, quote_units=plan.quote.amount, quote_amount_msat=plan.quote.amount_msat,
                 quote_expiry=plan.quote.expiry, swap_fee=plan.swap_fee, maxfee_msat=plan.maxfee_msat,
                 custody_amounts=json.dumps(plan.custody_amounts), change_amounts=json.dumps(plan.change_amounts),
+                reserve_amounts=json.dumps(plan.reserve_amounts) if plan.reserve_amounts else None,
+                payment_units=plan.payment_units, rate_net_msat=plan.rate[0] if plan.rate else None,
+                rate_issued=plan.rate[1] if plan.rate else None,
                 pay_amount_msat=plan.quote.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
         except BudgetExceeded:
             err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
@@ -351,6 +371,9 @@ class Desk:
         out_ppk = out_keyset.input_fee_ppk
         swap_fee = wallet.swap_fee(list(token.proofs), fees)
         available = token.amount - swap_fee
+        reserve_amounts: list[int] = []
+        payment_units: int | None = None
+        rate: tuple[int, int] | None = None
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
             units = checked.whole_units()
@@ -368,7 +391,14 @@ class Desk:
             if quote.amount_msat < need:
                 raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
                                 {"quote_msat": quote.amount_msat, "needed_msat": need})
-            custody = _exact(quote.amount, out_ppk)
+            if _returns_reserve(checked, target):
+                # The reserve as outputs of its own, so that what routing leaves of it can go back exactly.
+                payment_units = policy.units_for(target.deliver_msat, epoch, checked.pool_fee_ppm)
+                reserve_amounts = wallet.reserve_amounts(quote.amount - payment_units)
+                rate = (policy.epoch_net_reward(epoch, checked.pool_fee_ppm), epoch.issued)
+                custody = wallet.split_amount(payment_units) + reserve_amounts
+            else:
+                custody = _exact(quote.amount, out_ppk)
         change = available - sum(custody)
         if change < 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
@@ -378,7 +408,8 @@ class Desk:
         if quote.expiry - self.now() < self._payment_window() + self.config.min_invoice_life:
             raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
         return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
-                    swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id)
+                    swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id,
+                    reserve_amounts=reserve_amounts, payment_units=payment_units, rate=rate)
 
     async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
@@ -559,8 +590,30 @@ class Desk:
         sent = payment.amount_sent_msat
         delivered = payment.amount_msat
         fee = sent - delivered if sent is not None and delivered is not None else None
+        # What routing left of the reserve goes into the change token in the same commit as the payment: it is
+        # written down before anyone is told, and a recovery reading the node's record computes the same.
+        returned = await self._unused_reserve(rec, sent)
         return await self._move(rec, State.PAID, preimage=payment.preimage, amount_msat=delivered,
-                                amount_sent_msat=sent, fee_msat=fee)
+                                amount_sent_msat=sent, fee_msat=fee, **returned)
+
+    async def _unused_reserve(self, rec: Record, sent_msat: int | None) -> dict[str, Any]:
+        """The fields that hand the unused part of the fee reserve back to the caller (none when all of it was
+        used, or the reserve was not bought as outputs of its own, or the node does not say what it sent)."""
+        reserve = rec.amounts("reserve_amounts")
+        if not reserve or sent_msat is None or rec.get("payment_units") is None:
+            return {}
+        total = rec["payment_units"] + sum(reserve)
+        used = policy.units_used(sent_msat, rec["payment_units"], total, rec["rate_net_msat"], rec["rate_issued"])
+        if used == total:
+            return {}
+        picked = wallet.pick_exact(reserve, total - used)
+        with self.timings.measure("sqlite"):
+            custody = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+        first = len(custody) - len(reserve)
+        positions = [first + i for i in picked]
+        change = list(parse_token(rec["change_token"]).proofs) if rec.get("change_token") else []
+        return {"returned": positions, "returned_units": total - used,
+                "change_token": self._token(rec, change + [custody[p] for p in positions])}
 
     async def refund(self, rec: Record, code: Code, why: str, node_error: int | None = None) -> Record:
         """Give the custody proofs back as a refund token (only when no payment can still complete)."""
@@ -577,12 +630,19 @@ class Desk:
     async def settle_one(self, rec: Record) -> Record:
         """Hand a paid redemption's units to the mint against its payment; left ``paid`` for a later try when the
         mint does not take them now. A quote the mint let go (expired, its budget taken by others) is replaced by
-        a new one for the same units, written down before anything is melted against it."""
+        a new one for the same units, and a quote for more units than are kept (part of the fee reserve went back
+        to the caller) by one for the units kept, each written down before anything is melted against it."""
         with self.timings.measure("sqlite"):
-            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id, state="held")]
+        kept = sum(p.amount for p in proofs)
+        if rec.get("returned_units") and rec["quote_units"] != kept:
+            requoted = await self._requote(rec, kept)
+            if requoted is None:
+                return await self._get(rec.id)
+            rec = requoted
         state = await self._melt(rec, proofs)
         if state == "EXPIRED":
-            requoted = await self._requote(rec)
+            requoted = await self._requote(rec, rec["quote_units"])
             if requoted is None:
                 return await self._get(rec.id)
             rec = requoted
@@ -609,17 +669,20 @@ class Desk:
             return None
         return quote.state
 
-    async def _requote(self, rec: Record) -> Record | None:
-        """``rec`` (still ``paid``) with a new quote for its units, or None when the mint gives none now."""
+    async def _requote(self, rec: Record, units: int) -> Record | None:
+        """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""
         try:
-            quote = await self._mint_quote(rec["unit"], rec["quote_units"],
-                                           _quote_request(rec["dest_kind"], rec["invoice"]))
+            quote = await self._mint_quote(rec["unit"], units, _quote_request(rec["dest_kind"], rec["invoice"]))
         except DeskError as e:
             await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
             return None
+        if quote.unit != rec["unit"] or quote.amount != units or quote.state != "UNPAID":
+            await self._note(rec, Code.RATE_REFUSED, "settlement waits: the mint quoted something other than asked")
+            return None
         self._hook("before:requote")
         with self.timings.measure("sqlite"):
-            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry)
+            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry, quote_units=units,
+                                    quote_amount_msat=quote.amount_msat)
         self._hook("after:requote")
         return await self._get(rec.id)
 
@@ -760,6 +823,14 @@ def _exact(units: int, fee_ppk: int) -> list[int]:
     except ValueError:
         raise DeskError(Code.INSUFFICIENT_VALUE, "no denominations cover these units with their input fee") \
             from None
+
+
+def _returns_reserve(checked: Checked, target: Target) -> bool:
+    """Whether the unused part of the fee reserve goes back to the caller: for a fixed amount the caller chose
+    (not a whole-value offer, whose reserve was fixed when its invoice was fetched), when the desk's outputs
+    carry no input fee (melting part of a custody whose proofs each cost a fee would need fee-exact sums)."""
+    return (target.method == "xpay" and target.deliver_msat is not None and target.reserve_msat is None
+            and checked.output_keyset().input_fee_ppk == 0)
 
 
 def _quote_request(dest_kind: str, invoice: str | None) -> str | None:

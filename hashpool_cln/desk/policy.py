@@ -138,7 +138,18 @@ def units_for(amount_msat: int, epoch: Epoch, pool_fee_ppm: int) -> int:
     net = epoch_net_reward(epoch, pool_fee_ppm)
     if net <= 0:
         raise DeskError(Code.EPOCH_NOT_REDEEMABLE, "the epoch's reward backs no value", {"unit": epoch.unit})
-    return -(-amount_msat * epoch.issued // net)
+    return units_at(amount_msat, net, epoch.issued)
+
+
+def units_at(amount_msat: int, net_msat: int, issued: int) -> int:
+    """``units_for`` at a rate written down earlier (the epoch's net reward and units issued)."""
+    return -(-amount_msat * issued // net_msat)
+
+
+def units_used(sent_msat: int, units_payment: int, units_total: int, net_msat: int, issued: int) -> int:
+    """The units a payment that cost ``sent_msat`` (amount and routing fee) used of the ``units_total`` bought:
+    never fewer than the payment itself needs, never more than were bought."""
+    return max(units_payment, min(units_total, units_at(sent_msat, net_msat, issued)))
 
 
 def check_rate(quote: EhashQuote, units: int, unit: str, epoch: Epoch, pool_fee_ppm: int,

@@ -84,7 +84,7 @@ MIGRATIONS: tuple[str, ...] = (
         redemption_id TEXT NOT NULL REFERENCES redemptions(id),
         position INTEGER NOT NULL,
         proof TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'held',   -- held | spent | refunded
+        state TEXT NOT NULL DEFAULT 'held',   -- held | spent | refunded | returned (unused fee reserve)
         PRIMARY KEY (redemption_id, position)
     );
 
@@ -98,6 +98,17 @@ MIGRATIONS: tuple[str, ...] = (
     # 1: the node holds a completed payment of this redemption's hash that the desk cannot take as its own (xpay
     # answered "already paid" with none listed, or the one listed carries another label): never refunded
     "ALTER TABLE redemptions ADD COLUMN node_paid INTEGER",
+    # The routing fee reserve of a fixed-amount payment, bought as its own outputs so that what routing leaves of
+    # it goes back to the caller: reserve_amounts (JSON list) are the last custody outputs; the payment itself
+    # needs payment_units; the rate (rate_net_msat over rate_issued units) prices the routing fee paid;
+    # returned_units is what went back in the change token (custody rows then 'returned').
+    """
+    ALTER TABLE redemptions ADD COLUMN reserve_amounts TEXT;
+    ALTER TABLE redemptions ADD COLUMN payment_units INTEGER;
+    ALTER TABLE redemptions ADD COLUMN rate_net_msat INTEGER;
+    ALTER TABLE redemptions ADD COLUMN rate_issued INTEGER;
+    ALTER TABLE redemptions ADD COLUMN returned_units INTEGER
+    """,
 )
 
 
@@ -203,12 +214,13 @@ class Store:
     async def advance(self, redemption_id: str, old: State, new: State, *,
                       reserve: tuple[str, int] | None = None, custody: Sequence[str] | None = None,
                       custody_state: str | None = None, budget_msat: int | None = None,
-                      **fields: Any) -> Record:
+                      returned: Sequence[int] = (), **fields: Any) -> Record:
         """Move ``old → new`` and write ``fields`` in one commit.
 
         ``reserve=(keyset_id, n)`` also takes ``n`` NUT-13 counters of that keyset (``counter_start``);
         ``custody`` stores the desk's proofs; ``custody_state`` marks the held ones spent or refunded;
-        ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it.
+        ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it;
+        ``returned`` marks the held custody proofs at these positions returned (handed back to the caller).
         """
         transition(old, new)
         now = int(time.time())
@@ -230,6 +242,10 @@ class Store:
                 await db.executemany(
                     "INSERT INTO custody (redemption_id, position, proof) VALUES (?, ?, ?)",
                     [(redemption_id, i, p) for i, p in enumerate(custody)])
+            if returned:
+                await db.executemany(
+                    "UPDATE custody SET state = 'returned' WHERE redemption_id = ? AND position = ? AND state = 'held'",
+                    [(redemption_id, position) for position in returned])
             if custody_state is not None:
                 await db.execute("UPDATE custody SET state = ? WHERE redemption_id = ? AND state = 'held'",
                                  (custody_state, redemption_id))
@@ -295,9 +311,11 @@ class Store:
                                      (redemption_id,))
         return [r[0] for r in await cur.fetchall()]
 
-    async def custody(self, redemption_id: str) -> list[str]:
-        cur = await self._db.execute("SELECT proof FROM custody WHERE redemption_id = ? ORDER BY position",
-                                     (redemption_id,))
+    async def custody(self, redemption_id: str, state: str | None = None) -> list[str]:
+        """The desk's proofs (JSON) of a redemption, in output order; given ``state``, only those in it."""
+        cur = await self._db.execute(
+            "SELECT proof FROM custody WHERE redemption_id = ? AND state = COALESCE(?, state) ORDER BY position",
+            (redemption_id, state))
         return [r[0] for r in await cur.fetchall()]
 
     async def count_by_state(self) -> dict[str, int]:

@@ -116,6 +116,29 @@ def exact_amounts(units: int, fee_ppk: int) -> list[int]:
     raise ValueError(f"no denominations give exactly {units} units after an input fee of {fee_ppk} ppk")
 
 
+def reserve_amounts(units: int) -> list[int]:
+    """Denominations for a fee reserve of ``units`` in which every value from 0 to ``units`` is an exact subset
+    sum: 1, 2, 4, ... 2^(k-1) (the largest k with 2^k - 1 <= units), plus the rest split into powers of two. What
+    routing leaves of the reserve can then be handed back to the caller to the unit."""
+    run = 0
+    while (1 << (run + 1)) - 1 <= units:
+        run += 1
+    return sorted([1 << i for i in range(run)] + split_amount(units - ((1 << run) - 1)))
+
+
+def pick_exact(amounts: list[int], target: int) -> list[int]:
+    """Indices into ``amounts`` (powers of two) whose values sum to exactly ``target``: largest first, which for
+    powers of two finds a subset whenever one exists. ValueError when none does."""
+    picked, left = [], target
+    for i in sorted(range(len(amounts)), key=lambda i: -amounts[i]):
+        if amounts[i] <= left:
+            picked.append(i)
+            left -= amounts[i]
+    if left:
+        raise ValueError(f"no subset of the reserve sums to {target}")
+    return sorted(picked)
+
+
 def units_after_fee(available: int, fee_ppk: int) -> int:
     """Units left when ``available`` units are all spent as proofs that each carry the input fee."""
     return available - _fee(len(split_amount(max(available, 0))), fee_ppk)

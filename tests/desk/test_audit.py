@@ -323,6 +323,7 @@ async def test_paid_by_hand_while_the_desk_was_down_is_not_taken_on_recovery(mak
 
 
 async def test_a_settlement_refused_for_an_expired_quote_is_requoted(desk, ehash, node):
+    node.fee_msat = 1_000  # routing uses the whole reserve: the units kept are the units quoted
     asked = expire_first_melt(desk.mint)
     out = await desk.redeem(await ehash.token(500), make_invoice(100_000).bolt11)
     assert out["state"] == "settled"
@@ -339,6 +340,7 @@ async def test_a_requote_refused_for_budget_waits_and_settles_later(desk, ehash,
     # Someone else's quotes hold all of the epoch's budget the desk's own quote leaves: the new quote is refused
     # (51002) and the redemption stays paid, its quote unchanged; a later settle goes through.
     await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 101)
+    node.fee_msat = 1_000  # routing uses the whole reserve: the units kept are the units quoted
     asked = expire_first_melt(desk.mint)
     out = await desk.redeem(await ehash.token(500), make_invoice(100_000).bolt11)
     assert out["state"] == "paid" and out["quote_id"] == asked[0]

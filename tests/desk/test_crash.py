@@ -32,6 +32,9 @@ SCENARIOS: dict[str, list[str]] = {
     "offer_whole_value_fails": ["paying->refunded"],
     # The mint refuses the first settlement (20007): a new quote is written down, then melted against.
     "settle_quote_expired": ["requote", "paid->settled"],
+    # Routing uses part of the reserve: the rest goes back with the change as the payment is recorded, and the
+    # units kept are re-quoted before they are melted.
+    "reserve_returned": ["paying->paid", "requote", "paid->settled"],
 }
 OFFER_SCENARIOS = ("offer_whole_value", "offer_whole_value_fails")
 POINTS = [(scenario, f"{when}:{move}") for scenario, moves in SCENARIOS.items()
@@ -46,7 +49,9 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
         if scenario == "invoice_expires_in_custody" and at == "after:quoted->custody":
             skew["seconds"] = 3_400  # the invoice (3600 s) now has 200 s left, below the 300 s the desk needs
 
-    config = make_desk.config(min_invoice_life=300 if scenario == "invoice_expires_in_custody" else 60)
+    # reserve_returned: 5 % of 100 000 msat, 5 units bought for routing of which a 2 500 msat fee uses 3
+    config = make_desk.config(min_invoice_life=300 if scenario == "invoice_expires_in_custody" else 60,
+                              maxfee_ppm=50_000 if scenario == "reserve_returned" else 10_000)
     crasher = Crasher(point, skew_clock)
     mint = MintClient(ehash.url, desk_key=ehash.desk_key, timeout=2)
     if scenario == "settle_quote_expired":
@@ -66,6 +71,8 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
         node.script(invoice.payment_hash, Outcome.fail(205))
     if scenario == "offer_whole_value_fails":
         node.fee_msat = 10_000  # above the 1 % reserve the offer's invoice leaves: xpay refuses the route
+    if scenario == "reserve_returned":
+        node.fee_msat = 2_500
     if scenario == "mint_refuses_swap":
         ehash.proxy.fault("/v1/swap", "status500")
     if scenario == "bad_signatures":
@@ -85,3 +92,8 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
     # A fresh desk, same ledger and seed, healthy mint and node, and a clock past every retry window.
     recovered = await make_desk(clock=lambda: time.time() + skew["seconds"] + 100)
     await assert_invariant(recovered, ehash, node, ys)
+    if scenario == "reserve_returned":
+        # computed alike whether the payment was recorded before the crash or recovered from the node's record
+        (rec,) = await recovered.store.list(limit=10)
+        assert rec["fee_msat"] == 2_500 and rec["returned_units"] == 2 and rec["quote_units"] == 103
+        assert parse_token(rec["change_token"]).amount == amount - 105 + 2

@@ -18,14 +18,15 @@ async def test_bolt11_with_amount_pays_returns_change_and_settles(desk, ehash, n
     assert out["payment_preimage"] == inv.preimage
     assert out["amount_msat"] == 100_000 and out["fee_msat"] == 0
     assert node.complete_count(inv.payment_hash) == 1
-    # 100 000 msat + 1 % fee reserve = 101 000 msat = 101 units at 1 sat a unit
-    assert out["value_msat"] == 101 * RATE_MSAT  # the reserve is charged in full although routing cost 0
+    # 100 000 msat + 1 % fee reserve = 101 000 msat = 101 units at 1 sat a unit bought; routing cost 0, so the
+    # reserve's unit comes back with the change and the mint burns the 100 the payment used
+    assert out["value_msat"] == 100 * RATE_MSAT
     change = parse_token(out["change_token"])
-    assert change.amount == 1_000 - 101
+    assert change.amount == 1_000 - 100
     assert set(await ehash.states(out["change_token"])) == {"UNSPENT"}
     assert set(await ehash.states(token)) == {"SPENT"}
     quote = await ehash.client.get_melt_quote_ehash(out["quote_id"])
-    assert quote.state == "PAID" and quote.amount == 101
+    assert quote.state == "PAID" and quote.amount == 100
 
 
 async def test_amountless_bolt11_with_caller_amount(desk, ehash, node):
@@ -34,7 +35,8 @@ async def test_amountless_bolt11_with_caller_amount(desk, ehash, node):
     out = await desk.redeem(token, inv.bolt11, amount_msat=50_000)
     assert out["state"] == "settled" and out["amount_msat"] == 50_000
     assert node.complete_count(inv.payment_hash) == 1
-    assert parse_token(out["change_token"]).amount == 500 - 51  # 50 000 + 500 reserve = 51 units (ceil)
+    # 50 000 + 500 reserve = 51 units (ceil) bought; routing cost 0: the payment's 50 are kept
+    assert parse_token(out["change_token"]).amount == 500 - 50
 
 
 async def test_amountless_bolt11_without_amount_sends_the_whole_value(desk, ehash, node):
@@ -147,7 +149,9 @@ async def test_batched_settlement(make_desk, ehash, node):
     out = await desk.redeem(await ehash.token(100), inv.bolt11)
     assert out["state"] == "paid"
     assert set(await ehash.states(await _custody(desk, out["id"]))) == {"UNSPENT"}
-    custody = await _custody(desk, out["id"])
+    custody = await _custody(desk, out["id"], "held")
+    # 30 000 + 300 reserve = 31 units bought; routing cost 0: the reserve's unit went back with the change
+    assert sum(p.amount for p in custody) == 30
     info = await desk.info()
     assert info["custody"] == {ehash.unit: {"units": sum(p.amount for p in custody), "proofs": len(custody),
                                             "redemptions": 1}}
@@ -158,15 +162,16 @@ async def test_batched_settlement(make_desk, ehash, node):
     assert (await desk.status(out["id"]))["state"] == "settled"
     info = await desk.info()
     assert info["custody"] == {} and info["paid"]["redemptions"] == 1
-    assert set(await ehash.states(await _custody(desk, out["id"]))) == {"SPENT"}
-    assert (await ehash.client.get_melt_quote_ehash(out["quote_id"])).state == "PAID"
+    assert set(await ehash.states(custody)) == {"SPENT"}
+    quote = await ehash.client.get_melt_quote_ehash((await desk.status(out["id"]))["quote_id"])
+    assert quote.state == "PAID" and quote.amount == 30
 
 
-async def _custody(desk, rid):
+async def _custody(desk, rid, state=None):
     import json
 
     from hashpool_cln.cashu.models import Proof
-    return [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rid)]
+    return [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rid, state)]
 
 
 async def test_two_concurrent_redeems_of_one_token_pay_once(desk, ehash, node):
@@ -263,8 +268,8 @@ async def test_quote_prices_without_committing(desk, ehash, node):
     assert q["value_msat"] == 1_000 * RATE_MSAT and q["amount"] == 1_000
     assert q["destination"]["payable"] is True and q["destination"]["units_needed"] == 101
     assert q["destination"]["fee_reserve_msat"] == 1_000
-    # the reserve is charged in full: the payment costs 101 units, whatever routing takes of it
-    assert q["destination"]["cost_msat"] == 101 * RATE_MSAT and q["destination"]["unused_fee_reserve"] == "desk"
+    # the payment costs at most 101 units; what routing leaves of the reserve goes back to the caller
+    assert q["destination"]["cost_msat"] == 101 * RATE_MSAT and q["destination"]["unused_fee_reserve"] == "caller"
     assert set(await ehash.states(token)) == {"UNSPENT"}
     assert await desk.redemptions() == []
     small = await desk.quote(await ehash.token(50), inv.bolt11)
@@ -303,6 +308,7 @@ async def test_events_carry_no_secrets(make_desk, ehash, node):
 async def test_the_epochs_own_net_reward_prices_it_not_the_fee_of_the_day(make_desk, ehash, node):
     # The operator's fallback fee (for mints that publish no net reward) is wrong on purpose: 50 %.
     desk = await make_desk(pool_fee_ppm=500_000)
+    node.fee_msat = 1_000  # routing takes the whole reserve: all 101 units bought are used
     out = await desk.redeem(await ehash.token(200), make_invoice(100_000).bolt11)
     assert out["state"] == "settled" and out["value_msat"] == 101 * RATE_MSAT
 

@@ -116,11 +116,23 @@ async def assert_invariant(desk: Desk, ehash: Any, node: Any, ys: list[str]) -> 
     assert rec.state in (State.SETTLED, State.REFUNDED, State.REJECTED), f"left in {rec.state}"
     if rec.state is State.SETTLED:
         assert paid == 1 and set(states) == {"SPENT"}
-        custody = [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rec.id)]
-        assert set(await ehash.states(custody)) == {"SPENT"}
-        assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "PAID"
-        if rec["change_token"]:
+        spent = await _custody(desk, rec.id, "spent")
+        returned = await _custody(desk, rec.id, "returned")
+        assert set(await ehash.states(spent)) == {"SPENT"}
+        quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
+        assert quote.state == "PAID"
+        # The mint burnt what custody spent (no more: outputs with an input fee carry it on top).
+        if rec["reserve_amounts"]:
+            assert quote.amount == sum(p.amount for p in spent) == rec["quote_units"]
+        else:
+            assert quote.amount <= sum(p.amount for p in spent)
+        # The unused fee reserve went back in the change token: unspent, and every unit accounted for.
+        assert sum(p.amount for p in returned) == (rec["returned_units"] or 0)
+        change = parse_token(rec["change_token"]).proofs if rec["change_token"] else ()
+        assert {p.secret for p in returned} <= {p.secret for p in change}
+        if change:
             assert set(await ehash.states(rec["change_token"])) == {"UNSPENT"}
+        assert sum(p.amount for p in change) + sum(p.amount for p in spent) == rec["amount"] - (rec["swap_fee"] or 0)
     elif rec.state is State.REFUNDED:
         assert paid == 0 and set(states) == {"SPENT"}
         assert set(await ehash.states(rec["refund_token"])) == {"UNSPENT"}
@@ -129,6 +141,10 @@ async def assert_invariant(desk: Desk, ehash: Any, node: Any, ys: list[str]) -> 
         assert returned == rec["amount"] - (rec["swap_fee"] or 0)
     else:
         assert paid == 0 and set(states) == {"UNSPENT"}, "rejected, yet the token is not untouched"
+
+
+async def _custody(desk: Desk, redemption_id: str, state: str) -> list[Proof]:
+    return [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(redemption_id, state)]
 
 
 def expire_first_melt(mint: MintClient) -> list[str]:
