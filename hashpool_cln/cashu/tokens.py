@@ -254,11 +254,11 @@ def _bad_field(where: str, expected: str, value: Any) -> TokenError:
     return _err(f"{where} must be {expected}, not {_type_name(value)}", "bad_field")
 
 
-def _text(value: Any, where: str, limit: int = MAX_TEXT_CHARS) -> str:
+def _text(value: Any, where: str, limit: int = MAX_TEXT_CHARS, too_long: str = "bad_field") -> str:
     if not isinstance(value, str):
         raise _bad_field(where, "a string", value)
     if len(value) > limit:
-        raise _err(f"{where} is longer than {limit} characters", "bad_field")
+        raise _err(f"{where} is longer than {limit} characters", too_long)
     _utf8(value, where)
     return value
 
@@ -319,14 +319,7 @@ def _secret(value: Any, where: str) -> str:
 
 
 def _witness(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _bad_field(where, "a string", value)
-    if len(value) > MAX_WITNESS_CHARS:
-        raise _err(f"{where} is longer than {MAX_WITNESS_CHARS} characters", "bad_witness")
-    _utf8(value, where)
-    return value
+    return None if value is None else _text(value, where, MAX_WITNESS_CHARS, too_long="bad_witness")
 
 
 def _keyset_id_hex(value: Any, where: str) -> str:

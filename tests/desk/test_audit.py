@@ -90,11 +90,8 @@ async def test_restore_answering_other_amounts_hands_back_what_the_mint_signed(d
     # amounts. Nothing may be paid against that, and the redemption may not stay stuck either: the caller
     # gets back what the mint signed.
     mint = desk.mint
-    real_swap, real_restore = mint.swap, mint.restore
-
-    async def swap(inputs, outputs):
-        await real_swap(inputs, outputs)
-        raise MintUnavailable("swap: the answer was lost")
+    real_restore = mint.restore
+    _lose_swap_answers(mint)
 
     async def restore(outputs):
         known, signatures = await real_restore(outputs)
@@ -105,7 +102,7 @@ async def test_restore_answering_other_amounts_hands_back_what_the_mint_signed(d
         signatures = [replace(signatures[0], amount=b), replace(signatures[1], amount=a), *signatures[2:]]
         return known, signatures
 
-    mint.swap, mint.restore = swap, restore
+    mint.restore = restore
     token = await ehash.token(500)
     inv = make_invoice(100_000)
     out = await desk.redeem(token, inv.bolt11)
@@ -118,17 +115,14 @@ async def test_a_partial_restore_is_never_taken_for_an_untouched_or_foreign_spen
     # Restore knows some of our outputs: our swap spent the token, so "rejected" (untouched, or spent
     # elsewhere) would leave the caller with nothing. The redemption waits for the operator instead.
     mint = desk.mint
-    real_swap, real_restore = mint.swap, mint.restore
-
-    async def swap(inputs, outputs):
-        await real_swap(inputs, outputs)
-        raise MintUnavailable("swap: the answer was lost")
+    real_restore = mint.restore
+    real_swap = _lose_swap_answers(mint)
 
     async def restore(outputs):
         known, signatures = await real_restore(outputs)
         return known[:1], signatures[:1]
 
-    mint.swap, mint.restore = swap, restore
+    mint.restore = restore
     token = await ehash.token(500)
     with pytest.raises(DeskError) as e:
         await desk.redeem(token, make_invoice(100_000).bolt11)
@@ -348,3 +342,15 @@ async def test_a_requote_refused_for_budget_waits_and_settles_later(desk, ehash,
     assert await desk.settle() == {"settled": [out["id"]], "waiting": []}
     rec = await desk.store.get(out["id"])
     assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "PAID"
+
+
+def _lose_swap_answers(mint):
+    """The mint carries out every swap, but its answer never arrives; returns the real swap."""
+    real_swap = mint.swap
+
+    async def swap(inputs, outputs):
+        await real_swap(inputs, outputs)
+        raise MintUnavailable("swap: the answer was lost")
+
+    mint.swap = swap
+    return real_swap
