@@ -172,13 +172,19 @@ def floors(f: Fixture) -> dict[str, Callable[[], object]]:
     return {op: run(op) for op in FLOOR_COUNTS}
 
 
-def ours(f: Fixture) -> dict[str, Callable[[], object]]:
-    A = f.A
+def _inputs(f: Fixture) -> tuple[list[bytes], list[tuple], list[tuple], list[tuple]]:
+    """What both implementations are handed, as a caller holds it: messages, signatures and proofs with their
+    hex fields (decoding them is part of the timed work), and (C_, r) pairs to unblind."""
     msgs = [s.encode() for s in f.secrets]
     sig_hex = [(B_, C_.format().hex(), e.hex(), s.hex()) for B_, C_, e, s in zip(f.B_, f.C_, f.e, f.s)]
     proof_hex = [(x, C.format().hex(), r.secret.hex(), e.hex(), s.hex())
                  for x, C, r, e, s in zip(f.secrets, f.C, f.r, f.e, f.s)]
-    unblind_in = list(zip(f.C_, f.r))
+    return msgs, sig_hex, proof_hex, list(zip(f.C_, f.r))
+
+
+def ours(f: Fixture) -> dict[str, Callable[[], object]]:
+    A = f.A
+    msgs, sig_hex, proof_hex, unblind_in = _inputs(f)
     return {
         "parse": lambda: parse_token(f.token),
         "hash_to_curve": lambda: [hash_to_curve(m) for m in msgs],
@@ -196,11 +202,7 @@ def ours(f: Fixture) -> dict[str, Callable[[], object]]:
 
 def theirs(f: Fixture, nut) -> dict[str, Callable[[], object]]:
     A = f.A
-    msgs = [s.encode() for s in f.secrets]
-    sig_hex = [(B_, C_.format().hex(), e.hex(), s.hex()) for B_, C_, e, s in zip(f.B_, f.C_, f.e, f.s)]
-    proof_hex = [(x, C.format().hex(), r.secret.hex(), e.hex(), s.hex())
-                 for x, C, r, e, s in zip(f.secrets, f.C, f.r, f.e, f.s)]
-    unblind_in = list(zip(f.C_, f.r))
+    msgs, sig_hex, proof_hex, unblind_in = _inputs(f)
 
     def key(h: str) -> PrivateKey:
         return PrivateKey(bytes.fromhex(h))

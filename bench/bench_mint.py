@@ -123,6 +123,14 @@ def _unblind(target: Target, sigs: list[dict], secs: list[str], rs: list) -> lis
 # ---------------------------------------------------------------- the two mints
 
 
+async def _mint(session: aiohttp.ClientSession, target: Target, path: str, quote_id: str,
+                amount: int) -> list[Proof]:
+    """Mint a paid quote of ``amount`` units (1-unit outputs) into proofs."""
+    outs, secs, rs = _blind(target.keyset_id, amount)
+    sigs = (await _json(session, "POST", target.url + path, {"quote": quote_id, "outputs": outs}))["signatures"]
+    return _unblind(target, sigs, secs, rs)
+
+
 @contextlib.asynccontextmanager
 async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[Target, Any]]:
     port = _free_port()
@@ -143,10 +151,7 @@ async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> Async
                 quote = await _json(session, "POST", url + "/v1/mint/quote/mining_share",
                                     {"header_hash": random_share_hash(FUND_BATCH.bit_length() - 1).hex()},
                                     {"Authorization": f"Bearer {pool}"})
-                outs, secs, rs = _blind(kid, quote["amount"])
-                sigs = (await _json(session, "POST", url + "/v1/mint/mining_share",
-                                    {"quote": quote["quote"], "outputs": outs}))["signatures"]
-                proofs += _unblind(target, sigs, secs, rs)
+                proofs += await _mint(session, target, "/v1/mint/mining_share", quote["quote"], quote["amount"])
             return proofs
 
         yield target, fund
@@ -188,10 +193,7 @@ async def nutshell_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncI
                     if state.get("state") == "PAID" or state.get("paid"):
                         break
                     await asyncio.sleep(0.05)
-                outs, secs, rs = _blind(kid, FUND_BATCH)
-                sigs = (await _json(session, "POST", url + "/v1/mint/bolt11",
-                                    {"quote": quote["quote"], "outputs": outs}))["signatures"]
-                proofs += _unblind(target, sigs, secs, rs)
+                proofs += await _mint(session, target, "/v1/mint/bolt11", quote["quote"], FUND_BATCH)
             return proofs
 
         yield target, fund
