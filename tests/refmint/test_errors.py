@@ -77,7 +77,7 @@ async def test_unit_and_keyset_refusals(refmint_factory) -> None:
     old_kid, new_kid = old[0].id, new[0].id
     assert old_kid != new_kid
     epochs = (await mint.ok("GET", "/v1/ehash/epochs"))["epochs"]
-    assert [e["state"] for e in epochs] == ["closed", "open"]
+    assert [e["state"] for e in epochs] == ["retired", "open"]
     keysets = {k["id"]: k["active"] for k in (await mint.ok("GET", "/v1/keysets"))["keysets"]}
     assert keysets == {old_kid: False, new_kid: True}
 
@@ -92,7 +92,7 @@ async def test_unit_and_keyset_refusals(refmint_factory) -> None:
     await _expect(await mint.call("POST", "/v1/melt/quote/ehash", {"unit": "sat", "amount": 1}, role="desk"),
                   400, 11013)
     # 51001 melt quote for an epoch that is not settled (open / closed)
-    for unit, state in ((epochs[1]["unit"], "open"), (epochs[0]["unit"], "closed")):
+    for unit, state in ((epochs[1]["unit"], "open"), (epochs[0]["unit"], "retired")):
         await _expect(await mint.call("POST", "/v1/melt/quote/ehash", {"unit": unit, "amount": 1}, role="desk"),
                       400, 51001, state)
     # /v1/keys/{id}: unknown keyset 12001 (NUT-00: 400 with the code)
@@ -190,14 +190,23 @@ async def test_share_issuance_refusals(refmint_factory) -> None:
     await _expect(await mint.call("POST", "/v1/mint/mining_share",
                                   {"quote": locked["quote"], "outputs": outs, "signature": wrong}), 400, 20008)
     assert sum(p.amount for p in await mint.mint_quote(locked, lock_key=key)) == 2
-    # 20007 the epoch closed and its issuance grace (0 s) is over
+    # a quote made before its epoch closed still mints after: the epoch's price counted it when it was made
     late = await mint.share_quote(9)
     await mint.reward(5_000)
-    await asyncio.sleep(1.1)
-    await _expect(await mint.call("POST", "/v1/mint/mining_share",
-                                  {"quote": late["quote"], "outputs": [o.to_dict() for o in
-                                                                       blind_outputs(kid, [2]).outputs]}), 400, 20007)
-    assert (await mint.ok("GET", f"/v1/mint/quote/mining_share/{late['quote']}"))["expiry"] is not None
+    assert sum(p.amount for p in await mint.mint_quote(late)) == 2
+
+
+async def test_a_quote_of_a_retired_epoch_is_expired(refmint_factory) -> None:
+    mint = await refmint_factory(redeem_window=1)
+    quote = await mint.share_quote(1)
+    kid = await mint.keyset_id(quote["unit"])
+    await mint.reward(5_000)
+    shown = await mint.ok("GET", f"/v1/mint/quote/ehash/{quote['quote']}")
+    assert shown["expiry"] is not None and shown["state"] == "PAID"
+    await asyncio.sleep(2.1)  # the redeem window (1 s) is over: the epoch is retired, its keyset signs no more
+    outs = [o.to_dict() for o in blind_outputs(kid, [2]).outputs]
+    await _expect(await mint.call("POST", "/v1/mint/mining_share", {"quote": quote["quote"], "outputs": outs}),
+                  400, 20007)
 
 
 async def test_melt_refusals(refmint_factory) -> None:
@@ -266,7 +275,7 @@ async def test_chain_event_refusals(refmint_factory) -> None:
     await mint.issue(2)
     block = os.urandom(32).hex()
     epochs = await mint.reward(1_000, block_hash=block, confirmations=1)
-    assert epochs[0]["state"] == "provisional"
+    assert epochs[0]["state"] == "maturing"
     # the same block again with another reward: 51005
     await _expect(await mint.call("POST", "/v1/admin/reward", {"height": 1, "block_hash": block, "reward_msat": 2},
                                   role="pool"), 400, 51005)
