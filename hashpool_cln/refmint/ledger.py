@@ -22,8 +22,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import bolt11
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 KEYSET_AMOUNTS = tuple(1 << i for i in range(63))  # 2^0 .. 2^62: amounts fit sqlite's signed 64-bit integers
 MAX_AMOUNT = (1 << 63) - 1
 MAX_REWARD_MSAT = 21_000_000 * 100_000_000 * 1000
+MAX_CONFIRMATIONS = (1 << 31) - 1  # any depth a chain can have, and far below sqlite's integer range
+MAX_TIMESTAMP = (1 << 63) - 1
 IDENTITY_DERIVATION = "m/0'/0'"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _POINT = re.compile(r"0[23][0-9a-f]{64}")
@@ -165,15 +168,26 @@ class Ledger:
         await self._reload_epochs()
         if not self._epochs:
             async with self.db.transaction() as conn:
-                await self._open_epoch(conn, self.config.start_height, now_s())
-            await self._reload_epochs()
+                made = await self._open_epoch(conn, self.config.start_height, now_s())
+                epochs = await _read_epochs(partial(dbm.fetchall, conn))
+            self._install(epochs, made)
 
     async def _reload_epochs(self) -> None:
-        rows = await self.db.fetchall(EPOCH_SELECT + " ORDER BY e.seq")
-        self._epochs = {r.unit: r for r in map(EpochRecord.from_row, rows)}
+        self._epochs = await _read_epochs(self.db.fetchall)
 
-    async def _open_epoch(self, conn: Any, height: int, now: int) -> str:
-        """Create the next epoch (and its keyset) at ``height``; returns its unit."""
+    def _install(self, epochs: dict[str, EpochRecord], made: _MintKeyset | None) -> None:
+        """Serve the epochs a transaction read just before its commit, and the keyset of an epoch it made.
+
+        Called right after the commit with no await in between: no other write can come first, no request
+        sees a keyset without its epoch (or one that was rolled back) or an epoch whose counts went stale.
+        """
+        if made is not None:
+            self._keysets[made.keyset.id] = made
+        self._epochs = epochs
+
+    async def _open_epoch(self, conn: Any, height: int, now: int) -> _MintKeyset:
+        """Create the next epoch (and its keyset) at ``height`` in ``conn``'s transaction; returns the keyset,
+        for ``_install`` once the transaction committed."""
         row = await dbm.fetchone(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs")
         seq = int(row[0])
         taken = {r[0] for r in await dbm.fetchall(conn, "SELECT unit FROM epochs WHERE height = ?", (height,))}
@@ -192,8 +206,7 @@ class Ledger:
         await conn.execute(
             "INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
             (seq, unit, self.pool_pubkey, height, kid, now))
-        self._keysets[kid] = _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
-        return unit
+        return _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
 
     # ------------------------------------------------------------------ keysets and epochs
 
@@ -218,7 +231,7 @@ class Ledger:
     def keyset(self, kid: str) -> Keyset:
         mk = self._keysets.get(kid)
         if mk is None:
-            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid} is not known")
+            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid[:70]!r} is not known")
         return mk.keyset
 
     @property
@@ -706,6 +719,7 @@ class Ledger:
         _check_reward_args(height, block_hash, reward_msat, confirmations)
         now = now_s()
         final_at = now if confirmations >= self.config.final_confirmations else None
+        made: _MintKeyset | None = None
         async with self.db.transaction() as conn:
             known = await dbm.fetchone(
                 conn, "SELECT height, reward_msat, dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
@@ -746,9 +760,10 @@ class Ledger:
                                        (now, self.config.pool_fee_ppm, current.seq))
                 await conn.executemany("UPDATE epochs SET reward_block_hash = ?, reward_msat = ? WHERE seq = ?",
                                        [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
-                opened = current.unit if remined else await self._open_epoch(conn, height, now)
-                units = [b.unit for b in backers] + [opened]
-        await self._reload_epochs()
+                made = None if remined else await self._open_epoch(conn, height, now)
+                units = [b.unit for b in backers] + [current.unit if made is None else made.keyset.unit]
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, made)
         log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)  # public chain data
         return await self._epochs_named(units)
 
@@ -756,8 +771,9 @@ class Ledger:
         """Record the depth of a reward's block; returns the epochs it backs."""
         if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
             raise malformed("block_hash must be 64 lowercase hex characters")
-        if isinstance(confirmations, bool) or not isinstance(confirmations, int) or confirmations < 0:
-            raise malformed("confirmations must be a non-negative integer")
+        if isinstance(confirmations, bool) or not isinstance(confirmations, int) \
+                or not 0 <= confirmations <= MAX_CONFIRMATIONS:
+            raise malformed(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}]")
         async with self.db.transaction() as conn:
             row = await dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
             if row is None or row[0]:
@@ -765,7 +781,8 @@ class Ledger:
             await self._set_confirmations(conn, block_hash, confirmations, now_s())
             units = [r[0] for r in await dbm.fetchall(
                 conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
-        await self._reload_epochs()
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, None)
         return await self._epochs_named(units)
 
     async def _set_confirmations(self, conn: Any, block_hash: str, confirmations: int, now: int) -> None:
@@ -791,7 +808,8 @@ class Ledger:
             await conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
             await conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
                                " WHERE reward_block_hash = ?", (block_hash,))
-        await self._reload_epochs()
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, None)
         log.info("reward of block %s dissolved", block_hash)
         return await self._epochs_named(units)
 
@@ -838,6 +856,10 @@ class Ledger:
                 "max_outputs": self.config.max_outputs,
             },
         }
+
+
+async def _read_epochs(fetchall: Callable[..., Awaitable[list[tuple]]]) -> dict[str, EpochRecord]:
+    return {r.unit: r for r in map(EpochRecord.from_row, await fetchall(EPOCH_SELECT + " ORDER BY e.seq"))}
 
 
 async def _committed_msat(conn: Any, unit: str, now: int) -> int:
@@ -905,5 +927,5 @@ def _check_reward_args(height: int, block_hash: str, reward_msat: int, confirmat
         raise malformed("block_hash must be 64 lowercase hex characters")
     if not is_int(reward_msat) or not 0 <= reward_msat <= MAX_REWARD_MSAT:
         raise malformed("reward_msat must be a non-negative integer no larger than 21M BTC")
-    if not is_int(confirmations) or confirmations < 0:
-        raise malformed("confirmations must be a non-negative integer")
+    if not is_int(confirmations) or not 0 <= confirmations <= MAX_CONFIRMATIONS:
+        raise malformed(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}]")

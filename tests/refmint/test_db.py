@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -90,5 +91,28 @@ async def test_pricing_moves_to_quoted_units_without_changing_a_closed_epochs_pr
             ("u1", 4, 4), ("u2", 18, 2)]
         assert await db.fetchall("SELECT quote, priced FROM share_quotes ORDER BY quote") == [
             ("a", 1), ("b", 0), ("c", 1), ("d", 1)]
+    finally:
+        await db.close()
+
+
+async def test_a_read_sees_what_was_committed_before_it_was_asked(tmp_path) -> None:
+    """The mint's reads share one connection. A slow read that started before a commit must not make a read
+    asked after the commit run in its older snapshot (the share quote committed a moment ago, answered
+    51000 "unknown quote" under load): every read runs, fetches and ends its statement in one step."""
+    db = await Database.open(tmp_path / "mint.sqlite3")
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            await conn.execute("INSERT INTO t VALUES ('old')")
+        # reads the table (its snapshot starts there), then spends a while counting
+        slow = asyncio.ensure_future(db.fetchall(
+            "WITH RECURSIVE c(x) AS (SELECT (SELECT COUNT(*) FROM t) UNION ALL SELECT x + 1 FROM c"
+            " WHERE x < 3000000) SELECT MAX(x) FROM c"))
+        await asyncio.sleep(0.05)
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES ('new')")
+        assert not slow.done(), "the slow read must still be running when the commit is made"
+        assert await db.fetchone("SELECT k FROM t WHERE k = 'new'") == ("new",)
+        assert (await slow)[0][0] == 3000000
     finally:
         await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import sqlite3
 
@@ -294,3 +295,30 @@ async def test_chain_event_refusals(refmint_factory) -> None:
 @pytest.mark.parametrize("path", ["/v1/melt/quote/ehash/nope"])
 async def test_unknown_melt_quote(refmint, path) -> None:
     await _expect(await refmint.call("GET", path, role="desk"), 400, 51000)
+
+
+async def test_out_of_range_numbers_and_lone_surrogates_are_coded_refusals(refmint) -> None:
+    """Issue 9: confirmations of 2^63 and more, and text with lone surrogates, were answered with HTTP 500."""
+    for path, body in (("/v1/admin/confirm", {"block_hash": "11" * 32, "confirmations": 2**63}),
+                       ("/v1/admin/reward", {"height": 1, "block_hash": "11" * 32, "reward_msat": 1,
+                                             "confirmations": 2**64}),
+                       ("/v1/admin/reward", {"height": 2**70, "block_hash": "11" * 32, "reward_msat": 1}),
+                       ("/v1/admin/reward", {"height": 1, "block_hash": "11" * 32, "reward_msat": -1})):
+        await _expect(await refmint.call("POST", path, body, role="pool"), 400, 0)
+    proofs = await refmint.issue(2)
+    kid = proofs[0].id
+    lone = '"\\ud800"'
+    secret_body = json.dumps({"inputs": [{**proofs[0].to_dict(), "secret": "S"}],
+                              "outputs": [o.to_dict() for o in blind_outputs(kid, [4]).outputs]})
+    for path, raw, role in (
+            ("/v1/swap", secret_body.replace('"S"', lone), None),
+            ("/v1/melt/quote/ehash", '{"unit": "u", "amount": 1, "request": ' + lone + '}', "desk"),
+            ("/v1/mint/mining_share", '{"quote": ' + lone + ', "outputs": []}', None),
+            ("/v1/mint/quote/ehash/check", '{"quotes": [' + lone + ']}', None),
+            ("/v1/melt/quote/ehash/release", '{"quote": ' + lone + '}', "desk")):
+        answer = await refmint.call("POST", path, raw=raw.encode(), role=role)
+        await _expect(answer, 400, 0, "surrogate")
+    for path in ("/v1/mint/quote/ehash/%ED%A0%80", "/v1/keys/%ED%A0%80"):
+        assert (await refmint.call("GET", path)).status == 400
+    states = (await refmint.ok("POST", "/v1/checkstate", {"Ys": ys(proofs)}))["states"]
+    assert {s["state"] for s in states} == {"UNSPENT"}
