@@ -272,7 +272,7 @@ async def share_quote_by_hash(request: web.Request) -> web.Response:
     return _reply((await _ledger(request).share_quote_by_hash(header_hash)).to_dict())
 
 
-async def share_quotes_by_pubkey(request: web.Request) -> web.Response:
+async def share_quote_lookup(request: web.Request) -> web.Response:
     body = await _body(request)
     limit = MAX_LOOKUP_PUBKEYS
     pubkeys = wire.items(wire.field(body, "pubkeys"), "pubkeys", limit, Code.BATCH_TOO_LARGE)
@@ -359,16 +359,16 @@ ROUTES = [
     ("POST", "/v1/melt/ehash", melt),
     ("POST", "/v1/mint/quote/ehash", ehash_quote),
     ("POST", "/v1/mint/quote/ehash/check", share_quote_check),
-    ("POST", "/v1/mint/quote/ehash/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/ehash/pubkey", share_quote_lookup),
     ("GET", "/v1/mint/quote/ehash/by_hash/{header_hash}", share_quote_by_hash),
     ("GET", "/v1/mint/quote/ehash/{quote}", share_quote_get),
     ("POST", "/v1/mint/ehash", mint_shares),
     ("POST", "/v1/mint/ehash/batch", mint_batch),
-    ("POST", "/v1/mint/quote/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/pubkey", share_quote_lookup),
     # mining_share: the same method under its older name (display byte order, key optional)
     ("POST", "/v1/mint/quote/mining_share", share_quote),
     ("POST", "/v1/mint/quote/mining_share/check", share_quote_check),
-    ("POST", "/v1/mint/quote/mining_share/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/mining_share/pubkey", share_quote_lookup),
     ("GET", "/v1/mint/quote/mining_share/by_hash/{header_hash}", share_quote_by_hash),
     ("GET", "/v1/mint/quote/mining_share/{quote}", share_quote_get),
     ("POST", "/v1/mint/mining_share", mint_shares),
