@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -65,14 +66,17 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return wire.obj(value)
 
 
-def _require(request: web.Request, role: str) -> None:
+def _require(request: web.Request, role: str) -> str:
+    """Check the bearer key of ``role``; returns a digest naming the key holder (what its quotes belong to)."""
     header = request.headers.get("Authorization")
     if header is None:
         raise MintError(Code.AUTH_REQUIRED, f"this endpoint requires the {role} bearer key", status=401)
     scheme, _, token = header.partition(" ")
     expected = request.app[AUTH][role]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"),
+                                                            expected.encode()):
         raise MintError(Code.AUTH_FAILED, f"bad {role} bearer key", status=401)
+    return hashlib.sha256(expected.encode()).hexdigest()[:32]
 
 
 def _is_role(request: web.Request, role: str) -> bool:
@@ -157,12 +161,13 @@ async def epochs(request: web.Request) -> web.Response:
 
 
 async def melt_quote(request: web.Request) -> web.Response:
-    _require(request, "desk")
+    owner = _require(request, "desk")
     body = await _body(request)
     unit = wire.string(wire.field(body, "unit"), "unit", 200)
     amount = wire.integer(wire.field(body, "amount"), "amount")
     req = wire.opt_string(body.get("request"), "request", 4096)
-    quote = await _ledger(request).create_melt_quote(unit, amount, req)
+    reference = wire.opt_string(body.get("reference"), "reference", 64)
+    quote = await _ledger(request).create_melt_quote(unit, amount, req, owner=owner, reference=reference)
     return _reply(quote.to_dict())
 
 
@@ -170,6 +175,13 @@ async def melt_quote_get(request: web.Request) -> web.Response:
     _require(request, "desk")
     quote = await _ledger(request).get_melt_quote(request.match_info["quote"])
     return _reply(quote.to_dict())
+
+
+async def melt_quote_release(request: web.Request) -> web.Response:
+    owner = _require(request, "desk")
+    body = await _body(request)
+    quote_id = wire.string(wire.field(body, "quote"), "quote", 200)
+    return _reply((await _ledger(request).release_melt_quote(quote_id, owner)).to_dict())
 
 
 async def melt(request: web.Request) -> web.Response:
@@ -268,6 +280,7 @@ ROUTES = [
     ("POST", "/v1/restore", restore),
     ("GET", "/v1/ehash/epochs", epochs),
     ("POST", "/v1/melt/quote/ehash", melt_quote),
+    ("POST", "/v1/melt/quote/ehash/release", melt_quote_release),
     ("GET", "/v1/melt/quote/ehash/{quote}", melt_quote_get),
     ("POST", "/v1/melt/ehash", melt),
     ("POST", "/v1/mint/quote/mining_share", share_quote),

@@ -96,6 +96,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX melt_quotes_budget ON melt_quotes(unit, state, expiry);
     """,
+    # Melt quotes named by the desk that asked (owner: a digest of its bearer key) and released early.
+    """
+    ALTER TABLE melt_quotes ADD COLUMN owner TEXT;
+    ALTER TABLE melt_quotes ADD COLUMN reference TEXT;
+    ALTER TABLE melt_quotes ADD COLUMN released_at INTEGER;
+    CREATE UNIQUE INDEX melt_quotes_reference ON melt_quotes(owner, reference) WHERE reference IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -42,6 +42,7 @@ class Code(IntEnum):
     PAYMENT_PROOF_INVALID = 51003
     SHARE_DUPLICATE = 51004
     REWARD_REFUSED = 51005
+    REFERENCE_CONFLICT = 51006
 
 
 class MintError(Exception):

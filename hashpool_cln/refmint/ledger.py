@@ -35,7 +35,7 @@ from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, derive_keyset_id_v2, derive_mint_keys, input_fee
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
-from hashpool_cln.ehash import EhashQuote, Epoch, quote_amount_msat
+from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch, quote_amount_msat
 from hashpool_cln.refmint import db as dbm
 from hashpool_cln.refmint.config import MintConfig, load_pool_key, load_seed, prepare_data_dir
 from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
@@ -52,6 +52,7 @@ IDENTITY_DERIVATION = "m/0'/0'"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _POINT = re.compile(r"0[23][0-9a-f]{64}")
 _MAX_REQUEST_CHARS = 4096
+_REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
 def now_s() -> int:
@@ -488,16 +489,30 @@ class Ledger:
 
     # ------------------------------------------------------------------ ehash settlement (melt quotes)
 
-    async def create_melt_quote(self, unit: str, amount: int, request: str | None) -> EhashQuote:
+    async def create_melt_quote(self, unit: str, amount: int, request: str | None, *, owner: str = "",
+                                reference: str | None = None) -> EhashQuote:
+        """A quote committing ``amount`` units' worth of the epoch's budget.
+
+        ``owner`` names the desk asking (a digest of its key). With a ``reference``, the same owner asking again
+        for the same unit and amount gets the quote it was first given (a lost answer is recovered by asking
+        again, and the budget is held once); the same reference for another unit or amount is 51006.
+        """
         now = now_s()
-        if unit not in self._epochs:
-            raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
+        if reference is not None and not _REFERENCE.fullmatch(reference):
+            raise malformed("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
         if amount <= 0 or amount > MAX_AMOUNT:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE, "amount must be a positive integer below 2^63")
         request_hash = _request_payment_hash(request)
-        quote = secrets.token_hex(16)
-        expiry = now + self.config.melt_quote_ttl
         async with self.db.transaction() as conn:
+            if reference is not None:
+                known = await self._melt_quote_by_reference(conn, owner, reference, now)
+                if known is not None:
+                    if (known.unit, known.amount) != (unit, amount):
+                        raise MintError(Code.REFERENCE_CONFLICT,
+                                        f"reference {reference} already names a quote for {known.amount} {known.unit}")
+                    return known
+            if unit not in self._epochs:
+                raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
             epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
             net = self._require_redeemable(epoch, now)
             amount_msat = quote_amount_msat(amount, net, epoch.issued)
@@ -507,11 +522,35 @@ class Ledger:
             if committed + amount_msat > net:
                 raise MintError(Code.BUDGET_EXHAUSTED,
                                 f"epoch budget exhausted: {net - committed} msat left, the quote needs {amount_msat}")
+            quote = secrets.token_hex(16)
+            expiry = now + self.config.melt_quote_ttl
             await conn.execute(
                 "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
-                " expiry, created_at) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?)",
-                (quote, unit, amount, amount_msat, request, request_hash, expiry, now))
-        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash), now)
+                " expiry, created_at, owner, reference) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?, ?, ?)",
+                (quote, unit, amount, amount_msat, request, request_hash, expiry, now, owner, reference))
+        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None), now)
+
+    async def _melt_quote_by_reference(self, conn: Any, owner: str, reference: str, now: int) -> EhashQuote | None:
+        row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS} FROM melt_quotes"
+                                       " WHERE owner = ? AND reference = ?", (owner, reference))
+        return None if row is None else _melt_quote(row, now)
+
+    async def release_melt_quote(self, quote_id: str, owner: str = "") -> EhashQuote:
+        """Give an unpaid quote's budget back at once (it becomes EXPIRED for good); idempotent. A paid quote
+        cannot be released (20006); a quote of another desk is unknown to this one (51000)."""
+        now = now_s()
+        async with self.db.transaction() as conn:
+            row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS}, owner FROM melt_quotes WHERE quote = ?",
+                                     (quote_id,))
+            if row is None or (row[-1] or "") != owner:
+                raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
+            q = _melt_quote(row[:-1], now)
+            if q.state == "PAID":
+                raise MintError(Code.QUOTE_PAID, "quote is already paid: it cannot be released")
+            await conn.execute(
+                "UPDATE melt_quotes SET released_at = COALESCE(released_at, ?), expiry = MIN(expiry, ?)"
+                " WHERE quote = ?", (now, now, quote_id))
+        return _melt_quote((*row[:5], min(q.expiry, now), *row[6:-1]), now)
 
     def _require_redeemable(self, epoch: EpochRecord, now: int) -> int:
         """The epoch's net reward if it is settled and has a price; MintError otherwise."""
@@ -522,7 +561,7 @@ class Ledger:
             raise MintError(Code.EPOCH_NOT_REDEEMABLE, f"epoch {epoch.unit} issued no units: it has no price")
         return epoch.net_reward_msat
 
-    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash"
+    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash, reference, released_at"
 
     async def get_melt_quote(self, quote_id: str) -> EhashQuote:
         row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
@@ -544,6 +583,8 @@ class Ledger:
             raise MintError(Code.PAYMENT_PROOF_INVALID, "payment_hash is not the one of the quote's request")
         if q.state == "PAID":
             raise MintError(Code.QUOTE_PAID, "quote is already paid")
+        if row[8] is not None:
+            raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
         self._check_counts(inputs, ())
         ys, unit, total, fee = self._inputs(inputs, now)
         if unit != q.unit:
@@ -554,10 +595,12 @@ class Ledger:
         async with self._hold(ys, (), q.quote):
             self._verify_proofs(inputs, ys, now)
             async with self.db.transaction() as conn:
-                state, expiry = await dbm.fetchone(
-                    conn, "SELECT state, expiry FROM melt_quotes WHERE quote = ?", (q.quote,))
+                state, expiry, released_at = await dbm.fetchone(
+                    conn, "SELECT state, expiry, released_at FROM melt_quotes WHERE quote = ?", (q.quote,))
                 if state == "PAID":
                     raise MintError(Code.QUOTE_PAID, "quote is already paid")
+                if released_at is not None:
+                    raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
                 epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (q.unit,)))
                 net = self._require_redeemable(epoch, now)
                 if expiry <= now:
@@ -569,7 +612,7 @@ class Ledger:
                 await conn.execute(
                     "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
                     " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
-        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry)
+        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry, q.reference)
 
     # ------------------------------------------------------------------ chain events
 
@@ -691,6 +734,7 @@ class Ledger:
                 "12": {"supported": True},
                 "20": {"supported": True},
             },
+            "limits": {"max_inputs": self.config.max_inputs, "max_outputs": self.config.max_outputs},
             "ehash": {
                 "pool": self.pool_pubkey,
                 "open_unit": open_unit,
@@ -715,10 +759,10 @@ async def _committed_msat(conn: Any, unit: str, now: int) -> int:
 
 
 def _melt_quote(row: tuple, now: int) -> EhashQuote:
-    quote, unit, amount, amount_msat, state, expiry, _ = row
+    quote, unit, amount, amount_msat, state, expiry, _, reference, _ = row
     if state == "UNPAID" and expiry <= now:
         state = "EXPIRED"
-    return EhashQuote(quote, unit, amount, amount_msat, state, expiry)
+    return EhashQuote(quote, unit, amount, amount_msat, state, expiry, reference)
 
 
 def _request_payment_hash(request: str | None) -> str | None:
