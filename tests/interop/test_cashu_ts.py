@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from hashpool_cln.cashu import conditions, crypto, nut13
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.keysets import verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids, serialize_v4
+from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids, serialize_v3, serialize_v4
 from hashpool_cln.refmint.miner import blind_outputs
 from interop.harness import FEE_PPK, CashuTs, Mint
 
@@ -39,9 +40,9 @@ def as_proofs(entries: list[dict[str, Any]]) -> list[Proof]:
     return [Proof.from_dict(e) for e in entries]
 
 
-def token_of(mint: Mint, proofs: list[Proof]) -> str:
-    """A V4 token made by this project's encoder, for cashu-ts to decode."""
-    return serialize_v4(Token(mint=mint.handle.url, unit=mint.unit, proofs=tuple(proofs)))
+def token_of(mint: Mint, proofs: list[Proof], encode: Callable[[Token], str] = serialize_v4) -> str:
+    """A token made by this project's encoder (V4 unless told), for cashu-ts to decode."""
+    return encode(Token(mint=mint.handle.url, unit=mint.unit, proofs=tuple(proofs)))
 
 
 async def spend_here(mint: Mint, proofs: list[Proof]) -> list[Proof]:
@@ -79,9 +80,11 @@ async def test_keysets_and_ids_as_cashu_ts_derives_them(mint: Mint, wallet: Cash
 # ---------------------------------------------------------------- receive, send, DLEQ, checkstate
 
 
-async def test_receive_pays_the_input_fee_and_spends_the_token(mint: Mint, wallet: CashuTs) -> None:
+@pytest.mark.parametrize("encode", [serialize_v4, serialize_v3], ids=["cashuB", "cashuA"])
+async def test_receive_pays_the_input_fee_and_spends_the_token(mint: Mint, wallet: CashuTs,
+                                                               encode: Callable[[Token], str]) -> None:
     proofs = await mint.handle.issue(5, 2)  # two proofs of 32
-    answer = await wallet.ok("receive", token=token_of(mint, proofs))
+    answer = await wallet.ok("receive", token=token_of(mint, proofs, encode))
     received = as_proofs(answer["proofs"])
     assert answer["fee"] == fee(2) == 1
     assert total(received) == 64 - fee(2)
