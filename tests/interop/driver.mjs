@@ -4,7 +4,8 @@
 //
 // The job (stdin) always has "mint" (base URL) and "unit"; each scenario reads its own fields. The answer
 // (stdout) is one JSON object: the scenario's result, or {"error": {...}} when cashu-ts threw, so the caller
-// sees exactly what a wallet app would (the error class, the mint's `code`, the HTTP status).
+// sees exactly what a wallet app would (the error class, the mint's `code`, the HTTP status); "warnings" lists
+// what cashu-ts logged as a warning (a fallback it had to take, for one).
 // Amounts leave as plain integers, proofs in the NUT-00 JSON shape.
 
 import {
@@ -49,8 +50,23 @@ function errorJson(e) {
   };
 }
 
+// What cashu-ts warned about during the run (a fallback it took, a setting it ignored): part of every answer.
+const warnings = [];
+const logger = {
+  error() {},
+  warn(message) {
+    warnings.push(message);
+  },
+  info() {},
+  debug() {},
+  trace() {},
+  log(level, message) {
+    if (level === 'warn') warnings.push(message);
+  },
+};
+
 async function wallet(job, options = {}) {
-  const w = new Wallet(job.mint, { unit: job.unit, ...options });
+  const w = new Wallet(job.mint, { unit: job.unit, logger, ...options });
   await w.loadMint();
   return w;
 }
@@ -195,6 +211,7 @@ async function main() {
   } catch (e) {
     answer = { error: errorJson(e) };
   }
+  answer.warnings = warnings;
   process.stdout.write(JSON.stringify(answer, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) + '\n');
 }
 
