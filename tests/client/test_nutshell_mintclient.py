@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from interop.harness import FEE_PPK, fee
 
 from hashpool_cln.cashu import crypto, nut13
 from hashpool_cln.cashu.amounts import split_amount
@@ -31,12 +32,7 @@ pytestmark = [pytest.mark.nutshell, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
 NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
-FEE_PPK = 100
 START_TIMEOUT = 60.0
-
-
-def fee(n_inputs: int) -> int:
-    return (n_inputs * FEE_PPK + 999) // 1000
 
 
 def ys(proofs: Sequence[Proof]) -> list[str]:

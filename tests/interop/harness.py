@@ -13,11 +13,18 @@ from typing import Any
 
 from support.refmint import MintHandle
 
+from hashpool_cln.cashu.keysets import input_fee
+
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.mjs"
 PACKAGE = "@cashu/cashu-ts"
 FEE_PPK = 100  # per input, parts per thousand: two inputs cost 1 unit, eleven cost 2
 NODE_TIMEOUT = 60.0
+
+
+def fee(n_inputs: int, ppk: int = FEE_PPK) -> int:
+    """The NUT-02 input fee of ``n_inputs`` proofs of one keyset charging ``ppk``."""
+    return input_fee(["keyset"] * n_inputs, {"keyset": ppk})
 
 
 def _pinned_version() -> str:

@@ -23,13 +23,9 @@ from hashpool_cln.cashu.keysets import verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids, serialize_v3, serialize_v4
 from hashpool_cln.refmint.miner import blind_outputs
-from interop.harness import FEE_PPK, CashuTs, Mint
+from interop.harness import FEE_PPK, CashuTs, Mint, fee
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def fee(n_inputs: int) -> int:
-    return (n_inputs * FEE_PPK + 999) // 1000
 
 
 def total(proofs: list[dict[str, Any]] | list[Proof]) -> int:
