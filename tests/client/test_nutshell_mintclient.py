@@ -135,6 +135,12 @@ async def test_info_limits_and_keysets(nutshell: Nutshell) -> None:
     assert sorted(nutshell.keyset.keys)[:3] == [1, 2, 4]
 
 
+async def test_an_unknown_keyset_is_a_coded_refusal(nutshell: Nutshell) -> None:
+    with pytest.raises(MintError) as e:
+        await nutshell.client.keys("00ffffffffffffff")
+    assert (e.value.status, e.value.code) == (400, 12001)
+
+
 async def test_swap_pays_the_input_fee(nutshell: Nutshell) -> None:
     proofs = await nutshell.fund(64, [32, 16, 8, 4, 2, 1, 1])
     kid = nutshell.keyset.id
@@ -190,10 +196,11 @@ def _from_seed(seed: bytes, kid: str, counters: range, amounts: Sequence[int]) -
 
 @pytest.mark.xfail(strict=True, reason="MintClient.restore requires each returned output to repeat its "
                                        "signature's amount; nutshell returns the outputs as sent (POST /v1/restore "
-                                       "with amount-1 outputs: MintProtocolError 'signature 1 is for 2 ..., the output "
-                                       "was 1'), and "
+                                       "with placeholder amounts: MintProtocolError 'signature 1 is for 2 ..., the "
+                                       "output was 1'), and "
                                        "NUT-09 pairs by B_ only")
-async def test_restore_from_the_seed_alone(nutshell: Nutshell) -> None:
+@pytest.mark.parametrize("placeholder", [1, 0], ids=["amount-1 (nutshell's wallet)", "amount-0 (cashu-ts)"])
+async def test_restore_from_the_seed_alone(nutshell: Nutshell, placeholder: int) -> None:
     seed = os.urandom(64)
     kid = nutshell.keyset.id
     proofs = await nutshell.fund(16, [8, 8])
@@ -202,9 +209,8 @@ async def test_restore_from_the_seed_alone(nutshell: Nutshell) -> None:
     kept = await nutshell.unblind(made, await nutshell.client.swap(proofs, made.outputs))
     del made  # the outputs are lost: only the seed is left
 
-    # what a seed-only wallet sends: counters 0..9 (a gap past the last used), amounts unknown (nutshell's own
-    # wallet writes 1)
-    asked = _from_seed(seed, kid, range(10), [1] * 10)
+    # what a seed-only wallet sends: counters 0..9 (a gap past the last used), amounts unknown (a placeholder)
+    asked = _from_seed(seed, kid, range(10), [placeholder] * 10)
     known, signatures = await nutshell.client.restore(asked.outputs)
     assert [o.B_ for o in known] == [o.B_ for o in asked.outputs[: len(amounts)]]
     assert [s.amount for s in signatures] == amounts and {s.id for s in signatures} == {kid}
