@@ -64,6 +64,19 @@ async def cashout(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cas
             await node.stop()
 
 
+async def test_cashu_ts_derives_the_ids_of_both_epochs_keysets(cashout: Cashout) -> None:
+    """The settled epoch's keyset and the one the reward opened: each id is derived and checked by cashu-ts."""
+    seen = {}
+    for unit in (cashout.ehash.unit, cashout.ehash.open_unit):
+        answer = await CashuTs(cashout.ehash.url, unit).ok("keysets")
+        assert [k["unit"] for k in answer["keysets"]] == [unit]
+        (keyset,) = answer["keysets"]
+        assert keyset["derived_id"] == keyset["id"] and keyset["verified"] and not keyset["tampered_verified"]
+        seen[unit] = keyset["id"]
+    mint_keysets = {k.unit: k.id for k in await cashout.ehash.client.keysets()}
+    assert seen == {unit: mint_keysets[unit] for unit in seen} and len(set(seen.values())) == 2
+
+
 async def _redeem_and_take_the_change(cashout: Cashout, token: str) -> dict:
     invoice = make_invoice(200_000)
     out = await cashout.desk.redeem(token, invoice.bolt11)
