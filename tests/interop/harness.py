@@ -73,6 +73,13 @@ class MintState:
         return {kid: (unit, fee, json.loads(keys))
                 for kid, unit, fee, keys in self._rows("SELECT id, unit, input_fee_ppk, keys FROM keysets")}
 
+    def issued(self, quotes: Sequence[str]) -> list[bool]:
+        """For each share quote id, whether the mint recorded it as issued (minted)."""
+        marks = ",".join("?" * len(quotes))
+        found = {q for q, issued in self._rows(f"SELECT quote, issued FROM share_quotes WHERE quote IN ({marks})",
+                                               quotes) if issued}
+        return [q in found for q in quotes]
+
     def signed(self, blinded: Sequence[str]) -> list[bool]:
         """For each B_ (hex), whether the mint ever signed it."""
         marks = ",".join("?" * len(blinded))

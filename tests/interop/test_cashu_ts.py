@@ -251,44 +251,63 @@ async def test_outputs_signed_before_are_refused_with_their_code(mint: Mint, wal
     assert mint.state.spent(ys([second])) == [False]
 
 
-@pytest.mark.xfail(strict=True, reason="the reference mint answers an unknown keyset with HTTP 404 "
-                                       "(GET /v1/keys/00ffffffffffffff), so cashu-ts loses code 12001: "
-                                       "NUT-00 errors are 400")
 async def test_an_unknown_keyset_is_refused_with_its_code(wallet: CashuTs) -> None:
     error = await wallet.refused("request", call="keys", keyset_id="00ffffffffffffff")
     assert (error["name"], error["status"], error["code"]) == ("MintOperationError", 400, 12001)
 
 
-@pytest.mark.xfail(strict=True, reason="the reference mint answers an unknown quote with HTTP 404 "
-                                       "(GET /v1/mint/quote/mining_share/<unknown>), so cashu-ts loses its code: "
-                                       "NUT-00 errors are 400")
 async def test_an_unknown_quote_is_refused_with_its_code(wallet: CashuTs) -> None:
-    error = await wallet.refused("request", call="check_mint_quote", method="mining_share", quote="no-such-quote")
-    assert error["name"] == "MintOperationError" and error["status"] == 400 and error["code"] is not None
+    error = await wallet.refused("request", call="check_mint_quote", method="ehash", quote="no-such-quote")
+    assert (error["name"], error["status"], error["code"]) == ("MintOperationError", 400, 51000)
 
 
-# ---------------------------------------------------------------- issuance
+# ---------------------------------------------------------------- issuance: the ehash method, NUT-20, NUT-29
 
 
-async def test_cashu_ts_mints_a_share_quote_locked_to_its_key(mint: Mint, wallet: CashuTs) -> None:
+def nut20_fallbacks(answer: dict[str, Any]) -> list[str]:
+    """cashu-ts's warnings that it fell back to the legacy NUT-20 message after the mint refused the current one."""
+    return [w for w in answer["warnings"] if "NUT-20" in w]
+
+
+async def test_cashu_ts_mints_an_ehash_quote_locked_to_its_key(mint: Mint, wallet: CashuTs) -> None:
     key = PrivateKey()
-    quote = await mint.handle.share_quote(5, pubkey=key.public_key.format().hex())
-    answer = await wallet.ok("mint", method="mining_share", privkey=key.secret.hex(), quotes=[quote])
+    quote = await mint.handle.ehash_quote(5, key)
+    assert quote["state"] == "PAID" and quote["unit"] == mint.unit and quote["pubkey"] == key.public_key.format().hex()
+    answer = await wallet.ok("mint", method="ehash", privkey=key.secret.hex(), quotes=[quote])
+    assert nut20_fallbacks(answer) == []  # the current NUT-20 message, accepted first time
     proofs = as_proofs(answer["proofs"])
     assert total(proofs) == quote["amount"] == 32
+    assert mint.state.issued([quote["quote"]]) == [True]
     assert mint.state.spent(ys(proofs)) == [False] * len(proofs)
-    again = await wallet.refused("mint", method="mining_share", privkey=key.secret.hex(), quotes=[quote])
-    assert again["status"] == 400 and again["code"] == 20002  # issued already
+    again = await wallet.refused("mint", method="ehash", privkey=key.secret.hex(), quotes=[quote])
+    assert (again["status"], again["code"]) == (400, 20002)  # issued already
     await spend_here(mint, proofs)
 
 
-@pytest.mark.xfail(strict=True, reason="the reference mint verifies only the legacy NUT-20 message sha256(quote || "
-                                       "B_...); NUT-20 now signs 'Cashu_MintQuoteSig_v1' || len32-prefixed quote, "
-                                       "amounts and B_ (POST /v1/mint/mining_share answers 20008 and cashu-ts "
-                                       "retries with the legacy message)")
-async def test_the_current_nut20_message_is_accepted_first_time(mint: Mint, wallet: CashuTs) -> None:
+async def test_cashu_ts_mints_ehash_quotes_in_one_nut29_batch(mint: Mint, wallet: CashuTs) -> None:
     key = PrivateKey()
-    quote = await mint.handle.share_quote(2, pubkey=key.public_key.format().hex())
-    answer = await wallet.ok("mint", method="mining_share", privkey=key.secret.hex(), quotes=[quote])
-    assert total(answer["proofs"]) == 4
-    assert not [w for w in answer["warnings"] if "NUT-20" in w], answer["warnings"]
+    quotes = [await mint.handle.ehash_quote(lz, key) for lz in (4, 2, 0)]
+    ids = [q["quote"] for q in quotes]
+    answer = await wallet.ok("mint", method="ehash", privkey=key.secret.hex(), quotes=quotes)
+    assert [c["quote"] for c in answer["checked"]] == ids and {c["state"] for c in answer["checked"]} == {"PAID"}
+    assert nut20_fallbacks(answer) == []
+    proofs = as_proofs(answer["proofs"])
+    assert total(proofs) == 16 + 4 + 1
+    assert mint.state.issued(ids) == [True] * 3
+    again = await wallet.refused("mint", method="ehash", privkey=key.secret.hex(), quotes=quotes)
+    assert (again["status"], again["code"]) == (400, 20002)
+    await spend_here(mint, proofs)
+
+
+async def test_a_batch_holding_another_miners_quote_is_refused_whole(mint: Mint, wallet: CashuTs) -> None:
+    mine, theirs = PrivateKey(), PrivateKey()
+    quotes = [await mint.handle.ehash_quote(3, mine), await mint.handle.ehash_quote(3, theirs)]
+    # cashu-ts will not sign a quote whose key it lacks; told that the other miner's quote is locked to its own
+    # key, it signs both with that key and the mint must catch the lie
+    claimed = [quotes[0], {**quotes[1], "pubkey": quotes[0]["pubkey"]}]
+    error = await wallet.refused("mint", method="ehash", privkey=mine.secret.hex(), quotes=claimed)
+    assert (error["name"], error["status"], error["code"]) == ("MintOperationError", 400, 20008)
+    assert mint.state.issued([q["quote"] for q in quotes]) == [False, False]
+    # the miner's own quote still mints on its own
+    answer = await wallet.ok("mint", method="ehash", privkey=mine.secret.hex(), quotes=quotes[:1])
+    assert total(answer["proofs"]) == 8
