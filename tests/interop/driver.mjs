@@ -19,7 +19,9 @@ import {
   getDecodedToken,
   getEncodedToken,
   hasValidDleq,
+  schnorrSignMessage,
 } from '@cashu/cashu-ts';
+import { randomBytes } from 'node:crypto';
 
 const hexToBytes = (hex) => Uint8Array.from(Buffer.from(hex, 'hex'));
 const num = (amount) => Number(Amount.from(amount).toBigInt());
@@ -175,6 +177,49 @@ const scenarios = {
     );
     const proofs = await w.completeBatchMint(preview);
     return { checked, proofs: proofsJson(proofs) };
+  },
+
+  // What upstream's miner wallet does, with cashu-ts: find its quotes by key with the signed lookup (draft NUT
+  // "Mint Quote Lookup by Public Key", signed here from the draft's text with cashu-ts's BIP340), then mint them
+  // all in one NUT-29 batch. `keys`: [{privkey, pubkey}]; `replay`: send the same signed lookup a second time.
+  async sweep(job) {
+    const w = await wallet(job);
+    const info = await w.mint.getInfo();
+    const mintPubkey = job.mint_pubkey ?? info.pubkey;
+    const timestamp = job.timestamp ?? Math.floor(Date.now() / 1000);
+    const nonce = randomBytes(16).toString('hex');
+    const body = {
+      pubkeys: job.keys.map((k) => k.pubkey),
+      pubkey_signatures: job.keys.map((k) =>
+        schnorrSignMessage('Cashu_MintQuoteLookup_v1' + mintPubkey + k.pubkey + nonce + String(timestamp), k.privkey)),
+      timestamp,
+      nonce,
+    };
+    const lookup = async () => {
+      const resp = await fetch(`${job.mint}/v1/mint/quote/ehash/pubkey`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const answer = await resp.json();
+      if (!resp.ok) throw new MintOperationError(answer.code, answer.detail);
+      return answer.quotes;
+    };
+    const found = await lookup();
+    const result = { max_age: info.nuts?.XX?.max_age ?? null, found: found.map((q) => q.quote) };
+    if (job.replay) {
+      try {
+        await lookup();
+        result.replay = null;
+      } catch (e) {
+        result.replay = errorJson(e);
+      }
+    }
+    if (found.length === 0) return { ...result, proofs: [] };
+    const checked = await w.checkMintQuoteBatch('ehash', found.map((q) => q.quote));
+    const preview = await w.prepareBatchMint('ehash', checked.map((quote) => ({ amount: quote.amount, quote })),
+      { privkey: job.keys.map((k) => k.privkey) });
+    return { ...result, proofs: proofsJson(await w.completeBatchMint(preview)) };
   },
 
   // Raw requests through cashu-ts's own request layer, for refusals a well-behaved wallet never provokes.

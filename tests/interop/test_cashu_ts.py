@@ -311,3 +311,30 @@ async def test_a_batch_holding_another_miners_quote_is_refused_whole(mint: Mint,
     # the miner's own quote still mints on its own
     answer = await wallet.ok("mint", method="ehash", privkey=mine.secret.hex(), quotes=quotes[:1])
     assert total(answer["proofs"]) == 8
+
+
+def key_pair(key: PrivateKey) -> dict[str, str]:
+    return {"privkey": key.secret.hex(), "pubkey": key.public_key.format().hex()}
+
+
+async def test_a_miner_finds_its_quotes_by_key_and_mints_them_in_one_batch(mint: Mint, wallet: CashuTs) -> None:
+    miner, other = PrivateKey(), PrivateKey()
+    ours = [await mint.handle.ehash_quote(lz, miner) for lz in (3, 1, 2)]
+    theirs = await mint.handle.ehash_quote(4, other)
+    answer = await wallet.ok("sweep", keys=[key_pair(miner)], replay=True)
+    assert answer["max_age"] == (await mint.handle.ok("GET", "/v1/info"))["nuts"]["XX"]["max_age"]
+    assert answer["found"] == [q["quote"] for q in ours]  # oldest first, nobody else's
+    # the same signed lookup again is a replay
+    assert (answer["replay"]["status"], answer["replay"]["code"]) == (400, 51008)
+    assert total(answer["proofs"]) == 8 + 2 + 4
+    assert mint.state.issued([q["quote"] for q in ours] + [theirs["quote"]]) == [True, True, True, False]
+    # minted quotes are no longer listed: the next sweep finds nothing new
+    assert (await wallet.ok("sweep", keys=[key_pair(miner)]))["found"] == []
+    await spend_here(mint, as_proofs(answer["proofs"]))
+
+
+async def test_a_lookup_signed_for_another_mint_is_refused(mint: Mint, wallet: CashuTs) -> None:
+    miner = PrivateKey()
+    await mint.handle.ehash_quote(2, miner)
+    error = await wallet.refused("sweep", keys=[key_pair(miner)], mint_pubkey=PrivateKey().public_key.format().hex())
+    assert (error["status"], error["code"]) == (400, 20008)
