@@ -233,16 +233,25 @@ class MintClient:
         return states
 
     async def restore(self, outputs: Sequence[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
-        """NUT-09: the signatures the mint already made for any of ``outputs`` (the outputs it knows, in pairs)."""
+        """NUT-09: the signatures the mint already made for any of ``outputs`` (the outputs it knows, in pairs).
+
+        Outputs and signatures pair by index and are matched to the outputs asked by ``B_`` alone: mints may
+        return the outputs as sent (any amount, even 0) or as signed, so each returned output takes its amount
+        and keyset from its signature.
+        """
         answer = _obj(await self._post("/v1/restore", {"outputs": [o.to_dict() for o in outputs]}), "restore")
-        known = [_blinded_message(_obj(e, f"restore.outputs[{i}]"), f"restore.outputs[{i}]")
-                 for i, e in enumerate(_list(answer, "outputs", "restore"))]
+        returned = [_hex(_obj(e, f"restore.outputs[{i}]"), "B_", 66, f"restore.outputs[{i}]")
+                    for i, e in enumerate(_list(answer, "outputs", "restore"))]
         key = "signatures" if "signatures" in answer else "promises"  # older mints say "promises"
         signatures = _signatures(_list(answer, key, "restore"), "restore")
+        if len(returned) != len(signatures):
+            raise MintProtocolError(f"restore: {len(signatures)} signatures for {len(returned)} outputs")
         asked = {o.B_.lower() for o in outputs}
-        if any(o.B_.lower() not in asked for o in known):
+        if any(b not in asked for b in returned):
             raise MintProtocolError("restore: the mint returned outputs that were not asked for")
-        _match_outputs(known, signatures, "restore")
+        if len(set(returned)) != len(returned):
+            raise MintProtocolError("restore: the mint returned an output twice")
+        known = [BlindedMessage(amount=s.amount, id=s.id, B_=b) for b, s in zip(returned, signatures)]
         return known, signatures
 
     async def unblind_signatures(self, outputs: Sequence[BlindedMessage], secrets: Sequence[str],
@@ -500,10 +509,6 @@ def _signatures(entries: list[Any], where: str) -> list[BlindSignature]:
             raise MintProtocolError(f"{w}: amount is zero")
         out.append(BlindSignature(amount=amount, id=_keyset_id(e, w), C_=_hex(e, "C_", 66, w), dleq=_dleq(e, w)))
     return out
-
-
-def _blinded_message(e: dict[str, Any], where: str) -> BlindedMessage:
-    return BlindedMessage(amount=_int(e, "amount", where), id=_keyset_id(e, where), B_=_hex(e, "B_", 66, where))
 
 
 def _quote(e: dict[str, Any], where: str) -> EhashQuote:

@@ -150,7 +150,7 @@ async def checkstate(request: web.Request) -> web.Response:
 async def restore(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     body = await _body(request)
-    outputs = wire.outputs(body, "outputs", cfg.max_outputs)
+    outputs = wire.outputs(body, "outputs", cfg.max_outputs, any_amount=True)
     msgs, sigs = await _ledger(request).restore(outputs)
     return _reply({"outputs": [m.to_dict() for m in msgs], "signatures": [s.to_dict() for s in sigs]})
 
