@@ -194,11 +194,6 @@ def _from_seed(seed: bytes, kid: str, counters: range, amounts: Sequence[int]) -
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="MintClient.restore requires each returned output to repeat its "
-                                       "signature's amount; nutshell returns the outputs as sent (POST /v1/restore "
-                                       "with placeholder amounts: MintProtocolError 'signature 1 is for 2 ..., the "
-                                       "output was 1'), and "
-                                       "NUT-09 pairs by B_ only")
 @pytest.mark.parametrize("placeholder", [1, 0], ids=["amount-1 (nutshell's wallet)", "amount-0 (cashu-ts)"])
 async def test_restore_from_the_seed_alone(nutshell: Nutshell, placeholder: int) -> None:
     seed = os.urandom(64)

@@ -137,9 +137,6 @@ async def test_checkstate_matches_the_mints_spent_set(mint: Mint, wallet: CashuT
 # ---------------------------------------------------------------- restore (NUT-09 + NUT-13)
 
 
-@pytest.mark.xfail(strict=True, reason="the reference mint refuses restore outputs of amount 0, which cashu-ts "
-                                       "sends (POST /v1/restore: 400 code 0 'outputs[0].amount must be a positive "
-                                       "integer'); NUT-09 matches outputs by B_")
 async def test_restore_from_the_seed_alone(mint: Mint, wallet: CashuTs) -> None:
     seed = os.urandom(64)
     proofs = await mint.handle.issue(4, 3)  # three proofs of 16: cashu-ts receives 47 into deterministic outputs
