@@ -18,9 +18,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from interop.harness import FEE_PPK, fee
+from coincurve import PrivateKey
+from interop.harness import FEE_PPK, fee, p2pk_secret
 
-from hashpool_cln.cashu import crypto, nut13
+from hashpool_cln.cashu import conditions, crypto, nut13
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.keysets import Keyset
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
@@ -46,15 +47,17 @@ class Nutshell:
     session: aiohttp.ClientSession
     keyset: Keyset
 
-    async def fund(self, amount: int, amounts: Sequence[int] | None = None) -> list[Proof]:
-        """``amount`` sat minted through a BOLT11 quote that FakeWallet pays by itself."""
+    async def fund(self, amount: int, amounts: Sequence[int] | None = None, chosen: Sequence[str] = ()) -> list[Proof]:
+        """``amount`` sat minted through a BOLT11 quote that FakeWallet pays by itself (the first outputs get
+        the ``chosen`` secrets, the others random ones)."""
         quote = await self._post("/v1/mint/quote/bolt11", {"amount": amount, "unit": "sat"})
         for _ in range(200):
             async with self.session.get(f"{self.url}/v1/mint/quote/bolt11/{quote['quote']}") as resp:
                 if (await resp.json()).get("state") == "PAID":
                     break
             await asyncio.sleep(0.05)
-        blinded = blind_outputs(self.keyset.id, list(amounts) if amounts is not None else split_amount(amount))
+        blinded = blind_outputs(self.keyset.id, list(amounts) if amounts is not None else split_amount(amount),
+                                chosen)
         answer = await self._post("/v1/mint/bolt11", {"quote": quote["quote"],
                                                       "outputs": [o.to_dict() for o in blinded.outputs]})
         return await self.unblind(blinded, [BlindSignature.from_dict(s) for s in answer["signatures"]])
@@ -169,6 +172,19 @@ async def test_checkstate_answers_each_y_in_order(nutshell: Nutshell) -> None:
     states = await nutshell.client.checkstate(ys(proofs))
     assert [s.Y for s in states] == ys(proofs)
     assert [s.state for s in states] == ["UNSPENT", "SPENT", "SPENT", "UNSPENT"]
+
+
+async def test_p2pk_signed_here_is_accepted_by_nutshell(nutshell: Nutshell) -> None:
+    """ehash locked to the desk's key (NUT-11), signed by this project's conditions module, spent at nutshell."""
+    key = PrivateKey()
+    (locked,) = await nutshell.fund(4, [4], chosen=[p2pk_secret(key.public_key.format().hex())])
+    out = blind_outputs(nutshell.keyset.id, split_amount(4 - fee(1)))
+    with pytest.raises(MintError) as e:  # unsigned: nutshell refuses
+        await nutshell.client.swap([locked], out.outputs)
+    assert e.value.status == 400
+    assert [s.state for s in await nutshell.client.checkstate(ys([locked]))] == ["UNSPENT"]
+    await nutshell.client.swap([conditions.sign_p2pk(locked, key)], out.outputs)
+    assert [s.state for s in await nutshell.client.checkstate(ys([locked]))] == ["SPENT"]
 
 
 async def test_restore_of_remembered_outputs(nutshell: Nutshell) -> None:

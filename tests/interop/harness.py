@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -25,6 +26,12 @@ NODE_TIMEOUT = 60.0
 def fee(n_inputs: int, ppk: int = FEE_PPK) -> int:
     """The NUT-02 input fee of ``n_inputs`` proofs of one keyset charging ``ppk``."""
     return input_fee(["keyset"] * n_inputs, {"keyset": ppk})
+
+
+def p2pk_secret(pubkey: str) -> str:
+    """A NUT-11 P2PK secret locked to ``pubkey`` (SIG_INPUTS), as the NUT-10 well-known secret JSON."""
+    return json.dumps(["P2PK", {"nonce": os.urandom(16).hex(), "data": pubkey, "tags": [["sigflag", "SIG_INPUTS"]]}],
+                      separators=(",", ":"))
 
 
 def _pinned_version() -> str:

@@ -7,7 +7,6 @@ proofs cashu-ts produced with this project's code, so a wallet and a mint that o
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,7 +22,7 @@ from hashpool_cln.cashu.keysets import verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids, serialize_v3, serialize_v4
 from hashpool_cln.refmint.miner import blind_outputs
-from interop.harness import FEE_PPK, CashuTs, Mint, fee
+from interop.harness import FEE_PPK, CashuTs, Mint, fee, p2pk_secret
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,12 +45,6 @@ async def spend_here(mint: Mint, proofs: list[Proof]) -> list[Proof]:
     out = await mint.handle.swap(proofs)
     assert mint.state.spent(ys(proofs)) == [True] * len(proofs)
     return out
-
-
-def p2pk_secret(pubkey: str) -> str:
-    """A NUT-11 P2PK secret (SIG_INPUTS), written the way this project's conditions module reads them."""
-    return json.dumps(["P2PK", {"nonce": os.urandom(16).hex(), "data": pubkey, "tags": [["sigflag", "SIG_INPUTS"]]}],
-                      separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- keysets
