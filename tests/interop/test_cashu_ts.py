@@ -1,5 +1,6 @@
 """cashu-ts 4.8 as a real wallet against the reference mint: an ehash unit with an input fee, keysets and their
-ids, receive and send, DLEQ, checkstate, restore from a seed, P2PK both ways, the mint's error codes, minting.
+ids, receive and send, DLEQ, checkstate, restore from a seed, P2PK both ways, the mint's error codes, and
+issuance as upstream Hashpool speaks it (the ``ehash`` method, NUT-20 locks, NUT-29 batches, the signed lookup).
 
 Each answer from cashu-ts is checked against the mint's own records (its sqlite file) or by spending the
 proofs cashu-ts produced with this project's code, so a wallet and a mint that only agree with themselves fail.
