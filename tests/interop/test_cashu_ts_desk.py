@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from support.ehash import RATE_MSAT, DeskFactory, EhashMint, running_ehash
-from support.fakenode import FakeNode
+from support.fakenode import FakeNode, Outcome
 from support.invoices import make_invoice
 
 from hashpool_cln.cashu import conditions
@@ -84,12 +84,17 @@ async def _redeem_and_take_the_change(cashout: Cashout, token: str) -> dict:
     assert cashout.node.complete_count(invoice.payment_hash) == 1
     assert set(await cashout.ehash.states(token)) == {"SPENT"}
     # the change the desk gives back is a token a real wallet takes
-    change = parse_token(out["change_token"])
-    assert change.unit == cashout.ehash.unit and change.amount > 0
-    taken = await cashout.wallet.ok("receive", token=out["change_token"])
-    assert sum(p["amount"] for p in taken["proofs"]) == change.amount - fee(len(change.proofs))
-    assert set(await cashout.ehash.states(out["change_token"])) == {"SPENT"}
+    await _take_back(cashout, out["change_token"])
     return out
+
+
+async def _take_back(cashout: Cashout, token: str) -> None:
+    """cashu-ts receives a token the desk handed back (change or refund)."""
+    back = parse_token(token)
+    assert back.unit == cashout.ehash.unit and back.amount > 0
+    taken = await cashout.wallet.ok("receive", token=token)
+    assert sum(p["amount"] for p in taken["proofs"]) == back.amount - fee(len(back.proofs))
+    assert set(await cashout.ehash.states(token)) == {"SPENT"}
 
 
 async def test_a_token_sent_by_cashu_ts_is_paid_out(cashout: Cashout) -> None:
@@ -107,3 +112,14 @@ async def test_a_token_cashu_ts_locked_to_the_desk_is_paid_out(cashout: Cashout)
     assert all(conditions.p2pk_lock(conditions.classify(p.secret)).pubkeys == (cashout.desk.p2pk_pubkey,)
                for p in locked)
     await _redeem_and_take_the_change(cashout, sent["token"])
+
+
+async def test_a_failed_payment_refunds_to_cashu_ts(cashout: Cashout) -> None:
+    sent = await cashout.send(250)
+    invoice = make_invoice(100_000)
+    cashout.node.script(invoice.payment_hash, Outcome.fail(205))
+    out = await cashout.desk.redeem(sent["token"], invoice.bolt11)
+    assert out["state"] == "refunded" and cashout.node.complete_count(invoice.payment_hash) == 0
+    assert set(await cashout.ehash.states(sent["token"])) == {"SPENT"}  # the desk took custody, then gave back
+    for token in (out["refund_token"], out["change_token"]):
+        await _take_back(cashout, token)
