@@ -72,6 +72,11 @@ class MintProtocolError(MintClientError):
     """The mint's answer breaks the protocol (shape, types, keyset id, DLEQ)."""
 
 
+class MintUnsupported(MintProtocolError):
+    """The mint does not serve this endpoint (HTTP 404 or 405): it speaks another dialect or an older version.
+    Nothing was done. (Refusals of requests the mint read are HTTP 400, NUT-00.)"""
+
+
 @dataclass(frozen=True, slots=True)
 class MintLimits:
     """The most inputs and outputs the mint takes in one request (swap, melt, checkstate, restore)."""
@@ -302,9 +307,8 @@ class MintClient:
         """
         if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
             raise ValueError("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
-        body: dict[str, Any] = {"unit": unit, "amount": amount}
-        if request is not None:
-            body["request"] = request
+        # CDK's custom melt-quote body: method and request always present (an empty request binds no invoice)
+        body: dict[str, Any] = {"method": "ehash", "request": request or "", "unit": unit, "amount": amount}
         if reference is not None:
             body["reference"] = reference
         q = _quote(_obj(await self._post("/v1/melt/quote/ehash", body, auth=True), "quote"), "melt quote")
@@ -373,6 +377,8 @@ class MintClient:
             raise MintProtocolError(f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise MintUnavailable(f"{what}: mint unreachable ({type(exc).__name__}: {exc}){unknown}") from None
+        if status in (404, 405):
+            raise MintUnsupported(f"{what}: the mint does not serve this endpoint (HTTP {status})")
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -517,7 +523,9 @@ def _quote(e: dict[str, Any], where: str) -> EhashQuote:
         raise MintProtocolError(f"{where}: unknown quote state {state!r}")
     return EhashQuote(quote=_str(e, "quote", where), unit=_str(e, "unit", where), amount=_int(e, "amount", where),
                       amount_msat=_int(e, "amount_msat", where), state=state,  # type: ignore[arg-type]
-                      expiry=_int(e, "expiry", where), reference=_opt_str(e, "reference", where))
+                      expiry=_int(e, "expiry", where), reference=_opt_str(e, "reference", where),
+                      request=_opt_str(e, "request", where) or None,
+                      payment_preimage=_opt_str(e, "payment_preimage", where))
 
 
 def _limits(info: dict[str, Any]) -> MintLimits:
