@@ -9,12 +9,14 @@
 Each command creates (or reuses) ``.venv`` with the package installed from this checkout, and, for the
 interoperability tests and benchmarks, ``.venv-nutshell`` with the reference Cashu implementation
 (nutshell). The two cannot share one environment: nutshell pins old cryptography and coincurve releases.
+``test`` also installs the cashu-ts wallet (npm, from ``tests/interop/package-lock.json``) when node is present.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,6 +30,8 @@ NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nuts
 NUTSHELL_REQUIREMENTS = ["cashu==0.20.0", "marshmallow<4", "limits<4"]
 # Only its pure crypto module is imported in the main environment, for cross-checks; it needs just coincurve.
 NUTSHELL_CRYPTO = "cashu==0.20.0"
+# The cashu-ts interoperability tests: npm packages pinned by a committed lockfile.
+INTEROP = ROOT / "tests" / "interop"
 
 
 def _run(*cmd: str | Path, **kw) -> None:
@@ -67,6 +71,29 @@ def nutshell_env() -> Path:
     return _ensure_venv(NUTSHELL_VENV, NUTSHELL_REQUIREMENTS, [])
 
 
+def interop_packages() -> None:
+    """``npm ci`` the cashu-ts suite's packages from its lockfile, unless that lockfile is already installed."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("dev.py: node/npm not found: the cashu-ts interoperability tests will be skipped", flush=True)
+        return
+    lock = INTEROP / "package-lock.json"
+    stamp = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp_file = INTEROP / "node_modules" / ".hashpool-stamp"
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        print("dev.py: cashu-ts packages up to date (tests/interop/package-lock.json unchanged)", flush=True)
+        return
+    print("dev.py: installing the cashu-ts packages (npm ci) ...", flush=True)
+    # --ignore-scripts: nothing from the registry runs at install time; cashu-ts asks for node 22.4 but
+    # works on node 20, so the engine check only warns.
+    code = subprocess.call(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=INTEROP)
+    if code != 0:
+        print(f"dev.py: npm ci failed (exit code {code}): the cashu-ts interoperability tests will be skipped",
+              flush=True)
+        return
+    stamp_file.write_text(stamp)
+
+
 def _env_with_tools(py: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{py.parent}{os.pathsep}{env.get('PATH', '')}"
@@ -82,6 +109,7 @@ def cmd_lint(extra: list[str]) -> int:
 def cmd_test(extra: list[str]) -> int:
     py = main_env()
     nutshell_env()
+    interop_packages()
     if subprocess.call([py, "-m", "ruff", "check", ROOT], cwd=ROOT) != 0:
         return 1
     return subprocess.call([py, "-m", "pytest", *extra], cwd=ROOT, env=_env_with_tools(py))
