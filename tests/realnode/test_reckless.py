@@ -40,6 +40,7 @@ def clone(tmp_path: Path) -> Path:
 def lightning_dir(tmp_path: Path) -> Path:
     path = tmp_path / "ln"
     (path / "regtest").mkdir(parents=True)
+    (path / "regtest" / "config").write_text("# the node's own configuration\n")
     return path
 
 
