@@ -52,6 +52,10 @@ generate-blocks COUNT: env
 generate-blocks-to-mint COUNT: env
     {{regtest}} generate-blocks --to-mint {{quote(COUNT)}}
 
+# regenerate the man pages (doc/man) from the methods' schemas (doc/schemas)
+man: env
+    {{quote(py)}} {{quote(justfile_directory() / "doc" / "genman.py")}}
+
 # redeem an ehash TOKEN into an INVOICE (BOLT11) or offer (BOLT12) through the pool node's hashpool-redeem
 redeem TOKEN INVOICE: env
     {{regtest}} redeem {{quote(TOKEN)}} {{quote(INVOICE)}}

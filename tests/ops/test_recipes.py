@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 JUST = shutil.which("just", path=str(Path(sys.executable).parent)) or shutil.which("just")
 RECIPES = {"default", "env", "up", "down", "status", "demo", "clean", "db", "generate-blocks",
-           "generate-blocks-to-mint", "redeem"}
+           "generate-blocks-to-mint", "redeem", "man"}
 STACK_TOOLS = [t for t in ("bitcoind", "bitcoin-cli", "lightningd") if shutil.which(t) is None]
 
 pytestmark = pytest.mark.skipif(JUST is None, reason="just is not installed (it comes with the dev extra: rust-just)")
