@@ -5,7 +5,8 @@
     python3 dev.py test      lint and the whole test suite
     python3 dev.py bench     the benchmarks
     python3 dev.py lint      ruff only
-    python3 dev.py env       create (or reuse) .venv and print its Python; the justfile's recipes call it
+    python3 dev.py env       create (or reuse) .venv and print its Python (--quiet: not); the justfile's recipes
+                             call it
 
 Each command creates (or reuses) ``.venv`` with the package installed from this checkout, and, for the
 interoperability tests and benchmarks, ``.venv-nutshell`` with the reference Cashu implementation
@@ -101,7 +102,9 @@ def cmd_demo(extra: list[str]) -> int:
 
 
 def cmd_env(extra: list[str]) -> int:
-    print(main_env())
+    py = main_env()
+    if "--quiet" not in extra:
+        print(py)
     return 0
 
 

@@ -12,7 +12,7 @@ default:
 
 # create (or reuse) the project's environment, .venv
 env:
-    @python3 {{quote(justfile_directory() / "dev.py")}} env >/dev/null
+    @python3 {{quote(justfile_directory() / "dev.py")}} env --quiet
 
 # start bitcoind, the mint (with its chain watcher), the pool's and the miner's nodes, and a channel between them; pass 'debug' for debug logging
 up mode="": env

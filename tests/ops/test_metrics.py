@@ -4,6 +4,7 @@ after a redemption and after a refund."""
 from __future__ import annotations
 
 import re
+import socket
 import sys
 import urllib.request
 
@@ -178,3 +179,13 @@ def test_custody_held_while_a_payment_is_in_flight_then_recovery(start_plugin, p
     assert value(done, "hashpool_redemption_outcomes_total", outcome="paid") == 1  # counted by this process
     assert value(done, "hashpool_paid_msat_total") == 10_000_000  # from the ledger
     assert not [k for k in done if k[0].startswith("hashpool_custody_")]
+
+
+def test_a_taken_port_leaves_the_desk_running_without_metrics(start_plugin) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        h = start_plugin(**{"hashpool-metrics": f"127.0.0.1:{port}"})
+        assert "metrics not served on" in h.wait_log("metrics not served")
+        assert h.call("hashpool-info").ok()["mint_reachable"] is True

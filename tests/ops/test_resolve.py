@@ -199,3 +199,16 @@ async def test_bad_parameters_are_refused_before_anything_is_read(make_desk, eha
     assert e.value.code is Code.INVALID_PARAMS and needle in e.value.message
     rec = await desk.store.get(out["id"])
     assert str(rec.state) == "paying" and rec["resolved_decision"] is None
+
+
+async def test_nothing_is_decided_while_the_node_cannot_say_what_it_knows(make_desk, ehash, node):
+    desk = await make_desk()
+    out, _, _ = await held_by_hand(desk, ehash, node)
+    node.script_method("listpays", Outcome.DROP)
+    with pytest.raises(DeskError) as e:
+        await desk.resolve(out["id"], "refund", "nothing paid")
+    assert e.value.code is Code.NODE_UNAVAILABLE
+    rec = await desk.store.get(out["id"])
+    assert str(rec.state) == "paying" and rec["resolved_decision"] is None and rec["refund_token"] is None
+    decided = await desk.resolve(out["id"], "refund", "nothing paid")  # the node answers again
+    assert decided["state"] == "refunded"
