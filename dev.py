@@ -5,6 +5,8 @@
     python3 dev.py test      lint and the whole test suite
     python3 dev.py bench     the benchmarks
     python3 dev.py lint      ruff only
+    python3 dev.py env       create (or reuse) .venv and print its Python (--quiet: not); the justfile's recipes
+                             call it
 
 Each command creates (or reuses) ``.venv`` with the package installed from this checkout, and, for the
 interoperability tests and benchmarks, ``.venv-nutshell`` with the reference Cashu implementation
@@ -127,7 +129,14 @@ def cmd_demo(extra: list[str]) -> int:
                            env=_env_with_tools(py))
 
 
-COMMANDS = {"demo": cmd_demo, "test": cmd_test, "bench": cmd_bench, "lint": cmd_lint}
+def cmd_env(extra: list[str]) -> int:
+    py = main_env()
+    if "--quiet" not in extra:
+        print(py)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "test": cmd_test, "bench": cmd_bench, "lint": cmd_lint, "env": cmd_env}
 
 
 def main(argv: list[str]) -> int:

@@ -1,45 +1,61 @@
 # hashpool-cln: the regtest stack and the end-to-end demo (state in .state/regtest/, logs in .state/regtest/logs/).
-# Needs bitcoind, bitcoin-cli and lightningd (v26.06+) on PATH and the project's .venv (python3 dev.py lint makes it).
+# The stack needs bitcoind, bitcoin-cli and lightningd (v26.06+) on PATH. Every recipe first creates or reuses the
+# project's environment the way dev.py does (`python3 dev.py env`), so they work on a fresh clone.
 
-py := justfile_directory() / ".venv/bin/python"
-regtest := py + " -m hashpool_cln.regtest"
+venv := env_var_or_default("HASHPOOL_VENV", justfile_directory() / ".venv")
+py := venv / "bin" / "python"
+regtest := quote(py) + " -m hashpool_cln.regtest"
 
 # list the recipes
 default:
     @{{just_executable()}} --list --unsorted
 
-# start bitcoind, the mint (with its chain watcher), the pool's and the miner's nodes, and a channel between them
-up:
-    {{regtest}} up
+# create (or reuse) the project's environment, .venv
+env:
+    @python3 {{quote(justfile_directory() / "dev.py")}} env --quiet
+
+# start bitcoind, the mint (with its chain watcher), the pool's and the miner's nodes, and a channel between them; pass 'debug' for debug logging
+up mode="": env
+    @if [ "{{mode}}" = "debug" ]; then \
+        HASHPOOL_LOG_LEVEL=DEBUG {{regtest}} up; \
+    elif [ -z "{{mode}}" ]; then \
+        {{regtest}} up; \
+    else \
+        echo "Error: mode must be empty or 'debug'" >&2; exit 2; \
+    fi
 
 # stop everything the stack started
-down:
+down: env
     {{regtest}} down
 
 # which processes run, the mint's URL and receive address
-status:
+status: env
     {{regtest}} status
 
 # the main job: ehash from simulated shares, a reward to the mint, redemptions into a BOLT11 invoice and a BOLT12 offer
-demo:
+demo: env
     {{regtest}} demo
 
-# delete state: cashu (mint and desk databases), regtest (everything, stack stopped), logs
-clean TYPE:
-    {{regtest}} clean {{TYPE}}
+# delete state: cashu (mint and desk databases), wallet (the miner wallet's state), regtest (everything, stack stopped), logs
+clean TYPE: env
+    {{regtest}} clean {{quote(TYPE)}}
 
-# an sqlite shell on the desk's or the mint's database (TYPE: desk | mint)
-db TYPE:
-    {{regtest}} db {{TYPE}}
+# an sqlite shell on a database (TYPE: desk | mint | wallet)
+db TYPE: env
+    {{regtest}} db {{quote(TYPE)}}
 
 # mine COUNT blocks (to the wallet; `just generate-blocks-to-mint COUNT` pays the mint)
-generate-blocks COUNT:
-    {{regtest}} generate-blocks {{COUNT}}
+generate-blocks COUNT: env
+    {{regtest}} generate-blocks {{quote(COUNT)}}
 
 # mine COUNT blocks whose coinbase pays the mint: each closes an epoch
-generate-blocks-to-mint COUNT:
-    {{regtest}} generate-blocks --to-mint {{COUNT}}
+generate-blocks-to-mint COUNT: env
+    {{regtest}} generate-blocks --to-mint {{quote(COUNT)}}
+
+# regenerate the man pages (doc/man) from the methods' schemas (doc/schemas)
+man: env
+    {{quote(py)}} {{quote(justfile_directory() / "doc" / "genman.py")}}
 
 # redeem an ehash TOKEN into an INVOICE (BOLT11) or offer (BOLT12) through the pool node's hashpool-redeem
-redeem TOKEN INVOICE:
+redeem TOKEN INVOICE: env
     {{regtest}} redeem {{quote(TOKEN)}} {{quote(INVOICE)}}

@@ -813,6 +813,52 @@ class Desk:
     def final(self, rec: Record) -> bool:
         return rec.state in FINAL
 
+    # --------------------------------------------------------------------- the operator's decision (held.py)
+
+    async def resolve(self, redemption_id: str, decision: str, reason: str, who: str | None = None,
+                      preimage: str | None = None) -> dict:
+        """Decide a redemption held for the operator: ``paid`` records the node's payment (or the preimage given)
+        as its own and settles, ``refund`` hands the custody proofs back. Nothing is paid either way."""
+        from . import held
+
+        choice = held.check_decision(decision, reason, who, preimage)
+        rec = await self._get(redemption_id)
+        held.check_held(rec)
+        if rec.id in self._active:
+            raise DeskError(Code.NOT_HELD, "a call or a reconciliation is handling this redemption right now",
+                            {"id": rec.id})
+        self._active.add(rec.id)
+        try:
+            payment = await self._payment_status(rec["payment_hash"])
+            if payment is None:
+                raise DeskError(Code.NODE_UNAVAILABLE, "the node did not say what it knows of this payment")
+            written = held.record(choice, self.now())
+            if choice.decision == "paid":
+                accepted = held.accepted_payment(rec, payment, choice.preimage)
+                returned = await self._unused_reserve(rec, accepted.amount_sent_msat)
+                moved = await self._advance(rec, State.PAID, preimage=accepted.preimage,
+                                            amount_msat=accepted.amount_msat, fee_msat=accepted.fee_msat,
+                                            amount_sent_msat=accepted.amount_sent_msat, error_code=None, error=None,
+                                            **returned, **written)
+                rec = held.moved(moved, rec)
+                if self.config.settle == "immediate":
+                    rec = await self.settle_one(rec)
+            else:
+                held.check_refundable(rec, payment, LABEL_PREFIX + rec.id)
+                with self.timings.measure("sqlite"):
+                    proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
+                moved = await self._advance(rec, State.REFUNDED, custody_state="refunded",
+                                            refund_token=self._token(rec, proofs), error_code=int(Code.PAYMENT_FAILED),
+                                            error="refunded: the operator found no payment of this redemption",
+                                            **written)
+                rec = held.moved(moved, rec)
+        finally:
+            self._active.discard(redemption_id)
+        log.info("redemption %s resolved by %s: %s", rec.id, choice.who, choice.decision)
+        out = await self._public(rec, reveal=False)
+        out["resolution"] = held.public(rec)
+        return out
+
 
 # --- small pure helpers ------------------------------------------------------------------------------------
 

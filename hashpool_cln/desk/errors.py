@@ -42,6 +42,9 @@ class Code(IntEnum):
     NODE_UNAVAILABLE = 3442
     # Bookkeeping
     UNKNOWN_REDEMPTION = 3450
+    # The operator's decision on a held redemption (hashpool-resolve)
+    NOT_HELD = 3451
+    DECISION_REFUSED = 3452
     NOT_READY = 3460
     SHUTTING_DOWN = 3461
     # JSON-RPC's own

@@ -109,6 +109,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE redemptions ADD COLUMN rate_issued INTEGER;
     ALTER TABLE redemptions ADD COLUMN returned_units INTEGER
     """,
+    # The operator's decision on a redemption held for it (hashpool-resolve): paid | refund, who, when, why.
+    """
+    ALTER TABLE redemptions ADD COLUMN resolved_decision TEXT;
+    ALTER TABLE redemptions ADD COLUMN resolved_by TEXT;
+    ALTER TABLE redemptions ADD COLUMN resolved_at INTEGER;
+    ALTER TABLE redemptions ADD COLUMN resolved_reason TEXT
+    """,
 )
 
 

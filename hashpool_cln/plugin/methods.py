@@ -62,6 +62,10 @@ async def _settle(desk: Any, p: dict[str, Any]) -> Any:
     return await desk.settle(p["unit"])
 
 
+async def _resolve(desk: Any, p: dict[str, Any]) -> Any:
+    return await desk.resolve(p["id"], p["decision"], p["reason"], who=p["who"], preimage=p["preimage"])
+
+
 TOKEN = Param("token", text, required=True)
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -106,5 +110,15 @@ METHODS: tuple[MethodSpec, ...] = (
         (Param("unit", text),),
         "Settle the ehash this desk bought with the mint now (one unit, or all).",
         _settle,
+    ),
+    MethodSpec(
+        "hashpool-resolve",
+        (Param("id", text, required=True), Param("decision", one_of(["paid", "refund"]), required=True),
+         Param("reason", text, required=True), Param("who", text), Param("preimage", text)),
+        "Decide a redemption held for the operator (the node holds a completed payment of its invoice that is not "
+        "its own): paid takes that payment (or the preimage given) as the redemption's and settles; refund, only "
+        "when no payment of the redemption exists, hands its ehash back as a refund token. The decision is "
+        "recorded with who, when and why.",
+        _resolve,
     ),
 )

@@ -22,6 +22,8 @@ MAX_MSAT = "hashpool-max-msat"
 MAXFEE_PPM = "hashpool-maxfee-ppm"
 MAXFEE_MSAT = "hashpool-maxfee-msat"
 MIN_INVOICE_LIFE = "hashpool-min-invoice-life"
+METRICS = "hashpool-metrics"
+METRICS_PUBLIC = "hashpool-metrics-public"
 
 DATA_DIR = "hashpool"  # under the node's network directory
 DEFAULT_DB = "desk.sqlite3"
@@ -62,6 +64,9 @@ SPECS: tuple[OptionSpec, ...] = (
                                     "caller's maxfee_msat, in msat", opt_type="int", dynamic=True),
     OptionSpec(MIN_INVOICE_LIFE, 60, "Refuse invoices that expire within this many seconds", opt_type="int",
                dynamic=True),
+    OptionSpec(METRICS, None, "host:port to serve Prometheus metrics on (default: off; a loopback host unless "
+                              "hashpool-metrics-public is set)"),
+    OptionSpec(METRICS_PUBLIC, False, "Allow hashpool-metrics on an address other than loopback", opt_type="bool"),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 DYNAMIC = frozenset(s.name for s in SPECS if s.dynamic)

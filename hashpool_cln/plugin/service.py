@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hashpool_cln.desk.errors import Code, DeskError
-from hashpool_cln.plugin import options
+from hashpool_cln.plugin import metrics, options
 from hashpool_cln.plugin.bridge import LoopThread, serve
 from hashpool_cln.plugin.methods import MethodSpec
 from hashpool_cln.plugin.params import bind
@@ -51,6 +51,8 @@ class Service:
         self._tasks: set[asyncio.Task] = set()
         self._watcher: asyncio.Task | None = None
         self._resources: contextlib.AsyncExitStack | None = None
+        self.metrics = metrics.DeskMetrics()
+        self.metrics_server: metrics.MetricsServer | None = None
 
     # --- lifecycle (pyln's thread) ---
 
@@ -59,6 +61,7 @@ class Service:
         lightning_dir = str(configuration["lightning-dir"])
         try:
             self.settings = options.resolve(opts, lightning_dir)
+            metrics_address = metrics.resolve(opts)
             _make_private_dir(self.settings.db_path.parent)
             _make_private_dir(self.settings.seed_path.parent)
         except (options.OptionError, OSError) as exc:
@@ -68,6 +71,8 @@ class Service:
         self.loop = LoopThread()
         self.loop.start()
         self.loop.submit(self._start_quietly())
+        if metrics_address is not None:
+            self.loop.submit(self._serve_metrics(metrics_address))
         return None
 
     def shutdown(self) -> None:
@@ -125,6 +130,7 @@ class Service:
             assert task is not None
             self._tasks.add(task)
             try:
+                metrics.call_started()
                 bound = bind(spec.params, args, kwargs)
                 desk = await self._ready()
                 return omit_none(await spec.run(desk, bound))
@@ -167,9 +173,11 @@ class Service:
             mint = await stack.enter_async_context(MintClient(s.mint_url, desk_key=s.mint_key))
             desk = Desk(self._desk_config(), ClnNode(self.rpc_path), mint)
             desk.on_event(self._notify)
+            desk.on_event(self.metrics.on_event)
             stack.push_async_callback(desk.close)  # also when start fails halfway (the ledger may be open)
             started = time.monotonic()
-            await desk.start()
+            async with self.metrics.recovery():
+                await desk.start()
             self._resources = stack.pop_all()
         self.desk = desk
         self._started = True
@@ -187,7 +195,8 @@ class Service:
         while True:
             await asyncio.sleep(WATCH_PAYING if desk.in_flight() else WATCH_IDLE)
             try:
-                await reconcile(desk)
+                async with self.metrics.recovery():
+                    await reconcile(desk)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next round tries again; the ledger is unchanged by a failed one
@@ -207,7 +216,19 @@ class Service:
         if self.desk is not None:
             self.desk.config = self._desk_config()
 
+    async def _serve_metrics(self, address: metrics.Address) -> None:
+        server = metrics.MetricsServer(self.metrics, lambda: self.desk if self._started else None, address)
+        try:
+            await server.start()
+        except OSError as exc:  # the port is taken, say: the desk runs on without its metrics
+            log.warning("metrics not served on %s: %s", address.url(), exc)
+            return
+        self.metrics_server = server
+
     async def _close(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+            self.metrics_server = None
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

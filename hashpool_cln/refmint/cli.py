@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--redeem-window", type=_nonneg, default=30 * 86400, help="seconds an epoch stays redeemable")
     s.add_argument("--melt-quote-ttl", type=_nonneg, default=600)
     s.add_argument("--start-height", type=_nonneg, default=0)
-    s.add_argument("--log-level", default="INFO")
+    s.add_argument("--log-level", default=os.environ.get("HASHPOOL_LOG_LEVEL", "INFO"))
     chainwatch.add_arguments(s.add_argument_group("chain watcher (opens and settles epochs from bitcoind)"))
 
     k = sub.add_parser("keys", help="print the bearer keys of the pool and desk roles (JSON)")
