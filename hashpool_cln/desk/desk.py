@@ -46,7 +46,7 @@ from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
 
-from . import intake, policy, wallet
+from . import claims, intake, policy, wallet
 from .config import DeskConfig
 from .destination import Resolver, Target
 from .errors import Code, DeskError
@@ -187,10 +187,21 @@ class Desk:
         return out
 
     async def redeem(self, token: str, invstring: str, amount_msat: int | None = None,
-                     maxfee_msat: int | None = None, payer_note: str | None = None) -> dict:
-        """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``)."""
+                     maxfee_msat: int | None = None, payer_note: str | None = None,
+                     claim: str | None = None) -> dict:
+        """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``) with its claim.
+
+        ``claim`` (64 hex characters, see ``claims``) is the secret that later shows the change or refund token
+        (``status``); drawn here when the caller brings none. Once the redemption is written down, an error
+        carries it too (in ``data``), so that whatever came of the call the caller can reach its tokens.
+        """
         self.store  # noqa: B018
         _check_params(amount_msat, maxfee_msat, payer_note)
+        claim = claims.draw() if claim is None else claims.check(claim)
+        claim_hash = claims.digest(claim)
+        with self.timings.measure("sqlite"):
+            if await self.store.claim_used(claim_hash):
+                raise DeskError(Code.INVALID_PARAMS, "claim already used")
         policy.check_caller_maxfee(maxfee_msat, self.config)
         checked = await self._check_token(token)
         target = await self._resolve(invstring, amount_msat, payer_note, checked, maxfee_msat)
@@ -199,21 +210,48 @@ class Desk:
         redemption_id = secrets.token_hex(16)
         self._active.add(redemption_id)
         try:
-            rec = await self._create(redemption_id, checked, target, maxfee_msat)
-            rec = await self._price(rec, checked, target, maxfee_msat)
-            if rec.state is State.QUOTED:
-                rec = await self.take_custody(rec)
-            if rec.state is State.CUSTODY:
-                rec = await self.pay(rec)
-            if rec.state is State.PAID and self.config.settle == "immediate":
-                rec = await self.settle_one(rec)
+            rec = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
+            try:
+                rec = await self._drive(rec, checked, target, maxfee_msat)
+            except DeskError as e:
+                e.data.update(id=redemption_id, claim=claim)
+                raise
+            except Exception as e:
+                # Unexpected, after the ledger holds the redemption: the caller still gets its claim, and
+                # recovery takes the redemption from wherever it stopped.
+                log.warning("redemption %s failed unexpectedly: %s", redemption_id, type(e).__name__)
+                raise DeskError(Code.INTERNAL_ERROR, "internal error; the redemption waits for recovery",
+                                {"id": redemption_id, "claim": claim}) from None
         finally:
             self._active.discard(redemption_id)
-        return await self._public(rec, reveal=True)
+        return {**await self._public(rec, reveal=True), "claim": claim}
 
-    async def status(self, redemption_id: str, reveal_tokens: bool = False) -> dict:
-        rec = await self._get(redemption_id)
-        return await self._public(rec, reveal=reveal_tokens)
+    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+        rec = await self._price(rec, checked, target, maxfee_msat)
+        if rec.state is State.QUOTED:
+            rec = await self.take_custody(rec)
+        if rec.state is State.CUSTODY:
+            rec = await self.pay(rec)
+        if rec.state is State.PAID and self.config.settle == "immediate":
+            rec = await self.settle_one(rec)
+        return rec
+
+    async def status(self, redemption_id: str | None = None, claim: str | None = None) -> dict:
+        """One redemption: by ``id``, its public fields; by ``claim`` (and ``id``, if given, must match), also its
+        change and refund tokens. An id that does not go with the claim is as unknown as a claim of nothing."""
+        if redemption_id is None and claim is None:
+            raise DeskError(Code.INVALID_PARAMS, "give id, claim, or both")
+        if redemption_id is not None and not isinstance(redemption_id, str):
+            raise DeskError(Code.INVALID_PARAMS, "id must be a string")
+        if claim is None:
+            return await self._public(await self._get(redemption_id), reveal=False)
+        claim_hash = claims.digest(claims.check(claim))
+        with self.timings.measure("sqlite"):
+            rec = await self.store.get_by_claim(claim_hash)
+        if rec is None or (redemption_id is not None and rec.id != redemption_id):
+            raise DeskError(Code.UNKNOWN_REDEMPTION, "no redemption with this claim"
+                            + (" and id" if redemption_id is not None else ""))
+        return await self._public(rec, reveal=True)
 
     async def redemptions(self, state: str | None = None, limit: int = 100) -> list[dict]:
         if state is not None and state not in {s.value for s in State}:
@@ -306,7 +344,8 @@ class Desk:
             return target.reserve_msat
         return policy.fee_reserve(deliver_msat, maxfee_msat, self.config)
 
-    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
+                      claim_hash: str) -> Record:
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self._payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
@@ -318,6 +357,7 @@ class Desk:
             "invoice": target.invoice, "invoice_expires_at": target.expires_at,
             "payment_hash": target.payment_hash, "pay_method": target.method,
             "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat, "bip353": target.address,
+            "claim_hash": claim_hash,
         }
         self._hook("before:->new")
         try:
@@ -327,6 +367,8 @@ class Desk:
         except ClaimConflict as e:
             if e.what == "input":
                 raise DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed") from None
+            if e.what == "claim":
+                raise DeskError(Code.INVALID_PARAMS, "claim already used") from None
             raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
                 from None
         self._hook("after:->new")
