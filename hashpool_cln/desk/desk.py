@@ -49,6 +49,10 @@ LABEL_PREFIX = "hashpool-redeem:"
 # NUT error codes the desk acts on.
 NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
+# A proof the mint cannot verify (10001 in this project's mint spec, 10003 in NUT's table and CDK's).
+NUT_PROOF_INVALID = frozenset({10001, 10003})
+# The mint's refusal of a melt quote because the epoch's budget is committed (docs/ehash-mint-api.md).
+MINT_BUDGET_EXHAUSTED = 51002
 # xpay's answer to a second concurrent payment of one invoice: the first one is still running.
 XPAY_IN_PROGRESS = -3
 # xpay's answer when the node holds a completed payment of the invoice.
@@ -317,7 +321,7 @@ class Desk(Settlement):
                     fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, proofs)], target.payment_hash)
         except ClaimConflict as e:
             if e.what == "input":
-                raise DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed") from None
+                raise await self._claimed(checked) from None
             if e.what == "claim":
                 raise DeskError(Code.INVALID_PARAMS, "claim already used") from None
             raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
@@ -325,6 +329,14 @@ class Desk(Settlement):
         self._hook("after:->new")
         self._emit(rec, "")
         return rec
+
+    async def _claimed(self, checked: Checked) -> DeskError:
+        """Why a token whose inputs another redemption holds is refused: spent, once that one has paid."""
+        with self.timings.measure("sqlite"):
+            holders = await self.store.claimed_by(checked.ys)
+        if holders and holders <= {State.PAID, State.SETTLED}:
+            return DeskError(Code.TOKEN_SPENT, "this token was already redeemed")
+        return DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed")
 
     def _signed(self, proof: Proof) -> Proof:
         """Inputs locked to the desk's key get their witness now, so a replayed swap is byte-identical."""
@@ -424,8 +436,8 @@ class Desk(Settlement):
         try:
             signatures = await self._swap(inputs, outputs)
         except MintError as e:
-            untouched = DeskError(Code.MINT_REFUSED, f"the mint refused the swap: {e.detail}"[:300],
-                                  {"mint_code": e.code})
+            code = Code.PROOF_INVALID if e.code in NUT_PROOF_INVALID else Code.MINT_REFUSED
+            untouched = DeskError(code, f"the mint refused the swap: {e.detail}"[:300], {"mint_code": e.code})
             signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
         except MintUnavailable:
             untouched = DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the swap; the token is untouched")
@@ -710,6 +722,9 @@ class Desk(Settlement):
         except MintProtocolError as e:
             raise DeskError(Code.MINT_REFUSED, f"the mint's quote is unusable: {e}") from None
         except MintError as e:
+            if e.code == MINT_BUDGET_EXHAUSTED:
+                raise DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the epoch's budget at the mint is used up",
+                                {"mint_code": e.code}) from None
             raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}", {"mint_code": e.code}) \
                 from None
 

@@ -324,6 +324,17 @@ class Store:
         cur = await self._db.execute(sql, args)
         return [Record(dict(r)) for r in await cur.fetchall()]
 
+    async def claimed_by(self, ys: Sequence[str]) -> set[State]:
+        """The states of the live redemptions that claim any of these inputs."""
+        found: set[State] = set()
+        for start in range(0, len(ys), 500):  # within sqlite's bound on parameters
+            chunk = list(ys[start:start + 500])
+            cur = await self._db.execute(
+                "SELECT DISTINCT r.state FROM inputs i JOIN redemptions r ON r.id = i.redemption_id "
+                f"WHERE i.live = 1 AND i.y IN ({', '.join('?' * len(chunk))})", chunk)
+            found |= {State(row[0]) for row in await cur.fetchall()}
+        return found
+
     async def inputs(self, redemption_id: str) -> list[str]:
         """The caller's proofs (JSON), in token order."""
         cur = await self._db.execute("SELECT proof FROM inputs WHERE redemption_id = ? ORDER BY position",

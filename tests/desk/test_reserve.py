@@ -120,7 +120,7 @@ async def test_a_quote_for_the_kept_units_refused_for_budget_leaves_it_paid(make
     desk = await make_desk(maxfee_ppm=PPM)
     out = await desk.redeem(await ehash.token(500), make_invoice(AMOUNT).bolt11)
     assert out["state"] == "paid" and parse_token(out["change_token"]).amount == 300
-    assert out["error"]["code"] == int(Code.MINT_REFUSED) and "budget" in out["error"]["message"]
+    assert out["error"]["code"] == int(Code.EPOCH_BUDGET_EXHAUSTED) and "budget" in out["error"]["message"]
     rec = await desk.store.get(out["id"])
     assert rec["quote_units"] == 210 and rec["returned_units"] == 10
     assert sum(p.amount for p in await _custody(desk, out["id"], "held")) == 200
