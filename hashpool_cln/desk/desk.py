@@ -38,6 +38,7 @@ from .config import DeskConfig
 from .destination import Resolver, Target
 from .errors import Code, DeskError
 from .intake import Checked
+from .quotes import Quotes
 from .settlement import Settlement, quote_request
 from .states import FINAL, State
 from .store import BudgetExceeded, ClaimConflict, Record, StaleState, Store
@@ -51,8 +52,6 @@ NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
 # A proof the mint cannot verify (10001 in this project's mint spec, 10003 in NUT's table and CDK's).
 NUT_PROOF_INVALID = frozenset({10001, 10003})
-# The mint's refusal of a melt quote because the epoch's budget is committed (docs/ehash-mint-api.md).
-MINT_BUDGET_EXHAUSTED = 51002
 # xpay's answer to a second concurrent payment of one invoice: the first one is still running.
 XPAY_IN_PROGRESS = -3
 # xpay's answer when the node holds a completed payment of the invoice.
@@ -80,7 +79,7 @@ class Crash(BaseException):
     """Raised by a crash hook: tests use it to stop a desk dead at a chosen point."""
 
 
-class Desk(Settlement):
+class Desk(Quotes, Settlement):
     def __init__(self, config: DeskConfig, node: NodePort, mint: MintClient, *,
                  crash_hook: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -347,7 +346,7 @@ class Desk(Settlement):
 
     async def _price(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
         try:
-            plan = await self._plan(checked, target, maxfee_msat)
+            plan = await self._plan(rec.id, checked, target, maxfee_msat)
         except DeskError as e:
             await self._reject(rec, e)
             raise
@@ -369,7 +368,7 @@ class Desk(Settlement):
             await self._reject(rec, err)
             raise err from None
 
-    async def _plan(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
+    async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
         token, epoch = checked.token, checked.epoch
         fees = checked.fees_ppk
         out_keyset = checked.output_keyset()
@@ -382,7 +381,7 @@ class Desk(Settlement):
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
             units = checked.whole_units()
-            quote = await self._checked_quote(checked, units, target)
+            quote = await self._checked_quote(redemption_id, checked, units, target)
             policy.check_amount(quote.amount_msat, self.config)
             reserve_msat = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
             custody = _exact(units, out_ppk)
@@ -390,9 +389,10 @@ class Desk(Settlement):
             reserve_msat = reserve.reserve_for(target, target.deliver_msat, maxfee_msat, self.config)
             need = target.deliver_msat + reserve_msat
             units = policy.units_for(need, epoch, checked.pool_fee_ppm)
-            quote = await self._checked_quote(checked, units, target)
+            quote = await self._checked_quote(redemption_id, checked, units, target)
             if quote.amount_msat < need:  # the mint's floor left it a unit short
-                quote = await self._checked_quote(checked, units + 1, target)
+                quote = await self._checked_quote(redemption_id, checked, units + 1, target)
+                await self.release_other_quotes(redemption_id, keep=quote.quote)
             if quote.amount_msat < need:
                 raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
                                 {"quote_msat": quote.amount_msat, "needed_msat": need})
@@ -416,9 +416,9 @@ class Desk(Settlement):
                     swap_fee=swap_fee, maxfee_msat=reserve_msat, output_keyset=out_keyset.id,
                     reserve_amounts=reserve_amounts, payment_units=payment_units, rate=rate)
 
-    async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
+    async def _checked_quote(self, redemption_id: str, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
-        quote = await self._mint_quote(unit, units, quote_request(target.kind, target.invoice))
+        quote = await self._mint_quote(redemption_id, unit, units, quote_request(target.kind, target.invoice))
         policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
         return quote
 
@@ -644,6 +644,8 @@ class Desk(Settlement):
             log.warning("redemption %s moved under us; reloading", rec.id)
             return None
         self._hook("after:" + point)
+        if new in FINAL:
+            await self.release_quotes(rec.id)  # a quote it no longer needs holds part of the epoch's budget
         if new is State.PAYING:
             self._paying.add(rec.id)
         elif rec.state is State.PAYING:
@@ -712,21 +714,6 @@ class Desk(Settlement):
         return out
 
     # --- the mint and the node, with caching and timing ---------------------------------------------------
-
-    async def _mint_quote(self, unit: str, units: int, request: str | None = None) -> EhashQuote:
-        try:
-            with self.timings.measure("mint"):
-                return await self.mint.melt_quote_ehash(unit, units, request)
-        except MintUnavailable:
-            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the quote request") from None
-        except MintProtocolError as e:
-            raise DeskError(Code.MINT_REFUSED, f"the mint's quote is unusable: {e}") from None
-        except MintError as e:
-            if e.code == MINT_BUDGET_EXHAUSTED:
-                raise DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the epoch's budget at the mint is used up",
-                                {"mint_code": e.code}) from None
-            raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}", {"mint_code": e.code}) \
-                from None
 
     async def _node(self) -> NodeInfo:
         if self._node_info is None:

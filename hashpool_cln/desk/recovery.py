@@ -44,6 +44,7 @@ async def reconcile(desk: Desk) -> dict[str, int]:
         finally:
             desk._active.discard(rec.id)
         outcome[str(rec.state)] = outcome.get(str(rec.state), 0) + 1
+    await desk.release_quotes()  # what earlier rounds could not release (the mint did not answer)
     return outcome
 
 

@@ -325,7 +325,7 @@ async def test_a_settlement_refused_for_an_expired_quote_is_requoted(desk, ehash
     old, new = asked
     assert rec["quote_id"] == new != old and rec["quote_units"] == 101  # the same units: 100 sat + 1 % reserve
     assert (await ehash.client.get_melt_quote_ehash(new)).state == "PAID"
-    assert (await ehash.client.get_melt_quote_ehash(old)).state == "UNPAID"
+    assert (await ehash.client.get_melt_quote_ehash(old)).state == "EXPIRED"  # released: its budget is free
     custody = [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rec.id)]
     assert set(await ehash.states(custody)) == {"SPENT"}
 

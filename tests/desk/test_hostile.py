@@ -139,3 +139,57 @@ def test_y_of_a_forged_proof_is_still_a_point() -> None:
     # The forged proofs above are well-formed: only the mint's key could tell them apart, which DLEQ does.
     proof = forged_proofs("01" + "00" * 32, [1], with_dleq=True)[0]
     assert len(crypto.proof_y(proof.secret)) == 66
+
+
+# --- no quote the desk no longer needs holds budget --------------------------------------------------------------
+
+
+async def test_a_lost_quote_answer_is_asked_again_and_holds_the_budget_once(desk, ehash, node):
+    ehash.proxy.fault("/v1/melt/quote/ehash", "drop_after")  # the mint makes the quote, its answer is lost
+    node.fee_msat = 1_000  # routing uses the whole reserve: no second quote for fewer units
+    out = await desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11)
+    assert out["state"] == "settled"
+    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 2  # the same reference twice: one quote at the mint
+    assert await desk.store.quotes_to_release() == []
+
+
+async def test_quote_answers_lost_for_good_are_found_and_released(desk, ehash, node):
+    assert await budget_free_msat(ehash)
+    ehash.proxy.fault("/v1/melt/quote/ehash", "drop_after", times=2)
+    ehash.proxy.fault("/v1/melt/quote/ehash/release", "drop_before")
+    token = await ehash.token(400)
+    err = await refused(desk.redeem(token, make_invoice(100_000).bolt11))
+    assert err.code is Code.MINT_UNAVAILABLE and (await desk.status(err.data["id"]))["state"] == "rejected"
+    # The mint made a quote whose answer never came; releasing it failed too. Reconciling finds it again by its
+    # reference (no new budget held) and releases it.
+    assert len(await desk.store.quotes_to_release()) == 1
+    assert not await budget_free_msat(ehash)
+    from hashpool_cln.desk.recovery import reconcile
+
+    await reconcile(desk)
+    assert await desk.store.quotes_to_release() == []
+    assert await budget_free_msat(ehash)
+    assert set(await ehash.states(token)) == {"UNSPENT"}
+
+
+async def test_a_refunded_redemption_gives_its_quote_back(desk, ehash, node):
+    from support.fakenode import Outcome
+
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.fail(205))
+    out = await desk.redeem(await ehash.token(400), inv.bolt11)
+    assert out["state"] == "refunded"
+    assert (await ehash.client.get_melt_quote_ehash(out["quote_id"])).state == "EXPIRED"
+    assert await budget_free_msat(ehash)
+
+
+async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
+    token = await ehash.token(400)
+    err_token = parse_token(token)
+    await ehash.mint.swap(list(err_token.proofs), [256, 128, 16])  # the owner spends it first, elsewhere
+    err = await refused(desk.redeem(token, make_invoice(100_000).bolt11))
+    assert err.code is Code.TOKEN_SPENT
+    rec = await desk.status(err.data["id"])
+    assert rec["state"] == "rejected"
+    assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "EXPIRED"
+    assert await budget_free_msat(ehash)
