@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hashpool_cln.cashu import conditions, crypto
-from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, ProofState
 
 from . import claims, intake, policy, reserve, wallet
 from .config import DeskConfig
@@ -116,7 +116,7 @@ class Desk(Quotes, Settlement):
             await self._node()
         except DeskError:
             log.warning("the node is not reachable yet; redemptions wait for it")
-        await reconcile(self)
+        await reconcile(self)  # isolates each redemption's failure: the desk starts whatever one of them does
 
     async def close(self) -> None:
         self._closing = True
@@ -405,6 +405,8 @@ class Desk(Quotes, Settlement):
             else:
                 custody = _exact(quote.amount, out_ppk)
         change = available - sum(custody)
+        if change >= 0:
+            intake.check_outputs(len(custody) + len(wallet.split_amount(change)), await self.catalog.limits())
         if change < 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
                             {"units": token.amount, "units_needed": sum(custody) + swap_fee,
@@ -433,6 +435,14 @@ class Desk(Quotes, Settlement):
         with self.timings.measure("sqlite"):
             inputs = [Proof.from_dict(json.loads(p)) for p in await self.store.inputs(rec.id)]
         outputs = self._outputs(rec)
+        limits = await self.catalog.limits()
+        try:
+            intake.check_inputs(len(inputs), limits)
+            intake.check_outputs(len(outputs), limits)
+        except DeskError as too_many:
+            # Recorded before the desk knew the mint's limits: never sent, so never swapped (restore confirms).
+            signatures = await self._restore_or_decide(rec, outputs, inputs, too_many)
+            return await self._hold(rec, outputs, signatures)
         try:
             signatures = await self._swap(inputs, outputs)
         except MintError as e:
@@ -466,8 +476,7 @@ class Desk(Quotes, Settlement):
                                  untouched: DeskError) -> list[BlindSignature]:
         """After a failed or unclear swap: our signatures if the mint made them, else reject, else wait."""
         try:
-            with self.timings.measure("mint"):
-                known, signatures = await self.mint.restore([o.message for o in outputs])
+            known, signatures = await self.restore([o.message for o in outputs])
             by_b = {m.B_.lower(): s for m, s in zip(known, signatures)}
             if by_b and all(o.message.B_.lower() in by_b for o in outputs):
                 return [by_b[o.message.B_.lower()] for o in outputs]
@@ -477,8 +486,7 @@ class Desk(Quotes, Settlement):
                 await self._note(rec, Code.MINT_REFUSED, "the mint restored only part of the swap's outputs")
                 raise DeskError(Code.MINT_REFUSED, "the mint restored only part of the swap's outputs; the "
                                 "redemption waits", {"id": rec.id, "state": str(rec.state)})
-            with self.timings.measure("mint"):
-                states = {s.state for s in await self.mint.checkstate([crypto.proof_y(p.secret) for p in inputs])}
+            states = {s.state for s in await self.checkstate([crypto.proof_y(p.secret) for p in inputs])}
         except (MintError, MintUnavailable, MintProtocolError):
             states = {"PENDING"}  # nothing learnt: as undecided as a proof the mint holds pending
         if "PENDING" in states:
@@ -714,6 +722,27 @@ class Desk(Quotes, Settlement):
         return out
 
     # --- the mint and the node, with caching and timing ---------------------------------------------------
+
+    async def checkstate(self, ys: list[str]) -> list[ProofState]:
+        """NUT-07 for any number of proofs, in requests the mint's input limit allows."""
+        step = (await self.catalog.limits()).max_inputs
+        states: list[ProofState] = []
+        for start in range(0, len(ys), step):
+            with self.timings.measure("mint"):
+                states += await self.mint.checkstate(ys[start:start + step])
+        return states
+
+    async def restore(self, messages: list[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
+        """NUT-09 for any number of outputs, in requests the mint's output limit allows."""
+        step = (await self.catalog.limits()).max_outputs
+        known: list[BlindedMessage] = []
+        signatures: list[BlindSignature] = []
+        for start in range(0, len(messages), step):
+            with self.timings.measure("mint"):
+                k, sigs = await self.mint.restore(messages[start:start + step])
+            known += k
+            signatures += sigs
+        return known, signatures
 
     async def _node(self) -> NodeInfo:
         if self._node_info is None:

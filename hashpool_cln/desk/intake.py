@@ -15,7 +15,7 @@ from hashpool_cln.cashu.keysets import Keyset
 from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
 
 from . import policy, wallet
 from .config import DeskConfig
@@ -123,6 +123,10 @@ class Catalog:
     async def keys(self, keyset_id: str) -> Keyset:
         return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
 
+    async def limits(self) -> MintLimits:
+        """How many inputs and outputs the mint takes per request (``MintClient.limits``, read once)."""
+        return await self._cached("limits", self.mint.limits)
+
 
 async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str) -> Checked:
     """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault."""
@@ -136,6 +140,7 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
     policy.check_mint(token.mint, config)
     policy.check_unit(token.unit, config)
+    check_inputs(len(token.proofs), await catalog.limits())
     epoch = policy.check_epoch(token.unit, await catalog.epoch(token.unit), now)
     if token.amount > epoch.issued:
         raise DeskError(Code.PROOF_INVALID, "the token holds more units than its epoch issued",
@@ -155,6 +160,22 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
     # The mint's current fee is only a fallback: an epoch's price rests on the fee fixed into it.
     fee = 0 if epoch.net_reward_msat is not None else await catalog.pool_fee()
     return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
+
+
+def check_inputs(count: int, limits: MintLimits) -> None:
+    """A token is swapped into custody in one request, so it may hold no more proofs than the mint takes in one
+    (refused before anything is asked or written: splitting it over several swaps would leave a redemption half
+    in custody whenever a later swap fails)."""
+    if count > limits.max_inputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"the token holds {count} proofs; the mint takes at most "
+                        f"{limits.max_inputs} in one swap: swap it into fewer proofs first",
+                        {"proofs": count, "max_inputs": limits.max_inputs})
+
+
+def check_outputs(count: int, limits: MintLimits) -> None:
+    if count > limits.max_outputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"custody would need {count} outputs; the mint signs at most "
+                        f"{limits.max_outputs} in one swap", {"outputs": count, "max_outputs": limits.max_outputs})
 
 
 def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> tuple[str, ...]:

@@ -193,3 +193,130 @@ async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
     assert rec["state"] == "rejected"
     assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "EXPIRED"
     assert await budget_free_msat(ehash)
+
+
+# --- no token and no mint answer wedges the desk -----------------------------------------------------------------
+
+
+async def thousand_and_one(ehash) -> str:
+    """A genuine token of 1,001 proofs (cut in two swaps: the mint signs at most 1,000 outputs in one)."""
+    proofs = await ehash.proofs([1] * 500) + await ehash.proofs([1] * 501)
+    return serialize_v4(Token(mint=ehash.url, unit=ehash.unit, proofs=tuple(proofs)))
+
+
+async def test_a_token_beyond_the_mints_input_limit_is_refused_before_any_mint_call(desk, ehash, node):
+    info = await ehash.client.info()
+    assert info["limits"] == {"max_inputs": 1000, "max_outputs": 1000}
+    token = await thousand_and_one(ehash)
+    for call in (desk.redeem(token, make_invoice(100_000).bolt11), desk.quote(token)):
+        err = await refused(call)
+        assert err.code is Code.TOO_MANY_PROOFS and err.data == {"proofs": 1001, "max_inputs": 1000}
+        assert "1000" in err.message
+    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 0 and ehash.proxy.seen["/v1/swap"] == 0
+    assert await desk.redemptions() == []
+
+
+async def test_a_redemption_over_the_limit_left_by_an_older_desk_wedges_nothing(make_desk, ehash, node, monkeypatch):
+    """An older desk (which did not know the mint's limits) wrote down a 1,001-proof redemption and died before
+    its swap; another caller's payment was in flight. The desk starts, serves, leaves the big token untouched
+    with a coded reason, and moves the other redemption on."""
+    from support.crash import Crasher
+    from support.fakenode import Outcome
+
+    from hashpool_cln.desk.desk import Crash
+    from hashpool_cln.desk.recovery import reconcile
+    from hashpool_cln.mintclient import MintLimits
+
+    other_inv = make_invoice(100_000)
+    node.script(other_inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
+    first = await make_desk()
+    other = await first.redeem(await ehash.token(400), other_inv.bolt11)
+    assert other["state"] == "paying"
+    await first.close()
+
+    big = await thousand_and_one(ehash)
+    crasher = Crasher("after:new->quoted")
+    older = await crasher.desk(make_desk.config(), node, ehash)
+
+    async def no_limits():
+        return MintLimits(max_inputs=5000, max_outputs=5000)
+
+    monkeypatch.setattr(older.catalog, "limits", no_limits)
+    with pytest.raises(Crash):
+        await older.redeem(big, make_invoice(100_000).bolt11)
+    await crasher.bury()
+
+    node.resolve(other_inv.payment_hash)
+    restarted = await make_desk()  # starts: recovery isolates what it cannot finish
+    assert (await restarted.info())["redemptions"]
+    rows = {r["amount"]: r for r in await restarted.redemptions()}
+    assert rows[1001]["state"] == "rejected" and rows[1001]["error"]["code"] == int(Code.TOO_MANY_PROOFS)
+    big_proofs = parse_token(big).proofs
+    assert set(await ehash.states(big_proofs[:500]) + await ehash.states(big_proofs[500:])) == {"UNSPENT"}
+    await reconcile(restarted)
+    assert (await restarted.status(other["id"]))["state"] in ("paid", "settled")
+    assert node.complete_count(other_inv.payment_hash) == 1
+    fresh = await restarted.redeem(await ehash.token(400), make_invoice(100_000).bolt11)
+    assert fresh["state"] == "settled"
+
+
+async def test_one_failing_redemption_never_stops_the_others(make_desk, ehash, node, monkeypatch):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.desk.recovery import reconcile
+
+    invs = [make_invoice(100_000) for _ in range(2)]
+    desk = await make_desk()
+    outs = []
+    for inv in invs:
+        node.script(inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
+        outs.append(await desk.redeem(await ehash.token(400), inv.bolt11))
+    assert [o["state"] for o in outs] == ["paying", "paying"]
+    for inv in invs:
+        node.resolve(inv.payment_hash)
+    real = desk.follow_payment
+
+    async def breaks_on_the_first(rec, payment):
+        if rec.id == outs[0]["id"]:
+            raise KeyError("an answer nobody foresaw")
+        return await real(rec, payment)
+
+    monkeypatch.setattr(desk, "follow_payment", breaks_on_the_first)
+    await reconcile(desk)
+    assert (await desk.status(outs[0]["id"]))["state"] == "paying"
+    assert (await desk.status(outs[1]["id"]))["state"] == "settled"
+    monkeypatch.setattr(desk, "follow_payment", real)
+    await reconcile(desk)
+    assert (await desk.status(outs[0]["id"]))["state"] == "settled"
+
+
+async def test_checkstate_and_restore_stay_within_the_mints_limits(desk, ehash, node, monkeypatch):
+    from hashpool_cln.mintclient import MintLimits
+
+    async def small():
+        return MintLimits(max_inputs=3, max_outputs=2)
+
+    monkeypatch.setattr(desk.catalog, "limits", small)
+    seen = []
+    real_check, real_restore = desk.mint.checkstate, desk.mint.restore
+
+    async def check(ys):
+        seen.append(("checkstate", len(ys)))
+        return await real_check(ys)
+
+    async def restore(outputs):
+        seen.append(("restore", len(outputs)))
+        return await real_restore(outputs)
+
+    monkeypatch.setattr(desk.mint, "checkstate", check)
+    monkeypatch.setattr(desk.mint, "restore", restore)
+    proofs = await ehash.proofs([1] * 7)
+    states = await desk.checkstate([crypto.proof_y(p.secret) for p in proofs])
+    assert [s.state for s in states] == ["UNSPENT"] * 7
+    from hashpool_cln.desk import wallet
+
+    outputs = wallet.derive_outputs(b"\1" * 32, proofs[0].id, 0, [1] * 5)
+    known, sigs = await desk.restore([o.message for o in outputs])
+    assert known == [] and sigs == []
+    assert seen == [("checkstate", 3), ("checkstate", 3), ("checkstate", 1), ("restore", 2), ("restore", 2),
+                    ("restore", 1)]
