@@ -13,7 +13,7 @@ from hashpool_cln.cashu import conditions
 from hashpool_cln.cashu.errors import ConditionError, TokenError
 from hashpool_cln.cashu.keysets import Keyset
 from hashpool_cln.cashu.models import Token
-from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
+from hashpool_cln.cashu.tokens import resolve_short_ids
 from hashpool_cln.ehash import Epoch
 from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
 
@@ -136,7 +136,7 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str,
         raise DeskError(Code.INVALID_PARAMS, "token must be a string")
     try:
         with timings.measure("crypto"):
-            token = await cpu.off_loop(len(text) > cpu.INLINE_CHARS, parse_token, text)
+            token = await worker.parse(text)
     except TokenError as e:
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
     policy.check_mint(token.mint, config)
@@ -187,6 +187,18 @@ async def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str
     the proof, before anything is asked of the mint. A token of made-up proofs is refused here, and so never gets
     a melt quote, which would hold part of the epoch's budget (DESIGN §1, threat model).
     """
+    heavy = len(token.proofs) > cpu.INLINE_PROOFS
+    items = await cpu.off_loop(heavy, dleq_items, token, keysets, own_pubkey)
+    bad, ys = await worker.verify(items)
+    if bad is not None:
+        raise DeskError(Code.PROOF_INVALID, f"proof {bad} carries a DLEQ proof that does not verify", {"index": bad})
+    if len(set(ys)) != len(ys):
+        raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
+    return tuple(ys)
+
+
+def dleq_items(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> list[cpu.DleqItem]:
+    """What verifying each proof needs, once its amount and spending condition pass (DeskError otherwise)."""
     items: list[cpu.DleqItem] = []
     for i, proof in enumerate(token.proofs):
         keyset = keysets[proof.id]
@@ -202,9 +214,4 @@ async def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str
             raise DeskError(Code.PROOF_INVALID, f"proof {i} carries no DLEQ proof (NUT-12, with r): the desk "
                             "takes only proofs that show the mint signed them", {"index": i, "reason": "no_dleq"})
         items.append((proof.secret, proof.C, dleq.r, dleq.e, dleq.s, keyset.keys[proof.amount]))
-    bad, ys = await worker.verify(items)
-    if bad is not None:
-        raise DeskError(Code.PROOF_INVALID, f"proof {bad} carries a DLEQ proof that does not verify", {"index": bad})
-    if len(set(ys)) != len(ys):
-        raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
-    return tuple(ys)
+    return items

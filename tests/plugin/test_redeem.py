@@ -260,6 +260,27 @@ def test_an_error_after_the_redemption_began_carries_its_claim(plugin: PluginHar
     assert rec["state"] == "rejected" and rec["error"]["code"] == 3424
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_a_token_over_the_mints_limit_wedges_nothing_across_a_restart(lightning_dir: Path, node: FakeNode,
                                                                       ehash_mint) -> None:
     from hashpool_cln.cashu.models import Token
@@ -279,7 +300,13 @@ def test_a_token_over_the_mints_limit_wedges_nothing_across_a_restart(lightning_
         refused = one.call("hashpool-redeem", [big, make_invoice(1_000_000).bolt11])
         assert refused.error is not None and refused.error["code"] == 3409
         assert refused.error["data"] == {"proofs": 1001, "max_inputs": 1000}
+        workers = _children(one.proc.pid)  # the large token was read in the worker process
+        assert workers
         one.kill()
+        deadline = time.monotonic() + 15
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "a worker outlived the plugin"
     finally:
         one.close()
 
