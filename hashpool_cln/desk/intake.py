@@ -5,24 +5,27 @@ the mint publishes. Everything here is local or a cached read of the mint: no sw
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hashpool_cln.cashu import conditions, crypto
-from hashpool_cln.cashu.errors import ConditionError, CryptoError, TokenError
+from hashpool_cln.cashu import conditions
+from hashpool_cln.cashu.errors import ConditionError, TokenError
 from hashpool_cln.cashu.keysets import Keyset
-from hashpool_cln.cashu.models import Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
+from hashpool_cln.cashu.models import Token
+from hashpool_cln.cashu.tokens import resolve_short_ids
 from hashpool_cln.ehash import Epoch
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
 
-from . import policy, wallet
+from . import cpu, policy, wallet
 from .config import DeskConfig
 from .errors import Code, DeskError
 from .timing import Timings
 
 CACHE_SECONDS = 30
+# A keyset the cached list does not know makes the list be read again, at most this often: a new epoch's keyset
+# is found at once, and made-up keyset ids cannot make the desk hammer the mint.
+KEYSET_REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +108,45 @@ class Catalog:
         fee = info.get("ehash", {}).get("pool_fee_ppm", 0) if isinstance(info, dict) else 0
         return fee if type(fee) is int and 0 <= fee <= 1_000_000 else 0
 
-    async def keysets(self) -> list[Keyset]:
-        return await self._cached("keysets", self.mint.keysets)
+    async def keysets(self, missing: Iterable[str] = ()) -> list[Keyset]:
+        """The mint's keysets; read again (once, and not more often than ``KEYSET_REFRESH_SECONDS``) when the
+        cached list lacks one of the ids in ``missing`` (full ids, or short ids by prefix)."""
+        known = await self._cached("keysets", self.mint.keysets)
+        ids = [k.id for k in known]
+        if all(any(kid == i or (len(kid) == 16 and i.startswith(kid)) for i in ids) for kid in missing):
+            return known
+        hit = self.entries.get("keysets")
+        if hit is not None and time.monotonic() - hit[0] < KEYSET_REFRESH_SECONDS:
+            return known
+        return await self._cached("keysets", self.mint.keysets, fresh=True)
 
     async def keys(self, keyset_id: str) -> Keyset:
         return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
 
+    async def limits(self) -> MintLimits:
+        """How many inputs and outputs the mint takes per request (``MintClient.limits``, read once)."""
+        return await self._cached("limits", self.mint.limits)
 
-async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str) -> Checked:
-    """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault."""
+
+async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str, worker: cpu.Worker) -> Checked:
+    """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault.
+    A large token is read and verified off the event loop (``cpu``)."""
     config, timings = catalog.config, catalog.timings
     if not isinstance(text, str):
         raise DeskError(Code.INVALID_PARAMS, "token must be a string")
     try:
         with timings.measure("crypto"):
-            token = parse_token(text)
+            token = await worker.parse(text)
     except TokenError as e:
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
     policy.check_mint(token.mint, config)
     policy.check_unit(token.unit, config)
+    check_inputs(len(token.proofs), await catalog.limits())
     epoch = policy.check_epoch(token.unit, await catalog.epoch(token.unit), now)
-    unit_keysets = {k.id: k for k in await catalog.keysets() if k.unit == token.unit}
+    if token.amount > epoch.issued:
+        raise DeskError(Code.PROOF_INVALID, "the token holds more units than its epoch issued",
+                        {"unit": token.unit})
+    unit_keysets = {k.id: k for k in await catalog.keysets(token.keyset_ids) if k.unit == token.unit}
     try:
         token = resolve_short_ids(token, unit_keysets)
     except TokenError as e:
@@ -136,15 +157,49 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
             raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
         unit_keysets[kid] = await catalog.keys(kid)
     with timings.measure("crypto"):
-        ys = check_proofs(token, unit_keysets, own_pubkey)
+        ys = await check_proofs(token, unit_keysets, own_pubkey, worker)
     # The mint's current fee is only a fallback: an epoch's price rests on the fee fixed into it.
     fee = 0 if epoch.net_reward_msat is not None else await catalog.pool_fee()
     return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
 
 
-def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> tuple[str, ...]:
-    """Each proof's amount, spending condition and DLEQ proof (when it carries one); returns their Ys."""
-    ys: list[str] = []
+def check_inputs(count: int, limits: MintLimits) -> None:
+    """A token is swapped into custody in one request, so it may hold no more proofs than the mint takes in one
+    (refused before anything is asked or written: splitting it over several swaps would leave a redemption half
+    in custody whenever a later swap fails)."""
+    if count > limits.max_inputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"the token holds {count} proofs; the mint takes at most "
+                        f"{limits.max_inputs} in one swap: swap it into fewer proofs first",
+                        {"proofs": count, "max_inputs": limits.max_inputs})
+
+
+def check_outputs(count: int, limits: MintLimits) -> None:
+    if count > limits.max_outputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"custody would need {count} outputs; the mint signs at most "
+                        f"{limits.max_outputs} in one swap", {"outputs": count, "max_outputs": limits.max_outputs})
+
+
+async def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str, worker: cpu.Worker
+                       ) -> tuple[str, ...]:
+    """Each proof's amount, spending condition and DLEQ proof; returns their Ys.
+
+    Every proof must carry its DLEQ proof with the blinding factor (NUT-12 ``dleq.r``): it shows the mint signed
+    the proof, before anything is asked of the mint. A token of made-up proofs is refused here, and so never gets
+    a melt quote, which would hold part of the epoch's budget (DESIGN §1, threat model).
+    """
+    heavy = len(token.proofs) > cpu.INLINE_PROOFS
+    items = await cpu.off_loop(heavy, dleq_items, token, keysets, own_pubkey)
+    bad, ys = await worker.verify(items)
+    if bad is not None:
+        raise DeskError(Code.PROOF_INVALID, f"proof {bad} carries a DLEQ proof that does not verify", {"index": bad})
+    if len(set(ys)) != len(ys):
+        raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
+    return tuple(ys)
+
+
+def dleq_items(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> list[cpu.DleqItem]:
+    """What verifying each proof needs, once its amount and spending condition pass (DeskError otherwise)."""
+    items: list[cpu.DleqItem] = []
     for i, proof in enumerate(token.proofs):
         keyset = keysets[proof.id]
         if proof.amount not in keyset.keys:
@@ -154,21 +209,9 @@ def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> t
             conditions.require_spendable(proof, (own_pubkey,))
         except ConditionError as e:
             raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
-        if proof.dleq is not None and proof.dleq.r is not None:
-            _verify_dleq(i, proof, proof.dleq.r, keyset)
-        ys.append(crypto.proof_y(proof.secret))
-    if len(set(ys)) != len(ys):
-        raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
-    return tuple(ys)
-
-
-def _verify_dleq(i: int, proof: Proof, r: str, keyset: Keyset) -> None:
-    dleq = proof.dleq
-    try:
-        ok = dleq is not None and crypto.dleq_verify_proof(
-            proof.secret.encode(), crypto.point(proof.C), crypto.scalar(r),
-            bytes.fromhex(dleq.e), bytes.fromhex(dleq.s), keyset.public_key(proof.amount))
-    except (CryptoError, ValueError):
-        ok = False
-    if not ok:
-        raise DeskError(Code.PROOF_INVALID, f"proof {i} carries a DLEQ proof that does not verify", {"index": i})
+        dleq = proof.dleq
+        if dleq is None or dleq.r is None:
+            raise DeskError(Code.PROOF_INVALID, f"proof {i} carries no DLEQ proof (NUT-12, with r): the desk "
+                            "takes only proofs that show the mint signed them", {"index": i, "reason": "no_dleq"})
+        items.append((proof.secret, proof.C, dleq.r, dleq.e, dleq.s, keyset.keys[proof.amount]))
+    return items

@@ -23,11 +23,20 @@ from hashpool_cln.desk.errors import Code, DeskError
 log = logging.getLogger("hashpool.plugin")
 
 # JSON-RPC's "internal error": something the desk did not expect. Details go to the node's log, not the caller.
-INTERNAL_ERROR = -32603
+INTERNAL_ERROR = int(Code.INTERNAL_ERROR)
 
 
 class ParamError(Exception):
     """A caller's parameter is missing, unknown or malformed (JSON-RPC -32602)."""
+
+
+class RequestError(Exception):
+    """A request the protocol itself refuses (not JSON, not a request, no such method): JSON-RPC's own codes."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def error_body(exc: BaseException) -> dict[str, Any]:
@@ -36,6 +45,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
         return exc.to_json()
     if isinstance(exc, ParamError):
         return {"code": int(Code.INVALID_PARAMS), "message": str(exc)}
+    if isinstance(exc, RequestError):
+        return {"code": exc.code, "message": exc.message}
     return {"code": INTERNAL_ERROR, "message": "internal error; see the node's log"}
 
 

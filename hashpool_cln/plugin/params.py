@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hashpool_cln.desk import claims
 from hashpool_cln.plugin.bridge import ParamError
 
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000  # no amount beyond the supply of bitcoin
-_MSAT_TEXT = re.compile(r"^([0-9]+)(msat|sat)?$")
+_MSAT_TEXT = re.compile(r"^([0-9]{1,24})(msat|sat)?$")
+_DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²" and "٣"
 
 
 def msat(name: str, value: Any) -> int:
@@ -39,6 +41,11 @@ def text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def claim(name: str, value: Any) -> str:
+    """A claim secret: 64 lowercase hex characters (refused with -32602, as ``claims.check`` says)."""
+    return claims.check(value, name)
+
+
 def note(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ParamError(f"{name}: expected a string")
@@ -48,19 +55,11 @@ def note(name: str, value: Any) -> str:
 
 
 def count(name: str, value: Any, *, low: int = 1, high: int = 1000) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ParamError(f"{name}: expected a whole number from {low} to {high}, got {value!r}")
     return value
-
-
-def flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise ParamError(f"{name}: expected true or false, got {value!r}")
 
 
 def one_of(choices: Sequence[str]) -> Callable[[str, Any], str]:
