@@ -12,21 +12,8 @@ One redemption, step by step (each step's state is committed before the step act
     settled    the bought units handed to the mint against the payment
     rejected   nothing happened; refunded: the custody proofs went back to the caller as a refund token
 
-The caller pays the routing fee actually paid. A payment of a fixed amount (an invoice or offer with an amount, or
-``amount_msat``) buys units worth the amount plus its reserve — ``min(ceil(amount * maxfee_ppm / 10^6),
-maxfee_msat)``, or the caller's smaller ``maxfee_msat`` — and xpay may spend at most the reserve on routing.
-Custody holds the units the amount needs as one set of outputs and the reserve's units as another, denominated
-so that any part of it is an exact sum of its proofs (``wallet.reserve_amounts``). When the payment completes,
-the units its amount plus the actual routing fee need are kept; the reserve proofs worth the rest join the
-caller's change token in the same commit that records the payment, and the settlement melts the kept units
-against a new quote for exactly them (the first quote was for all the units bought). Where the desk's outputs
-carry an input fee the reserve is not split out, and it is charged in full. A whole-value payment (no amount
-anywhere) spends every unit: to an amountless BOLT11 invoice with sendamount, so the payee receives the value less
-the actual routing fee and nothing is left over; to an amountless offer, whose invoice must be fetched for a
-fixed amount before paying, by asking for the value less the reserve, which again caps the fee and is charged in
-full. ``quote`` shows all of it before anything is spent: ``fee_reserve_msat``, ``cost_msat`` (the most the
-payment can cost: the value of the units bought), ``units_needed`` and ``unused_fee_reserve`` (``caller``,
-``payee`` or ``desk``).
+The fee reserve's arithmetic (what a fixed-amount payment buys on top of its amount, and what routing leaves of
+it for the caller) is in ``reserve.py``; handing the bought units to the mint is ``settlement.py``.
 """
 
 from __future__ import annotations
@@ -46,11 +33,12 @@ from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
 
-from . import intake, policy, wallet
+from . import claims, intake, policy, reserve, wallet
 from .config import DeskConfig
 from .destination import Resolver, Target
 from .errors import Code, DeskError
 from .intake import Checked
+from .settlement import Settlement, quote_request
 from .states import FINAL, State
 from .store import BudgetExceeded, ClaimConflict, Record, StaleState, Store
 from .timing import Timings
@@ -61,7 +49,6 @@ LABEL_PREFIX = "hashpool-redeem:"
 # NUT error codes the desk acts on.
 NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
-NUT_QUOTE_EXPIRED = 20007
 # xpay's answer to a second concurrent payment of one invoice: the first one is still running.
 XPAY_IN_PROGRESS = -3
 # xpay's answer when the node holds a completed payment of the invoice.
@@ -89,7 +76,7 @@ class Crash(BaseException):
     """Raised by a crash hook: tests use it to stop a desk dead at a chosen point."""
 
 
-class Desk:
+class Desk(Settlement):
     def __init__(self, config: DeskConfig, node: NodePort, mint: MintClient, *,
                  crash_hook: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -187,10 +174,21 @@ class Desk:
         return out
 
     async def redeem(self, token: str, invstring: str, amount_msat: int | None = None,
-                     maxfee_msat: int | None = None, payer_note: str | None = None) -> dict:
-        """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``)."""
+                     maxfee_msat: int | None = None, payer_note: str | None = None,
+                     claim: str | None = None) -> dict:
+        """Buy ``token`` and pay ``invstring`` with it. Returns the redemption (see ``_public``) with its claim.
+
+        ``claim`` (64 hex characters, see ``claims``) is the secret that later shows the change or refund token
+        (``status``); drawn here when the caller brings none. Once the redemption is written down, an error
+        carries it too (in ``data``), so that whatever came of the call the caller can reach its tokens.
+        """
         self.store  # noqa: B018
         _check_params(amount_msat, maxfee_msat, payer_note)
+        claim = claims.draw() if claim is None else claims.check(claim)
+        claim_hash = claims.digest(claim)
+        with self.timings.measure("sqlite"):
+            if await self.store.claim_used(claim_hash):
+                raise DeskError(Code.INVALID_PARAMS, "claim already used")
         policy.check_caller_maxfee(maxfee_msat, self.config)
         checked = await self._check_token(token)
         target = await self._resolve(invstring, amount_msat, payer_note, checked, maxfee_msat)
@@ -199,21 +197,48 @@ class Desk:
         redemption_id = secrets.token_hex(16)
         self._active.add(redemption_id)
         try:
-            rec = await self._create(redemption_id, checked, target, maxfee_msat)
-            rec = await self._price(rec, checked, target, maxfee_msat)
-            if rec.state is State.QUOTED:
-                rec = await self.take_custody(rec)
-            if rec.state is State.CUSTODY:
-                rec = await self.pay(rec)
-            if rec.state is State.PAID and self.config.settle == "immediate":
-                rec = await self.settle_one(rec)
+            rec = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
+            try:
+                rec = await self._drive(rec, checked, target, maxfee_msat)
+            except DeskError as e:
+                e.data.update(id=redemption_id, claim=claim)
+                raise
+            except Exception as e:
+                # Unexpected, after the ledger holds the redemption: the caller still gets its claim, and
+                # recovery takes the redemption from wherever it stopped.
+                log.warning("redemption %s failed unexpectedly: %s", redemption_id, type(e).__name__)
+                raise DeskError(Code.INTERNAL_ERROR, "internal error; the redemption waits for recovery",
+                                {"id": redemption_id, "claim": claim}) from None
         finally:
             self._active.discard(redemption_id)
-        return await self._public(rec, reveal=True)
+        return {**await self._public(rec, reveal=True), "claim": claim}
 
-    async def status(self, redemption_id: str, reveal_tokens: bool = False) -> dict:
-        rec = await self._get(redemption_id)
-        return await self._public(rec, reveal=reveal_tokens)
+    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+        rec = await self._price(rec, checked, target, maxfee_msat)
+        if rec.state is State.QUOTED:
+            rec = await self.take_custody(rec)
+        if rec.state is State.CUSTODY:
+            rec = await self.pay(rec)
+        if rec.state is State.PAID and self.config.settle == "immediate":
+            rec = await self.settle_one(rec)
+        return rec
+
+    async def status(self, redemption_id: str | None = None, claim: str | None = None) -> dict:
+        """One redemption: by ``id``, its public fields; by ``claim`` (and ``id``, if given, must match), also its
+        change and refund tokens. An id that does not go with the claim is as unknown as a claim of nothing."""
+        if redemption_id is None and claim is None:
+            raise DeskError(Code.INVALID_PARAMS, "give id, claim, or both")
+        if redemption_id is not None and not isinstance(redemption_id, str):
+            raise DeskError(Code.INVALID_PARAMS, "id must be a string")
+        if claim is None:
+            return await self._public(await self._get(redemption_id), reveal=False)
+        claim_hash = claims.digest(claims.check(claim))
+        with self.timings.measure("sqlite"):
+            rec = await self.store.get_by_claim(claim_hash)
+        if rec is None or (redemption_id is not None and rec.id != redemption_id):
+            raise DeskError(Code.UNKNOWN_REDEMPTION, "no redemption with this claim"
+                            + (" and id" if redemption_id is not None else ""))
+        return await self._public(rec, reveal=True)
 
     async def redemptions(self, state: str | None = None, limit: int = 100) -> list[dict]:
         if state is not None and state not in {s.value for s in State}:
@@ -238,22 +263,6 @@ class Desk:
             "redemptions": counts, "in_flight": self.in_flight(), "custody": custody, "paid": paid,
         }
 
-    async def settle(self, unit: str | None = None) -> dict:
-        """Hand every paid redemption's units to the mint (optionally of one unit only)."""
-        with self.timings.measure("sqlite"):
-            recs = await self.store.list([State.PAID], limit=1_000_000, unit=unit)
-        settled, waiting = [], []
-        for rec in recs:
-            if rec.id in self._active:
-                continue  # a redeem or a reconcile is settling it right now
-            self._active.add(rec.id)
-            try:
-                rec = await self.settle_one(rec)
-            finally:
-                self._active.discard(rec.id)
-            (settled if rec.state is State.SETTLED else waiting).append(rec.id)
-        return {"settled": settled, "waiting": waiting}
-
     # ------------------------------------------------------------------------- 1. parse, 2. destination
 
     async def _check_token(self, text: str) -> Checked:
@@ -268,14 +277,14 @@ class Desk:
                                  value_msat: int) -> dict[str, Any]:
         try:
             target = await self._resolve(invstring, amount_msat, None, checked, None)
-            plan_units, reserve = self._units_needed(checked, target, None)
+            plan_units, fee_reserve = reserve.units_needed(checked, target, None, self.config)
             payable = plan_units <= checked.token.amount
             out: dict[str, Any] = {
                 "kind": target.kind, "amount_msat": target.deliver_msat or value_msat, "payable": payable,
-                "fee_reserve_msat": reserve, "units_needed": plan_units,
+                "fee_reserve_msat": fee_reserve, "units_needed": plan_units,
                 "cost_msat": checked.value(plan_units),
-                # Who keeps the part of the reserve routing does not use (see the module docstring).
-                "unused_fee_reserve": self._unused_reserve_goes_to(checked, target)}
+                # Who keeps the part of the reserve routing does not use (see reserve.py).
+                "unused_fee_reserve": reserve.goes_to(checked, target)}
             if not payable:
                 out["reason"] = "the token is worth less than the payment and its fee reserve"
             return out
@@ -284,29 +293,10 @@ class Desk:
                     "code": int(e.code), "fee_reserve_msat": None, "units_needed": None, "cost_msat": None,
                     "unused_fee_reserve": None}
 
-    @staticmethod
-    def _unused_reserve_goes_to(checked: Checked, target: Target) -> str:
-        if target.method == "sendamount":
-            return "payee"
-        return "caller" if _returns_reserve(checked, target) else "desk"
-
     # ---------------------------------------------------------------------------------------- 3. quote
 
-    def _units_needed(self, checked: Checked, target: Target, maxfee_msat: int | None) -> tuple[int, int]:
-        """Units the payment needs at the epoch's rate, with the fee reserve; whole-value sends need them all."""
-        if target.deliver_msat is None:
-            value = checked.value(checked.token.amount)
-            return checked.token.amount, policy.fee_reserve(value, maxfee_msat, self.config)
-        reserve = self._reserve(target, target.deliver_msat, maxfee_msat)
-        return policy.units_for(target.deliver_msat + reserve, checked.epoch, checked.pool_fee_ppm), reserve
-
-    def _reserve(self, target: Target, deliver_msat: int, maxfee_msat: int | None) -> int:
-        """The routing fee reserve of a payment delivering ``deliver_msat``."""
-        if target.reserve_msat is not None:
-            return target.reserve_msat
-        return policy.fee_reserve(deliver_msat, maxfee_msat, self.config)
-
-    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
+                      claim_hash: str) -> Record:
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self._payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
@@ -318,6 +308,7 @@ class Desk:
             "invoice": target.invoice, "invoice_expires_at": target.expires_at,
             "payment_hash": target.payment_hash, "pay_method": target.method,
             "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat, "bip353": target.address,
+            "claim_hash": claim_hash,
         }
         self._hook("before:->new")
         try:
@@ -327,6 +318,8 @@ class Desk:
         except ClaimConflict as e:
             if e.what == "input":
                 raise DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed") from None
+            if e.what == "claim":
+                raise DeskError(Code.INVALID_PARAMS, "claim already used") from None
             raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
                 from None
         self._hook("after:->new")
@@ -379,11 +372,11 @@ class Desk:
             units = checked.whole_units()
             quote = await self._checked_quote(checked, units, target)
             policy.check_amount(quote.amount_msat, self.config)
-            reserve = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
+            reserve_msat = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
             custody = _exact(units, out_ppk)
         else:
-            reserve = self._reserve(target, target.deliver_msat, maxfee_msat)
-            need = target.deliver_msat + reserve
+            reserve_msat = reserve.reserve_for(target, target.deliver_msat, maxfee_msat, self.config)
+            need = target.deliver_msat + reserve_msat
             units = policy.units_for(need, epoch, checked.pool_fee_ppm)
             quote = await self._checked_quote(checked, units, target)
             if quote.amount_msat < need:  # the mint's floor left it a unit short
@@ -391,7 +384,7 @@ class Desk:
             if quote.amount_msat < need:
                 raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
                                 {"quote_msat": quote.amount_msat, "needed_msat": need})
-            if _returns_reserve(checked, target):
+            if reserve.returns_reserve(checked, target):
                 # The reserve as outputs of its own, so that what routing leaves of it can go back exactly.
                 payment_units = policy.units_for(target.deliver_msat, epoch, checked.pool_fee_ppm)
                 reserve_amounts = wallet.reserve_amounts(quote.amount - payment_units)
@@ -408,12 +401,12 @@ class Desk:
         if quote.expiry - self.now() < self._payment_window() + self.config.min_invoice_life:
             raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
         return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
-                    swap_fee=swap_fee, maxfee_msat=reserve, output_keyset=out_keyset.id,
+                    swap_fee=swap_fee, maxfee_msat=reserve_msat, output_keyset=out_keyset.id,
                     reserve_amounts=reserve_amounts, payment_units=payment_units, rate=rate)
 
     async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
-        quote = await self._mint_quote(unit, units, _quote_request(target.kind, target.invoice))
+        quote = await self._mint_quote(unit, units, quote_request(target.kind, target.invoice))
         policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
         return quote
 
@@ -592,27 +585,22 @@ class Desk:
         fee = sent - delivered if sent is not None and delivered is not None else None
         # What routing left of the reserve goes into the change token in the same commit as the payment: it is
         # written down before anyone is told, and a recovery reading the node's record computes the same.
-        returned = await self._unused_reserve(rec, sent)
+        returned = await self._hand_back_reserve(rec, sent)
         return await self._move(rec, State.PAID, preimage=payment.preimage, amount_msat=delivered,
                                 amount_sent_msat=sent, fee_msat=fee, **returned)
 
-    async def _unused_reserve(self, rec: Record, sent_msat: int | None) -> dict[str, Any]:
-        """The fields that hand the unused part of the fee reserve back to the caller (none when all of it was
-        used, or the reserve was not bought as outputs of its own, or the node does not say what it sent)."""
-        reserve = rec.amounts("reserve_amounts")
-        if not reserve or sent_msat is None or rec.get("payment_units") is None:
+    async def _hand_back_reserve(self, rec: Record, sent_msat: int | None) -> dict[str, Any]:
+        """The fields that hand what routing left of the fee reserve back to the caller, in the change token."""
+        back = reserve.unused(rec, sent_msat)
+        if back is None:
             return {}
-        total = rec["payment_units"] + sum(reserve)
-        used = policy.units_used(sent_msat, rec["payment_units"], total, rec["rate_net_msat"], rec["rate_issued"])
-        if used == total:
-            return {}
-        picked = wallet.pick_exact(reserve, total - used)
+        picked, units = back
         with self.timings.measure("sqlite"):
             custody = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id)]
-        first = len(custody) - len(reserve)
+        first = len(custody) - len(rec.amounts("reserve_amounts"))
         positions = [first + i for i in picked]
         change = list(parse_token(rec["change_token"]).proofs) if rec.get("change_token") else []
-        return {"returned": positions, "returned_units": total - used,
+        return {"returned": positions, "returned_units": units,
                 "change_token": self._token(rec, change + [custody[p] for p in positions])}
 
     async def refund(self, rec: Record, code: Code, why: str, node_error: int | None = None) -> Record:
@@ -624,74 +612,6 @@ class Desk:
         message = why if node_error is None else f"{why} (node code {node_error})"
         return await self._move(rec, State.REFUNDED, custody_state="refunded", refund_token=self._token(rec, proofs),
                                 error_code=int(code), error=message)
-
-    # ----------------------------------------------------------------------------------------- 6. settle
-
-    async def settle_one(self, rec: Record) -> Record:
-        """Hand a paid redemption's units to the mint against its payment; left ``paid`` for a later try when the
-        mint does not take them now. A quote the mint let go (expired, its budget taken by others) is replaced by
-        a new one for the same units, and a quote for more units than are kept (part of the fee reserve went back
-        to the caller) by one for the units kept, each written down before anything is melted against it."""
-        with self.timings.measure("sqlite"):
-            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id, state="held")]
-        kept = sum(p.amount for p in proofs)
-        if rec.get("returned_units") and rec["quote_units"] != kept:
-            requoted = await self._requote(rec, kept)
-            if requoted is None:
-                return await self._get(rec.id)
-            rec = requoted
-        state = await self._melt(rec, proofs)
-        if state == "EXPIRED":
-            requoted = await self._requote(rec, rec["quote_units"])
-            if requoted is None:
-                return await self._get(rec.id)
-            rec = requoted
-            state = await self._melt(rec, proofs)
-        if state != "PAID":
-            return await self._get(rec.id)
-        return await self._move(rec, State.SETTLED, custody_state="spent")
-
-    async def _melt(self, rec: Record, proofs: list[Proof]) -> str | None:
-        """The quote's state after melting ``proofs`` against it: PAID, EXPIRED (the mint let the quote go), or
-        None (refused otherwise, or no answer: noted on the redemption)."""
-        try:
-            with self.timings.measure("mint"):
-                quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"])
-        except MintError as e:
-            # A settlement that went through before a crash answers "spent": the quote's state decides.
-            quote = await self._quote_state(rec)
-            if quote is not None and quote.state == "PAID":
-                return quote.state
-            await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
-            return "EXPIRED" if e.code == NUT_QUOTE_EXPIRED else None
-        except (MintUnavailable, MintProtocolError):
-            await self._note(rec, Code.MINT_UNAVAILABLE, "settlement waits for the mint")
-            return None
-        return quote.state
-
-    async def _requote(self, rec: Record, units: int) -> Record | None:
-        """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""
-        try:
-            quote = await self._mint_quote(rec["unit"], units, _quote_request(rec["dest_kind"], rec["invoice"]))
-        except DeskError as e:
-            await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
-            return None
-        if quote.unit != rec["unit"] or quote.amount != units or quote.state != "UNPAID":
-            await self._note(rec, Code.RATE_REFUSED, "settlement waits: the mint quoted something other than asked")
-            return None
-        self._hook("before:requote")
-        with self.timings.measure("sqlite"):
-            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry, quote_units=units,
-                                    quote_amount_msat=quote.amount_msat)
-        self._hook("after:requote")
-        return await self._get(rec.id)
-
-    async def _quote_state(self, rec: Record) -> EhashQuote | None:
-        try:
-            with self.timings.measure("mint"):
-                return await self.mint.get_melt_quote_ehash(rec["quote_id"])
-        except (MintError, MintUnavailable, MintProtocolError):
-            return None
 
     # ------------------------------------------------------------------------------------------- helpers
 
@@ -823,20 +743,6 @@ def _exact(units: int, fee_ppk: int) -> list[int]:
     except ValueError:
         raise DeskError(Code.INSUFFICIENT_VALUE, "no denominations cover these units with their input fee") \
             from None
-
-
-def _returns_reserve(checked: Checked, target: Target) -> bool:
-    """Whether the unused part of the fee reserve goes back to the caller: for a fixed amount the caller chose
-    (not a whole-value offer, whose reserve was fixed when its invoice was fetched), when the desk's outputs
-    carry no input fee (melting part of a custody whose proofs each cost a fee would need fee-exact sums)."""
-    return (target.method == "xpay" and target.deliver_msat is not None and target.reserve_msat is None
-            and checked.output_keyset().input_fee_ppk == 0)
-
-
-def _quote_request(dest_kind: str, invoice: str | None) -> str | None:
-    """What a melt quote names as its request: a BOLT11 invoice binds the quote to its payment hash at the mint
-    (an audit trail for the pool)."""
-    return invoice if dest_kind == "bolt11" else None
 
 
 def _check_params(amount_msat: Any, maxfee_msat: Any, payer_note: Any) -> None:

@@ -46,6 +46,7 @@ class Code(IntEnum):
     SHUTTING_DOWN = 3461
     # JSON-RPC's own
     INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
 
 
 class DeskError(Exception):

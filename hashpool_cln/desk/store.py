@@ -109,11 +109,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE redemptions ADD COLUMN rate_issued INTEGER;
     ALTER TABLE redemptions ADD COLUMN returned_units INTEGER
     """,
+    # The claim: sha256 of the per-redemption secret only the redeem answer carries (and the caller chose or
+    # was given); whoever shows the secret may see the change and refund tokens. Unique among all redemptions.
+    """
+    ALTER TABLE redemptions ADD COLUMN claim_hash TEXT;
+    CREATE UNIQUE INDEX redemptions_claim ON redemptions(claim_hash) WHERE claim_hash IS NOT NULL
+    """,
 )
 
 
 class ClaimConflict(Exception):
-    """A live redemption already claims one of these inputs (``what == "input"``) or this payment hash."""
+    """A live redemption already claims one of these inputs (``what == "input"``) or this payment hash
+    (``"payment_hash"``), or any redemption holds this claim secret's hash (``"claim"``)."""
 
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -190,9 +197,12 @@ class Store:
         now = int(time.time())
         row = {**fields, "state": State.NEW.value, "created_at": now, "updated_at": now}
         async with self.transaction() as db:
-            await db.execute(
-                f"INSERT INTO redemptions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()))
+            try:
+                await db.execute(
+                    f"INSERT INTO redemptions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()))
+            except sqlite3.IntegrityError:
+                raise ClaimConflict("claim") from None
             try:
                 await db.executemany(
                     "INSERT INTO inputs (redemption_id, position, y, proof) VALUES (?, ?, ?, ?)",
@@ -289,6 +299,15 @@ class Store:
         cur = await self._db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,))
         row = await cur.fetchone()
         return Record(dict(row)) if row else None
+
+    async def get_by_claim(self, claim_hash: str) -> Record | None:
+        cur = await self._db.execute("SELECT * FROM redemptions WHERE claim_hash = ?", (claim_hash,))
+        row = await cur.fetchone()
+        return Record(dict(row)) if row else None
+
+    async def claim_used(self, claim_hash: str) -> bool:
+        cur = await self._db.execute("SELECT 1 FROM redemptions WHERE claim_hash = ?", (claim_hash,))
+        return await cur.fetchone() is not None
 
     async def list(self, states: Iterable[State] | None = None, limit: int = 100,
                    unit: str | None = None) -> list[Record]:

@@ -23,7 +23,7 @@ from hashpool_cln.desk.errors import Code, DeskError
 log = logging.getLogger("hashpool.plugin")
 
 # JSON-RPC's "internal error": something the desk did not expect. Details go to the node's log, not the caller.
-INTERNAL_ERROR = -32603
+INTERNAL_ERROR = int(Code.INTERNAL_ERROR)
 
 
 class ParamError(Exception):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashpool_cln.desk.states import State
-from hashpool_cln.plugin.params import Param, count, flag, msat, note, one_of, text
+from hashpool_cln.plugin.params import Param, claim, count, msat, note, one_of, text
 
 DEFAULT_LIST_LIMIT = 50
 MINT_PROBE_TIMEOUT = 5.0
@@ -25,7 +25,7 @@ class MethodSpec:
 
 async def _redeem(desk: Any, p: dict[str, Any]) -> Any:
     return await desk.redeem(p["token"], p["invstring"], amount_msat=p["amount_msat"],
-                             maxfee_msat=p["maxfee_msat"], payer_note=p["payer_note"])
+                             maxfee_msat=p["maxfee_msat"], payer_note=p["payer_note"], claim=p["claim"])
 
 
 async def _quote(desk: Any, p: dict[str, Any]) -> Any:
@@ -33,7 +33,7 @@ async def _quote(desk: Any, p: dict[str, Any]) -> Any:
 
 
 async def _status(desk: Any, p: dict[str, Any]) -> Any:
-    return await desk.status(p["id"], reveal_tokens=p["reveal_tokens"])
+    return await desk.status(p["id"], claim=p["claim"])
 
 
 async def _redemptions(desk: Any, p: dict[str, Any]) -> Any:
@@ -68,10 +68,10 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "hashpool-redeem",
         (TOKEN, Param("invstring", text, required=True), Param("amount_msat", msat), Param("maxfee_msat", msat),
-         Param("payer_note", note)),
+         Param("payer_note", note), Param("claim", claim)),
         "Pay a BOLT11 invoice, BOLT12 offer or BIP353 name with the value of an ehash token (all of it when the "
         "destination and amount_msat name no amount); returns the preimage and a token for any change, or a refund "
-        "token if the payment failed.",
+        "token if the payment failed, and the claim (the caller's, or one drawn) that alone shows them again.",
         _redeem,
     ),
     MethodSpec(
@@ -83,8 +83,9 @@ METHODS: tuple[MethodSpec, ...] = (
     ),
     MethodSpec(
         "hashpool-status",
-        (Param("id", text, required=True), Param("reveal_tokens", flag, default=False)),
-        "One redemption by id; with reveal_tokens=true also its change or refund token.",
+        (Param("id", text), Param("claim", claim)),
+        "One redemption by id (its public fields), or by claim (also its change or refund token); give either "
+        "or both.",
         _status,
     ),
     MethodSpec(

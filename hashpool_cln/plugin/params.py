@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hashpool_cln.desk import claims
 from hashpool_cln.plugin.bridge import ParamError
 
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000  # no amount beyond the supply of bitcoin
@@ -39,6 +40,11 @@ def text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def claim(name: str, value: Any) -> str:
+    """A claim secret: 64 lowercase hex characters (refused with -32602, as ``claims.check`` says)."""
+    return claims.check(value, name)
+
+
 def note(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ParamError(f"{name}: expected a string")
@@ -53,14 +59,6 @@ def count(name: str, value: Any, *, low: int = 1, high: int = 1000) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ParamError(f"{name}: expected a whole number from {low} to {high}, got {value!r}")
     return value
-
-
-def flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise ParamError(f"{name}: expected true or false, got {value!r}")
 
 
 def one_of(choices: Sequence[str]) -> Callable[[str, Any], str]:

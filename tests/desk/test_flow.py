@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import pytest
 from support.ehash import RATE_MSAT
 from support.invoices import make_invoice
 
@@ -103,7 +105,7 @@ async def test_amountless_offer_whole_value_fee_above_the_reserve_refunds(desk, 
     token = await ehash.token(300)
     out = await desk.redeem(token, offer.text)
     assert out["state"] == "refunded" and node.complete_count(out["payment_hash"]) == 0
-    status = await desk.status(out["id"], reveal_tokens=True)
+    status = await desk.status(claim=out["claim"])
     assert parse_token(status["refund_token"]).amount == 300
     assert set(await ehash.states(status["refund_token"])) == {"UNSPENT"}
 
@@ -135,9 +137,9 @@ async def test_definitive_failure_refunds_the_custody_proofs(desk, ehash, node):
     assert refund.amount + change.amount == 400
     assert set(await ehash.states(out["refund_token"])) == {"UNSPENT"}
     assert set(await ehash.states(out["change_token"])) == {"UNSPENT"}
-    status = await desk.status(out["id"], reveal_tokens=False)
+    status = await desk.status(out["id"])
     assert "refund_token" not in status and status["state"] == "refunded"
-    assert (await desk.status(out["id"], reveal_tokens=True))["refund_token"] == out["refund_token"]
+    assert (await desk.status(out["id"], out["claim"]))["refund_token"] == out["refund_token"]
     # the released invoice may be tried again by another redemption
     out2 = await desk.redeem(await ehash.token(400), inv.bolt11)
     assert out2["state"] == "settled" and node.complete_count(inv.payment_hash) == 1
@@ -243,7 +245,7 @@ async def test_pending_then_failed_refunds(desk, ehash, node):
     assert (await desk.status(out["id"]))["state"] == "paying"
     desk._clock = lambda: time.time() + desk.config.retry_for + desk.config.payment_grace + 1
     await reconcile(desk)
-    done = await desk.status(out["id"], reveal_tokens=True)
+    done = await desk.status(out["id"], out["claim"])
     assert done["state"] == "refunded" and node.complete_count(inv.payment_hash) == 0
     assert set(await ehash.states(done["refund_token"])) == {"UNSPENT"}
 
@@ -326,3 +328,25 @@ async def test_without_a_published_net_reward_the_fallback_fee_prices_the_epoch(
     else:
         raise AssertionError("a mint quote at another fee than the epoch's was accepted")
     assert set(await ehash.states(token)) == {"UNSPENT"}
+
+
+async def test_the_claim_alone_opens_the_tokens(desk, ehash, node):
+    from hashpool_cln.desk import claims
+    from hashpool_cln.desk.errors import Code, DeskError
+
+    out = await desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11)
+    claim = out["claim"]
+    assert claims.check(claim) == claim and out["change_token"]
+    rec = await desk.store.get(out["id"])
+    assert rec["claim_hash"] == claims.digest(claim) and claim not in json.dumps(rec.fields)
+    assert "change_token" not in await desk.status(out["id"])
+    assert (await desk.status(claim=claim))["change_token"] == out["change_token"]
+    for kwargs, code in (({}, Code.INVALID_PARAMS), ({"claim": claim.upper()}, Code.INVALID_PARAMS),
+                         ({"redemption_id": "x" * 32, "claim": claim}, Code.UNKNOWN_REDEMPTION),
+                         ({"claim": "0" * 64}, Code.UNKNOWN_REDEMPTION)):
+        with pytest.raises(DeskError) as e:
+            await desk.status(**kwargs)
+        assert e.value.code is code, kwargs
+    with pytest.raises(DeskError) as e:
+        await desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11, claim=claim)
+    assert e.value.code is Code.INVALID_PARAMS and e.value.message == "claim already used"

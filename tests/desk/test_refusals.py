@@ -175,7 +175,7 @@ async def _nothing_lost(desk, ehash, node, token, err, invoice):
     if rid is None:
         assert states == {"UNSPENT"}
         return
-    rec = await desk.status(rid, reveal_tokens=True)
+    rec = await desk.status(rid, err.data["claim"])
     if rec["state"] == "rejected":
         assert states == {"UNSPENT"}
     elif rec["state"] == "refunded":
@@ -222,7 +222,7 @@ async def test_mint_slow_past_timeout_then_recovered(make_desk, ehash, node):
     assert (await desk.status(err.data["id"]))["state"] == "quoted"
     await asyncio.sleep(2)  # the slow requests reach the mint after all
     await reconcile(desk)  # the mint is healthy again: restore finds the outputs
-    rec = await desk.status(err.data["id"], reveal_tokens=True)
+    rec = await desk.status(err.data["id"], err.data["claim"])
     assert rec["state"] == "settled" and node.complete_count(inv.payment_hash) == 1
 
 

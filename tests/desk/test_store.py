@@ -98,3 +98,37 @@ async def test_epoch_budget_is_checked_inside_the_move(store):
     assert (await store.get("b")).state is State.NEW
     await store.advance("b", State.NEW, State.QUOTED, budget_msat=1000, quote_amount_msat=300)
     assert await store.committed_msat("e1") == 1000
+
+
+async def test_a_claim_hash_belongs_to_one_redemption_ever(store):
+    await store.create({**_fields("a"), "claim_hash": "c" * 64}, [("y1", "{}")], "h1")
+    await store.advance("a", State.NEW, State.REJECTED)  # released: its inputs and hash are free again
+    with pytest.raises(ClaimConflict) as e:
+        await store.create({**_fields("b"), "claim_hash": "c" * 64}, [("y1", "{}")], "h1")
+    assert e.value.what == "claim"
+    assert await store.get("b") is None
+    assert (await store.get_by_claim("c" * 64)).id == "a" and await store.claim_used("c" * 64)
+    assert await store.get_by_claim("d" * 64) is None
+
+
+async def test_a_ledger_from_before_claims_migrates_and_keeps_its_rows(tmp_path):
+    import aiosqlite
+
+    from hashpool_cln import sqlite
+
+    path = str(tmp_path / "old.sqlite3")
+    sqlite.create_private(path)
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await sqlite.migrate(db, MIGRATIONS[:-1])
+        now = 1_767_225_600
+        await db.execute("INSERT INTO redemptions (id, state, mint, unit, amount, dest_kind, destination, "
+                         "created_at, updated_at) VALUES ('old', 'settled', 'm', 'u', 8, 'bolt11', 'lnbc', ?, ?)",
+                         (now, now))
+    store = await Store.open(path)
+    try:
+        old = await store.get("old")
+        assert old["claim_hash"] is None and old.state is State.SETTLED  # no claim: its tokens by id never
+        await store.create({**_fields("new"), "claim_hash": "e" * 64}, [("y9", "{}")], None)
+        assert (await store.get_by_claim("e" * 64)).id == "new"
+    finally:
+        await store.close()

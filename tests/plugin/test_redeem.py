@@ -14,7 +14,7 @@ from support.pluginharness import PluginHarness, assert_clean
 
 REDEMPTION_KEYS = {"id", "state", "unit", "amount", "value_msat", "amount_msat", "fee_msat", "payment_hash",
                    "destination_kind", "quote_id", "created_at", "updated_at", "error", "payment_preimage",
-                   "change_token", "refund_token"}
+                   "change_token", "refund_token", "claim"}
 NOTIFICATION_KEYS = {"id", "state", "old_state", "unit", "amount", "amount_msat", "payment_hash"}
 
 
@@ -107,9 +107,9 @@ def test_status_listing_info_and_settle(plugin: PluginHarness, ehash_mint) -> No
     done = plugin.call("hashpool-redeem", [token, make_invoice(2_000_000).bolt11]).ok()
 
     hidden = plugin.call("hashpool-status", {"id": done["id"]}).ok()
-    assert hidden["id"] == done["id"] and "change_token" not in hidden
-    shown = plugin.call("hashpool-status", [done["id"], True]).ok()
-    assert shown["change_token"] == done["change_token"]
+    assert hidden["id"] == done["id"] and "change_token" not in hidden and "claim" not in hidden
+    shown = plugin.call("hashpool-status", {"claim": done["claim"]}).ok()
+    assert shown["change_token"] == done["change_token"] and "claim" not in shown
 
     listed = plugin.call("hashpool-redemptions", {}).ok()["redemptions"]
     assert [r["id"] for r in listed] == [done["id"]]
@@ -203,3 +203,58 @@ def test_sigkill_mid_payment_then_restart_pays_once(lightning_dir: Path, node: F
         second.close()
     assert_clean(first)
     assert_clean(second)
+
+
+def test_only_the_claim_shows_change_and_refund_tokens(plugin: PluginHarness, ehash_mint, node: FakeNode) -> None:
+    chosen = "c1" * 32
+    paid_token, failed_token, other = ehash_mint.issue_settled([64, 64, 8])
+    paid = plugin.call("hashpool-redeem", {"token": paid_token, "invstring": make_invoice(2_000_000).bolt11,
+                                           "claim": chosen}).ok()
+    assert paid["claim"] == chosen and paid["change_token"].startswith("cashu")
+
+    failing = make_invoice(3_000_000)
+    node.script(failing.payment_hash, Outcome.fail(205))
+    refunded = plugin.call("hashpool-redeem", [failed_token, failing.bolt11]).ok()
+    drawn = refunded["claim"]
+    assert refunded["state"] == "refunded" and len(drawn) == 64 and drawn != chosen
+    assert int(drawn, 16) >= 0 and drawn == drawn.lower()
+
+    # The id alone: public fields only, whatever else is asked.
+    for rec in (paid, refunded):
+        public = plugin.call("hashpool-status", [rec["id"]]).ok()
+        assert not {"change_token", "refund_token", "claim"} & set(public)
+    assert plugin.call("hashpool-status", {"id": refunded["id"], "claim": drawn}).ok()["refund_token"] == \
+        refunded["refund_token"]
+    assert plugin.call("hashpool-status", [None, chosen]).ok()["change_token"] == paid["change_token"]
+
+    # A claim of another redemption, or of none, is as unknown as a wrong id.
+    for params in ({"id": paid["id"], "claim": drawn}, {"claim": "00" * 32}):
+        reply = plugin.call("hashpool-status", params)
+        assert reply.error is not None and reply.error["code"] == 3450, params
+        assert "cashu" not in json.dumps(reply.error)
+
+    # A claim is good for one redemption only, and the refusal holds nothing.
+    again = plugin.call("hashpool-redeem", {"token": other, "invstring": make_invoice(1_000_000).bolt11,
+                                            "claim": chosen})
+    assert again.error is not None and again.error["code"] == -32602
+    assert again.error["message"] == "claim already used"
+    assert len(plugin.call("hashpool-redemptions", {}).ok()["redemptions"]) == 2
+
+    # No notification, listing or log line carries a claim.
+    text = json.dumps(plugin.notifications) + json.dumps(plugin.call("hashpool-redemptions", {}).ok())
+    assert chosen not in text and drawn not in text
+
+
+def test_an_error_after_the_redemption_began_carries_its_claim(plugin: PluginHarness, ehash_mint) -> None:
+    (token,) = ehash_mint.issue_settled([64])
+    # The mint's quote ends long before the 30 days hashpool-min-invoice-life now asks for: the redemption is
+    # written down, priced, then rejected (3424, the quote expires too soon).
+    assert plugin.setconfig("hashpool-min-invoice-life", 30 * 86_400).ok() == {}
+    claim = "ab" * 32
+    invoice = make_invoice(2_000_000, expiry=365 * 86_400)
+    reply = plugin.call("hashpool-redeem", {"token": token, "invstring": invoice.bolt11, "claim": claim})
+    assert reply.error is not None and reply.error["code"] == 3424, reply.error
+    data = reply.error["data"]
+    assert data["claim"] == claim
+    rec = plugin.call("hashpool-status", {"id": data["id"], "claim": claim}).ok()
+    assert rec["state"] == "rejected" and rec["error"]["code"] == 3424

@@ -102,7 +102,7 @@ def test_unreachable_payee_is_refunded(node_factory, mint) -> None:
 
     listed = l1.rpc.call("hashpool-redemptions", {"state": "refunded"})["redemptions"]
     assert [r["id"] for r in listed] == [out["id"]]
-    shown = l1.rpc.call("hashpool-status", {"id": out["id"], "reveal_tokens": True})
+    shown = l1.rpc.call("hashpool-status", {"id": out["id"], "claim": out["claim"]})
     assert shown["refund_token"] == out["refund_token"]
     # The refund is real ehash: the desk buys it back for a payment that can be routed.
     l2_inv = l2.rpc.invoice(1_000_000, "hp-refund", "refund works")

@@ -1,0 +1,118 @@
+"""Settlement: the units a paid redemption bought go to the mint against its payment (``POST /v1/melt/ehash``).
+
+A quote the mint let go (expired, its budget taken by others) is replaced by a new one for the same units, and a
+quote for more units than are kept (part of the fee reserve went back to the caller) by one for the units kept,
+each written down before anything is melted against it. A redemption the mint does not take now stays ``paid``
+for a later try (the watcher, ``hashpool-settle``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from hashpool_cln.cashu.models import Proof
+from hashpool_cln.ehash import EhashQuote
+from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable
+
+from .errors import Code, DeskError
+from .states import State
+from .store import Record
+
+if TYPE_CHECKING:
+    from .desk import Desk
+
+# The NUT error code of a quote the mint let expire.
+NUT_QUOTE_EXPIRED = 20007
+
+
+class Settlement:
+    """The desk's settlement steps (a part of ``Desk``)."""
+
+    async def settle(self: Desk, unit: str | None = None) -> dict:
+        """Hand every paid redemption's units to the mint (optionally of one unit only)."""
+        with self.timings.measure("sqlite"):
+            recs = await self.store.list([State.PAID], limit=1_000_000, unit=unit)
+        settled, waiting = [], []
+        for rec in recs:
+            if rec.id in self._active:
+                continue  # a redeem or a reconcile is settling it right now
+            self._active.add(rec.id)
+            try:
+                rec = await self.settle_one(rec)
+            finally:
+                self._active.discard(rec.id)
+            (settled if rec.state is State.SETTLED else waiting).append(rec.id)
+        return {"settled": settled, "waiting": waiting}
+
+    async def settle_one(self: Desk, rec: Record) -> Record:
+        """Hand a paid redemption's units to the mint against its payment; left ``paid`` for a later try when the
+        mint does not take them now. A quote the mint let go (expired, its budget taken by others) is replaced by
+        a new one for the same units, and a quote for more units than are kept (part of the fee reserve went back
+        to the caller) by one for the units kept, each written down before anything is melted against it."""
+        with self.timings.measure("sqlite"):
+            proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id, state="held")]
+        kept = sum(p.amount for p in proofs)
+        if rec.get("returned_units") and rec["quote_units"] != kept:
+            requoted = await self._requote(rec, kept)
+            if requoted is None:
+                return await self._get(rec.id)
+            rec = requoted
+        state = await self._melt(rec, proofs)
+        if state == "EXPIRED":
+            requoted = await self._requote(rec, rec["quote_units"])
+            if requoted is None:
+                return await self._get(rec.id)
+            rec = requoted
+            state = await self._melt(rec, proofs)
+        if state != "PAID":
+            return await self._get(rec.id)
+        return await self._move(rec, State.SETTLED, custody_state="spent")
+
+    async def _melt(self: Desk, rec: Record, proofs: list[Proof]) -> str | None:
+        """The quote's state after melting ``proofs`` against it: PAID, EXPIRED (the mint let the quote go), or
+        None (refused otherwise, or no answer: noted on the redemption)."""
+        try:
+            with self.timings.measure("mint"):
+                quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"])
+        except MintError as e:
+            # A settlement that went through before a crash answers "spent": the quote's state decides.
+            quote = await self._quote_state(rec)
+            if quote is not None and quote.state == "PAID":
+                return quote.state
+            await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
+            return "EXPIRED" if e.code == NUT_QUOTE_EXPIRED else None
+        except (MintUnavailable, MintProtocolError):
+            await self._note(rec, Code.MINT_UNAVAILABLE, "settlement waits for the mint")
+            return None
+        return quote.state
+
+    async def _requote(self: Desk, rec: Record, units: int) -> Record | None:
+        """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""
+        try:
+            quote = await self._mint_quote(rec["unit"], units, quote_request(rec["dest_kind"], rec["invoice"]))
+        except DeskError as e:
+            await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
+            return None
+        if quote.unit != rec["unit"] or quote.amount != units or quote.state != "UNPAID":
+            await self._note(rec, Code.RATE_REFUSED, "settlement waits: the mint quoted something other than asked")
+            return None
+        self._hook("before:requote")
+        with self.timings.measure("sqlite"):
+            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry, quote_units=units,
+                                    quote_amount_msat=quote.amount_msat)
+        self._hook("after:requote")
+        return await self._get(rec.id)
+
+    async def _quote_state(self: Desk, rec: Record) -> EhashQuote | None:
+        try:
+            with self.timings.measure("mint"):
+                return await self.mint.get_melt_quote_ehash(rec["quote_id"])
+        except (MintError, MintUnavailable, MintProtocolError):
+            return None
+
+
+def quote_request(dest_kind: str, invoice: str | None) -> str | None:
+    """What a melt quote names as its request: a BOLT11 invoice binds the quote to its payment hash at the mint
+    (an audit trail for the pool)."""
+    return invoice if dest_kind == "bolt11" else None
