@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fakenode import FakeNode
+from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
+from wallet.standin import CommandoStandin, StandinError
 
 from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import serialize_v4
@@ -78,3 +85,52 @@ async def unit_of(refmint: Any, proofs: list[Proof]) -> str:
 
 def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
     return serialize_v4(Token(mint=url, unit=unit, proofs=tuple(proofs)))
+
+
+# ---- the desk for real: the plugin process behind a stand-in node that speaks BOLT8 and commando ------------
+
+WALLET_RUNE = "rune-wallet"  # what the stand-in accepts: the three methods a miner's rune allows
+QUOTE_ONLY_RUNE = "rune-quote"
+
+
+@dataclass
+class PoolNode:
+    """The pool's node as a wallet meets it: the plugin (real process), its Lightning stand-in, the mint, and the
+    commando listener in front."""
+
+    harness: PluginHarness
+    lightning: FakeNode
+    mint: ThreadedMint
+    commando: CommandoStandin
+
+    def forward(self, method: str, params: Any) -> Any:
+        reply = self.harness.call(method, params, timeout=60)
+        if reply.error is not None:
+            raise StandinError(reply.error["code"], reply.error.get("message", ""), reply.error.get("data"))
+        return reply.result
+
+
+@pytest.fixture
+def pool_node(tmp_path: Path) -> Iterator[PoolNode]:
+    lightning_dir = Path(tempfile.mkdtemp(prefix="hp-wl-"))  # short: unix socket paths are limited
+    fake = FakeNode(lightning_dir / "lightning-rpc").start_in_thread()
+    mint = ThreadedMint(tmp_path / "mint").start()
+    harness = PluginHarness(lightning_dir, python=sys.executable).start()
+    holder: list[PoolNode] = []
+    commando = CommandoStandin(lambda m, p: holder[0].forward(m, p), runes={
+        WALLET_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"},
+        QUOTE_ONLY_RUNE: {"hashpool-quote"}}).start()
+    pool = PoolNode(harness, fake, mint, commando)
+    holder.append(pool)
+    harness.getmanifest()
+    assert harness.init({"hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key,
+                         "hashpool-pool": [mint.pool]}) is None
+    try:
+        yield pool
+    finally:
+        commando.stop()
+        harness.close()
+        mint.stop()
+        fake.stop_thread()
+        shutil.rmtree(lightning_dir, ignore_errors=True)
+    assert_clean(harness)

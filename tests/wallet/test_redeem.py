@@ -1,0 +1,184 @@
+"""The wallet redeems at the real desk (the plugin process) over BOLT8 + commando: BOLT11 and BOLT12, change and
+refund swapped back in, a lost answer resolved with the claim, and refusals (desk and rune) leaving the proofs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fakenode import Outcome
+from support.invoices import make_invoice, make_offer
+from wallet.conftest import QUOTE_ONLY_RUNE, WALLET_RUNE, PoolNode
+
+from hashpool_cln.mintclient import MintClient
+from hashpool_cln.wallet.commando import NodeAddress
+from hashpool_cln.wallet.errors import Code, WalletError
+from hashpool_cln.wallet.redeem import CommandoDesk, autopay, redeem, resolve_open
+from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
+from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.wallet import Wallet
+
+Scenario = Callable[[Wallet, CommandoDesk], Awaitable[Any]]
+
+
+def _run(pool: PoolNode, tmp_path: Path, scenario: Scenario, *, rune: str = WALLET_RUNE,
+         amounts: tuple[int, ...] = (64,)) -> Any:
+    tokens = pool.mint.issue_settled(list(amounts))  # 1 sat a unit
+
+    async def main() -> Any:
+        keys = WalletKeys(new_mnemonic())
+        store = await WalletStore.open(tmp_path / "wallet.sqlite3")
+        wallet = Wallet(store, keys, MintClient(pool.mint.url))
+        desk = CommandoDesk(NodeAddress.parse(pool.commando.address), keys.node_key, rune, timeout=30)
+        try:
+            for token in tokens:
+                await wallet.receive(token)
+            return await scenario(wallet, desk)
+        finally:
+            desk.close()
+            await wallet.mint.close()
+            await store.close()
+
+    return asyncio.run(main())
+
+
+async def _spendable(wallet: Wallet) -> int:
+    return sum(b.unspent for b in await wallet.balance())
+
+
+async def _pending(wallet: Wallet) -> int:
+    return sum(b.pending for b in await wallet.balance())
+
+
+def test_redeem_a_bolt11_invoice_and_take_the_change_back(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(20_000_000)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, invoice.bolt11)
+        assert result["state"] in ("paid", "settled") and result["payment_preimage"] == invoice.preimage
+        assert "claim" not in result and "change_token" not in result  # never shown by the wallet
+        (row,) = await wallet.store.redemptions()
+        assert len(row["claim"]) == 64 and row["taken"] == 1
+        # 64 units at 1000 sat: 20 units paid plus the routing-fee reserve used; the rest came back as change.
+        left = await _spendable(wallet)
+        assert 64 - 21 <= left <= 64 - 20 and await _pending(wallet) == 0
+        return result
+
+    _run(pool_node, tmp_path, scenario)
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+    assert pool_node.commando.peers  # it came over BOLT8
+    assert {c["method"] for c in pool_node.commando.commands} == {"hashpool-redeem"}
+
+
+def test_redeem_a_bolt12_offer(pool_node: PoolNode, tmp_path: Path) -> None:
+    offer = make_offer(None)
+    pool_node.lightning.register_offer(offer)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, offer.text, amount_msat=10_000_000)
+        assert result["state"] in ("paid", "settled") and result["amount_msat"] == 10_000_000
+        assert len(result["payment_preimage"]) == 64
+        assert 64 - 11 <= await _spendable(wallet) <= 64 - 10
+
+    _run(pool_node, tmp_path, scenario)
+
+
+def test_a_failed_payment_comes_back_as_a_refund(pool_node: PoolNode, tmp_path: Path) -> None:
+    failing = make_invoice(5_000_000)
+    pool_node.lightning.script(failing.payment_hash, Outcome.fail(205))
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, failing.bolt11)
+        assert result["state"] == "refunded" and result["error_code"] == 3440
+        assert await _spendable(wallet) == 64 and await _pending(wallet) == 0
+
+    _run(pool_node, tmp_path, scenario)
+
+
+def test_a_lost_answer_is_resolved_with_the_claim(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(8_000_000)
+    pool_node.commando.drop = 1  # the desk pays, then the connection drops before the reply
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, invoice.bolt11)
+        assert result["state"] in ("paid", "settled") and result["payment_preimage"] == invoice.preimage
+        assert 64 - 9 <= await _spendable(wallet) <= 64 - 8
+
+    _run(pool_node, tmp_path, scenario)
+    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-redeem", "hashpool-status"]
+    assert "claim" in pool_node.commando.commands[1]["params"]
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+
+
+def test_a_crash_before_the_answer_is_finished_at_the_next_run(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(8_000_000)
+
+    class Dies(BaseException):
+        pass
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        real_call = desk.call
+
+        async def call_then_die(method: str, params: dict[str, Any]) -> Any:
+            await real_call(method, params)
+            raise Dies()
+
+        desk.call = call_then_die  # type: ignore[method-assign]
+        with pytest.raises(Dies):
+            await redeem(wallet, desk, invoice.bolt11)
+        assert await _pending(wallet) == 64  # the proofs wait, claim written
+        desk.call = real_call  # type: ignore[method-assign]
+        (done,) = await resolve_open(wallet, desk)  # what the next command does first
+        assert done["state"] in ("paid", "settled")
+        assert 64 - 9 <= await _spendable(wallet) <= 64 - 8 and await _pending(wallet) == 0
+
+    _run(pool_node, tmp_path, scenario)
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+
+
+def test_a_desk_refusal_leaves_the_proofs_with_its_code(pool_node: PoolNode, tmp_path: Path) -> None:
+    expired = make_invoice(1_000_000, expiry=1)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        await asyncio.sleep(1.1)
+        with pytest.raises(WalletError) as refused:
+            await redeem(wallet, desk, expired.bolt11)
+        assert refused.value.code == 3412  # the desk's DESTINATION_EXPIRED, passed through
+        assert await _spendable(wallet) == 64 and await _pending(wallet) == 0
+
+    _run(pool_node, tmp_path, scenario)
+
+
+def test_a_rune_that_does_not_allow_redeem_is_refused(pool_node: PoolNode, tmp_path: Path) -> None:
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        with pytest.raises(WalletError) as refused:
+            await redeem(wallet, desk, make_invoice(1_000_000).bolt11)
+        assert refused.value.code == 0x4C51
+        assert await _spendable(wallet) == 64
+
+    _run(pool_node, tmp_path, scenario, rune=QUOTE_ONLY_RUNE)
+
+
+def test_autopay_redeems_each_settled_epoch_to_an_offer(pool_node: PoolNode, tmp_path: Path) -> None:
+    offer = make_offer(None)
+    pool_node.lightning.register_offer(offer)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        assert await autopay(wallet, desk, offer.text, min_msat=100_000_000) == []  # 64 000 sat is below the floor
+        paid = await autopay(wallet, desk, offer.text, min_msat=10_000)
+        assert [p["state"] in ("paid", "settled") for p in paid] == [True]
+        assert await _spendable(wallet) == 0 and await autopay(wallet, desk, offer.text) == []
+
+    _run(pool_node, tmp_path, scenario)
+
+
+def test_no_settled_ehash_is_nothing_to_do(pool_node: PoolNode, tmp_path: Path) -> None:
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        with pytest.raises(WalletError) as err:
+            await redeem(wallet, desk, make_invoice(1_000_000).bolt11, amount_msat=1_000_000_000)
+        assert err.value.code == Code.INSUFFICIENT_FUNDS
+
+    _run(pool_node, tmp_path, scenario)
