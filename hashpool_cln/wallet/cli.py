@@ -1,0 +1,282 @@
+"""``hashpool-wallet``: the miner's wallet on the command line. Tables for people, ``--json`` for scripts; errors
+are ``error <code>: <message>`` on stderr (``{"error": {...}}`` with ``--json``) and exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from hashpool_cln.mintclient import MintClient, MintClientError
+from hashpool_cln.wallet import config as cfg
+from hashpool_cln.wallet.commando import NodeAddress
+from hashpool_cln.wallet.errors import Code, WalletError
+from hashpool_cln.wallet.redeem import CommandoDesk, autopay, public, redeem, resolve_open
+from hashpool_cln.wallet.seed import SeedError, WalletKeys, check_mnemonic, new_mnemonic, read_mnemonic
+from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.wallet import Wallet
+
+FIRST_STEPS = """\
+first steps:
+  hashpool-wallet init --mint https://mint.pool.example     create the wallet (12 words, kept in the wallet dir)
+  hashpool-wallet info                                       the key to give the pool: it locks your shares to it
+  hashpool-wallet sweep                                      collect the ehash your shares earned
+  hashpool-wallet balance                                    per epoch: units, state, value once settled
+  hashpool-wallet config --node <id>@<host>:<port> --rune <rune from the pool operator>
+  hashpool-wallet redeem <bolt11 | bolt12 offer | user@domain>   cash a settled epoch out over Lightning
+
+Write down the words (hashpool-wallet mnemonic): they restore everything, here or in any Cashu wallet
+that speaks NUT-13 (hashpool-wallet restore).
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hashpool-wallet", description="The miner's wallet for Hashpool ehash: sweep "
+                                "your shares' ehash, keep it, cash it out at the pool's desk over Lightning.",
+                                epilog=FIRST_STEPS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, default=None, help=f"wallet directory (default ${cfg.ENV_DIR} or "
+                   "~/.hashpool-wallet)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    init = sub.add_parser("init", help="create the wallet: a new mnemonic (or --restore one), and its settings")
+    init.add_argument("--restore", action="store_true", help="read an existing mnemonic from stdin")
+    init.add_argument("--words", type=int, choices=(12, 24), default=12)
+    _settings(init)
+    _settings(sub.add_parser("config", help="show or change the mint, the pool node and the rune"))
+    sub.add_parser("info", help="the wallet's keys (the one to give the pool), settings and counts")
+    sub.add_parser("mnemonic", help="show the words that restore this wallet (keep them offline)")
+    sub.add_parser("balance", help="ehash per epoch: units, epoch state, value for settled epochs")
+    send = sub.add_parser("send", help="make a token of AMOUNT units (pending until someone swaps it)")
+    send.add_argument("amount", type=int)
+    send.add_argument("--unit", required=True, help="the epoch unit (hash_<pool>_<height>), see balance")
+    receive = sub.add_parser("receive", help="swap a token's ehash into this wallet ('-' reads it from stdin)")
+    receive.add_argument("token")
+    sub.add_parser("pending", help="tokens sent: ask the mint which were spent")
+    sub.add_parser("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
+    rd = sub.add_parser("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
+    rd.add_argument("destination", help="BOLT11 invoice, BOLT12 offer or BIP353 name (user@domain)")
+    rd.add_argument("--amount", type=int, default=None, help="msat, for destinations that name no amount")
+    rd.add_argument("--unit", default=None, help="the epoch to pay from (default: the one worth most)")
+    rd.add_argument("--maxfee", type=int, default=None, help="routing fee cap, msat")
+    ap = sub.add_parser("autopay", help="redeem every settled epoch to DESTINATION (an offer without amount or "
+                        "a BIP353 name)")
+    ap.add_argument("destination")
+    ap.add_argument("--min-msat", type=int, default=0, help="leave epochs worth less than this")
+    ap.add_argument("--watch", action="store_true", help="keep going: sweep, then redeem, every --interval")
+    ap.add_argument("--interval", type=float, default=300.0, help="seconds between rounds (default 300)")
+    sub.add_parser("redemptions", help="redemptions sent to the desk, and their outcome (asks about open ones)")
+    return p
+
+
+def _settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mint", help="the pool's mint URL")
+    p.add_argument("--node", help="the pool's Lightning node: <node id>@<host>[:<port>]")
+    p.add_argument("--rune", help="the rune the pool operator created for you")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return 2
+    directory = args.dir or cfg.default_dir()
+    try:
+        result = asyncio.run(COMMANDS[args.command](args, directory))
+    except WalletError as exc:
+        return _fail(args, exc)
+    except SeedError as exc:
+        return _fail(args, WalletError(Code.NOT_CONFIGURED, str(exc)))
+    except MintClientError as exc:
+        return _fail(args, WalletError(Code.MINT_UNAVAILABLE, f"{exc}"))
+    except KeyboardInterrupt:
+        return 130
+    _print(args, result)
+    return 0
+
+
+def _fail(args: argparse.Namespace, exc: WalletError) -> int:
+    if args.json:
+        print(json.dumps({"error": exc.to_dict()}), file=sys.stderr)
+    else:
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+    return 1
+
+
+def _print(args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif isinstance(result, dict) and "table" in result:
+        print(table(result["table"], result["columns"]))
+        for line in result.get("notes", []):
+            print(line)
+    elif isinstance(result, dict):
+        width = max((len(k) for k in result), default=0)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v}")
+    elif result is not None:
+        print(result)
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# ---- opening the wallet ---------------------------------------------------------------------------------------
+
+@asynccontextmanager
+async def opened(directory: Path, *, recover: bool = True) -> AsyncIterator[tuple[Wallet, cfg.WalletConfig]]:
+    keys = WalletKeys(read_mnemonic(directory / cfg.MNEMONIC_FILE))
+    config = cfg.load(directory)
+    config.require("mint")
+    store = await WalletStore.open(directory / cfg.DATABASE_FILE)
+    wallet = Wallet(store, keys, MintClient(config.mint or ""))
+    try:
+        if recover:
+            await wallet.recover()
+        yield wallet, config
+    finally:
+        await wallet.mint.close()
+        await store.close()
+
+
+def desk_of(wallet: Wallet, config: cfg.WalletConfig) -> CommandoDesk:
+    config.require("node", "rune")
+    return CommandoDesk(NodeAddress.parse(config.node or ""), wallet.keys.node_key, config.rune or "")
+
+
+# ---- commands -------------------------------------------------------------------------------------------------
+
+async def cmd_init(args: argparse.Namespace, directory: Path) -> Any:
+    path = directory / cfg.MNEMONIC_FILE
+    if path.exists():
+        raise WalletError(Code.NOT_CONFIGURED, f"a wallet already exists in {directory}")
+    if args.restore:
+        words = check_mnemonic(sys.stdin.read())
+    else:
+        words = new_mnemonic(128 if args.words == 12 else 256)
+    _configure(args, directory)
+    cfg.write_secret_file(path, words + "\n")
+    keys = WalletKeys(words)
+    return {"directory": str(directory), "lock_pubkey": keys.lock_pubkey, "node_id": keys.node_id,
+            "next": "write down the words (hashpool-wallet mnemonic), give the pool your lock_pubkey"
+            + ("; then run hashpool-wallet restore" if args.restore else "")}
+
+
+def _configure(args: argparse.Namespace, directory: Path) -> cfg.WalletConfig:
+    current = cfg.load(directory)
+    given = {k: getattr(args, k) for k in cfg.KEYS if getattr(args, k, None) is not None}
+    if not given:
+        return current
+    try:
+        updated = cfg.check(cfg.WalletConfig(**{**{k: getattr(current, k) for k in cfg.KEYS}, **given}))
+    except ValueError as exc:
+        raise WalletError(Code.NOT_CONFIGURED, str(exc)) from None
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cfg.save(directory, updated)
+    return updated
+
+
+async def cmd_config(args: argparse.Namespace, directory: Path) -> Any:
+    return (_configure(args, directory)).shown()
+
+
+async def cmd_info(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, config):
+        counts = await wallet.store.quote_counts()
+        return {"lock_pubkey": wallet.keys.lock_pubkey, "node_id": wallet.keys.node_id, **config.shown(),
+                "quotes_seen": sum(counts.values()), "quotes_minted": counts.get("ISSUED", 0)}
+
+
+async def cmd_mnemonic(args: argparse.Namespace, directory: Path) -> Any:
+    return {"mnemonic": read_mnemonic(directory / cfg.MNEMONIC_FILE)}
+
+
+async def cmd_balance(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, _):
+        rows = [b.to_dict() for b in await wallet.balance()]
+    if args.json:
+        return {"balances": rows}
+    for r in rows:
+        r["value_msat"] = r["value_msat"] if r["value_msat"] is not None else "(not settled)"
+    return {"table": rows, "columns": ["unit", "unspent", "pending", "epoch_state", "value_msat"]}
+
+
+async def cmd_send(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, _):
+        token = await wallet.send(args.amount, args.unit)
+    return {"token": token} if args.json else token
+
+
+async def cmd_receive(args: argparse.Namespace, directory: Path) -> Any:
+    text = sys.stdin.read() if args.token == "-" else args.token
+    async with opened(directory) as (wallet, _):
+        return {"received": await wallet.receive(text)}
+
+
+async def cmd_pending(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, _):
+        rows = [{k: v for k, v in s.items() if k != "token"} for s in await wallet.check_sends()]
+    return {"sends": rows} if args.json else {"table": rows, "columns": ["id", "unit", "amount", "state"]}
+
+
+async def cmd_restore(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, _):
+        return {"restored": await wallet.restore()}
+
+
+async def cmd_redeem(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, config):
+        desk = desk_of(wallet, config)
+        try:
+            return await redeem(wallet, desk, args.destination, amount_msat=args.amount, unit=args.unit,
+                                maxfee_msat=args.maxfee)
+        finally:
+            desk.close()
+
+
+async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, config):
+        desk = desk_of(wallet, config)
+        try:
+            while True:
+                paid = await autopay(wallet, desk, args.destination, min_msat=args.min_msat)
+                if not args.watch:
+                    return {"redemptions": paid}
+                for r in paid:
+                    print(json.dumps(r) if args.json else f"redeemed {r.get('unit')}: {r.get('state')} "
+                          f"{r.get('amount_msat')} msat", flush=True)
+                await asyncio.sleep(args.interval)
+        finally:
+            desk.close()
+
+
+async def cmd_redemptions(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, config):
+        if config.node and config.rune:
+            desk = desk_of(wallet, config)
+            try:
+                await resolve_open(wallet, desk)
+            finally:
+                desk.close()
+        rows = [public(r) for r in await wallet.store.redemptions()]
+    if args.json:
+        return {"redemptions": rows}
+    return {"table": rows, "columns": ["id", "state", "unit", "amount", "amount_msat", "payment_preimage",
+                                       "error_code"]}
+
+
+COMMANDS = {"init": cmd_init, "config": cmd_config, "info": cmd_info, "mnemonic": cmd_mnemonic,
+            "balance": cmd_balance, "send": cmd_send, "receive": cmd_receive, "pending": cmd_pending,
+            "restore": cmd_restore, "redeem": cmd_redeem, "autopay": cmd_autopay, "redemptions": cmd_redemptions}

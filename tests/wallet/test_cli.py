@@ -1,0 +1,103 @@
+"""``hashpool-wallet`` as a miner uses it: init, info, config, receive, balance, send, pending, restore from the
+words alone, coded errors, files owner-only, and help that says what to do first."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.pluginharness import ThreadedMint
+
+from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.wallet.cli import main
+
+
+@pytest.fixture
+def mint(tmp_path: Path) -> Iterator[ThreadedMint]:
+    m = ThreadedMint(tmp_path / "mint").start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        code = main(list(args))
+    finally:
+        sys.stdin = sys.__stdin__
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ok_json(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None) -> dict:
+    code, out, err = run(capsys, "--json", *args, stdin=stdin)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_miners_first_session(mint: ThreadedMint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "w")
+    created = ok_json(capsys, "--dir", home, "init", "--mint", mint.url)
+    assert len(created["lock_pubkey"]) == 66 and len(created["node_id"]) == 66
+    for name in ("mnemonic", "wallet.conf"):
+        assert stat.S_IMODE(os.stat(Path(home) / name).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    info = ok_json(capsys, "--dir", home, "info")
+    assert info["lock_pubkey"] == created["lock_pubkey"] and info["rune"] is None
+    words = ok_json(capsys, "--dir", home, "mnemonic")["mnemonic"]
+    assert len(words.split()) == 12
+
+    (token,) = mint.issue_settled([48])
+    assert ok_json(capsys, "--dir", home, "receive", token) == {"received": 48}
+    (row,) = ok_json(capsys, "--dir", home, "balance")["balances"]
+    assert (row["unspent"], row["epoch_state"], row["value_msat"]) == (48, "settled", 48_000_000)
+    code, table, _ = run(capsys, "--dir", home, "balance")
+    assert code == 0 and "UNIT" in table and "48000000" in table
+
+    sent = ok_json(capsys, "--dir", home, "send", "16", "--unit", row["unit"])["token"]
+    assert parse_token(sent).amount == 16
+    assert [s["state"] for s in ok_json(capsys, "--dir", home, "pending")["sends"]] == ["pending"]
+    assert ok_json(capsys, "--dir", home, "config", "--node", "02" + "ab" * 32 + "@127.0.0.1:9735",
+                   "--rune", "abc")["rune"] == "set"
+    assert "abc" not in (Path(home) / "wallet.conf").read_text().replace("rune = abc", "")
+
+    # The words alone, in a new directory, bring everything back (the sent token too: nobody swapped it).
+    other = str(tmp_path / "restored")
+    ok_json(capsys, "--dir", other, "init", "--restore", "--mint", mint.url, stdin=words + "\n")
+    assert ok_json(capsys, "--dir", other, "restore") == {"restored": {row["unit"]: 48}}
+
+
+def test_errors_are_coded_and_say_what_to_do(mint: ThreadedMint, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "w")
+    code, _, err = run(capsys, "--dir", home, "balance")
+    assert code == 1 and err.startswith("error 4000") and "init" in err
+    ok_json(capsys, "--dir", home, "init", "--mint", mint.url)
+    code, _, err = run(capsys, "--json", "--dir", home, "redeem", "lnbcrt1...")
+    assert code == 1 and json.loads(err)["error"]["code"] == 4000 and "--node" in err
+    code, _, err = run(capsys, "--dir", home, "receive", "cashuBgarbage")
+    assert code == 1 and err.startswith("error 4003")
+    code, _, err = run(capsys, "--dir", home, "init")
+    assert code == 1 and "already exists" in err
+    code, _, err = run(capsys, "--dir", str(tmp_path / "x"), "init", "--restore", stdin="not words at all\n")
+    assert code == 1 and "BIP39" in err
+    (Path(home) / "wallet.conf").write_text(f"[wallet]\nmint = {mint.url}\nmint_key = secret\n")
+    code, _, err = run(capsys, "--dir", home, "balance")
+    assert code == 1 and "never a pool or desk key" in err
+    assert "Traceback" not in err
+
+
+def test_help_starts_with_the_first_steps() -> None:
+    out = subprocess.run([sys.executable, "-m", "hashpool_cln.wallet", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "first steps:" in out and "hashpool-wallet init" in out and "redeem" in out
