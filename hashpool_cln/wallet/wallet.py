@@ -18,7 +18,7 @@ from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, input_fee
-from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
 from hashpool_cln.desk.wallet import Output, derive_outputs, make_token, pick_exact
 from hashpool_cln.ehash import Epoch, quote_amount_msat
@@ -50,6 +50,23 @@ def epoch_value_msat(epoch: Epoch | None, units: int) -> int | None:
     if epoch is None or epoch.state != "settled" or epoch.net_reward_msat is None or epoch.issued <= 0:
         return None
     return quote_amount_msat(units, epoch.net_reward_msat, epoch.issued)
+
+
+def signed_outputs(outputs: Sequence[Output], known: Sequence[BlindedMessage],
+                   signatures: Sequence[BlindSignature]) -> tuple[list[Output], list[BlindSignature]]:
+    """What NUT-09 restore found, paired by ``B_`` with our outputs and put back in their order. Amount and keyset
+    come from each signature: a mint may echo the outputs as sent (restore asks with placeholder amounts)."""
+    position = {o.message.B_: i for i, o in enumerate(outputs)}
+    pairs = sorted(((position[m.B_], sig) for m, sig in zip(known, signatures) if m.B_ in position),
+                   key=lambda pair: pair[0])
+    signed = [Output(BlindedMessage(sig.amount, sig.id, outputs[i].message.B_), outputs[i].secret, outputs[i].r)
+              for i, sig in pairs]
+    return signed, [sig for _, sig in pairs]
+
+
+def _indexes(outputs: Sequence[Output], signed: Sequence[Output]) -> list[int]:
+    position = {o.message.B_: i for i, o in enumerate(outputs)}
+    return [position[o.message.B_] for o in signed]
 
 
 class Wallet:
@@ -145,10 +162,10 @@ class Wallet:
         known, signatures = await self.mint.restore([o.message for o in outputs])
         if not signatures:
             return False
-        position = {o.message.B_: i for i, o in enumerate(outputs)}
-        pairs = sorted(zip(known, signatures), key=lambda pair: position[pair[0].B_])  # back in our order
-        signed = [Output(m, outputs[position[m.B_]].secret, outputs[position[m.B_]].r) for m, _ in pairs]
-        await self._store(op, signed, [sig for _, sig in pairs], send)
+        signed, sigs = signed_outputs(outputs, known, signatures)
+        if any(o.message.amount != op.amounts[i] for i, o in zip(_indexes(outputs, signed), signed)):
+            raise MintProtocolError("restore: the mint signed other amounts than the operation asked for")
+        await self._store(op, signed, sigs, send)
         return True
 
     async def _close_unsigned(self, op: Operation) -> None:
@@ -294,11 +311,9 @@ class Wallet:
             outputs = derive_outputs(self.keys.seed, keyset_id, start, [1] * RESTORE_BATCH)
             known, signatures = await self.mint.restore([o.message for o in outputs])
             if signatures:
-                index = {o.message.B_: (i, o) for i, o in enumerate(outputs)}
-                # The mint answers with the amounts it signed; ours were placeholders.
-                signed = [(index[m.B_][0], Output(m, index[m.B_][1].secret, index[m.B_][1].r)) for m in known]
-                proofs += await self._unblind([o for _, o in signed], signatures)
-                next_counter = start + max(i for i, _ in signed) + 1
+                signed, sigs = signed_outputs(outputs, known, signatures)
+                proofs += await self._unblind(signed, sigs)
+                next_counter = start + max(_indexes(outputs, signed)) + 1
                 empty = 0
             else:
                 empty += 1
