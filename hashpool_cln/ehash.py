@@ -9,6 +9,7 @@ EpochState = Literal["open", "provisional", "final", "settled", "closed"]
 QuoteState = Literal["UNPAID", "PAID", "EXPIRED"]
 
 PPM = 1_000_000
+REFERENCE_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # a melt quote's reference (docs/ehash-mint-api.md, 5.1)
 
 
 def net_reward_msat(reward_msat: int, pool_fee_ppm: int) -> int:
@@ -69,12 +70,17 @@ class EhashQuote:
     amount_msat: int
     state: QuoteState
     expiry: int
+    # The name the desk gave the quote (its redemption id): asking again with it returns this quote.
+    reference: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"quote": self.quote, "unit": self.unit, "amount": self.amount, "amount_msat": self.amount_msat,
-                "state": self.state, "expiry": self.expiry}
+        out: dict[str, Any] = {"quote": self.quote, "unit": self.unit, "amount": self.amount,
+                               "amount_msat": self.amount_msat, "state": self.state, "expiry": self.expiry}
+        if self.reference is not None:
+            out["reference"] = self.reference
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EhashQuote:
         return cls(quote=d["quote"], unit=d["unit"], amount=d["amount"], amount_msat=d["amount_msat"],
-                   state=d["state"], expiry=d["expiry"])
+                   state=d["state"], expiry=d["expiry"], reference=d.get("reference"))

@@ -34,10 +34,11 @@ from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
-from hashpool_cln.ehash import EhashQuote, Epoch
+from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_LIMIT = 1000  # inputs (outputs) per request of a mint that does not say: CDK mints refuse more
 
 ProofStateName = Literal["UNSPENT", "PENDING", "SPENT"]
 _PROOF_STATES = ("UNSPENT", "PENDING", "SPENT")
@@ -46,6 +47,7 @@ _EPOCH_STATES = ("open", "provisional", "final", "settled", "closed")
 _KEYSET_ID = re.compile(r"^(00[0-9a-f]{14}|01[0-9a-f]{64})$")
 _AMOUNT_KEY = re.compile(r"^[1-9][0-9]{0,19}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
 class MintClientError(Exception):
@@ -68,6 +70,14 @@ class MintUnavailable(MintClientError):
 
 class MintProtocolError(MintClientError):
     """The mint's answer breaks the protocol (shape, types, keyset id, DLEQ)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MintLimits:
+    """The most inputs and outputs the mint takes in one request (swap, melt, checkstate, restore)."""
+
+    max_inputs: int = DEFAULT_LIMIT
+    max_outputs: int = DEFAULT_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,7 @@ class MintClient:
         self._session: aiohttp.ClientSession | None = None
         self._keys: dict[str, Keyset] = {}  # verified against their ids: immutable, cached for good
         self._keysets: dict[str, Keyset] = {}  # metadata from the last /v1/keysets
+        self._limits: MintLimits | None = None
 
     def __repr__(self) -> str:  # never shows the desk key
         return f"MintClient({self.url!r})"
@@ -134,6 +145,13 @@ class MintClient:
     async def info(self) -> dict[str, Any]:
         """NUT-06 mint info, as the mint gives it (an object)."""
         return _obj(await self._get("/v1/info"), "info")
+
+    async def limits(self) -> MintLimits:
+        """How many inputs and outputs the mint takes per request, from ``/v1/info``'s ``limits`` (read once,
+        then cached); a mint that does not say is taken to allow ``DEFAULT_LIMIT`` of each."""
+        if self._limits is None:
+            self._limits = _limits(await self.info())
+        return self._limits
 
     async def keysets(self) -> list[Keyset]:
         """All keysets (metadata only: ``keys`` is empty); refreshes the cached metadata."""
@@ -266,14 +284,36 @@ class MintClient:
         return [_epoch(_obj(e, f"epochs[{i}]"), f"epochs[{i}]")
                 for i, e in enumerate(_list(answer, "epochs", "epochs"))]
 
-    async def melt_quote_ehash(self, unit: str, amount: int, request: str | None = None) -> EhashQuote:
-        """A share-backed quote for ``amount`` units of ``unit`` (authenticated: commits the epoch's budget)."""
+    async def melt_quote_ehash(self, unit: str, amount: int, request: str | None = None, *,
+                               reference: str | None = None) -> EhashQuote:
+        """A share-backed quote for ``amount`` units of ``unit`` (authenticated: commits the epoch's budget).
+
+        With a ``reference`` (1-64 characters of ``[A-Za-z0-9_-]``, e.g. the redemption id), asking again
+        returns the same quote, so a lost answer is recovered by asking again and the budget is held once.
+        """
+        if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
+            raise ValueError("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
         body: dict[str, Any] = {"unit": unit, "amount": amount}
         if request is not None:
             body["request"] = request
+        if reference is not None:
+            body["reference"] = reference
         q = _quote(_obj(await self._post("/v1/melt/quote/ehash", body, auth=True), "quote"), "melt quote")
         if q.unit != unit or q.amount != amount:
             raise MintProtocolError(f"melt quote is for {q.amount} {q.unit}, asked {amount} {unit}")
+        if reference is not None and q.reference not in (None, reference):
+            raise MintProtocolError(f"melt quote carries reference {q.reference!r}, asked {reference!r}")
+        return q
+
+    async def release_melt_quote_ehash(self, quote_id: str) -> EhashQuote:
+        """Give an unpaid quote's budget back now (it answers EXPIRED from then on); releasing again is harmless.
+        A paid quote cannot be released: the mint refuses with code 20006 (MintError)."""
+        body = {"quote": quote_id}
+        q = _quote(_obj(await self._post("/v1/melt/quote/ehash/release", body, auth=True), "release"), "release")
+        if q.quote != quote_id:
+            raise MintProtocolError(f"released quote {quote_id}, the mint answered for {q.quote}")
+        if q.state == "UNPAID":
+            raise MintProtocolError(f"released quote {quote_id} still answers UNPAID")
         return q
 
     async def get_melt_quote_ehash(self, quote_id: str) -> EhashQuote:
@@ -472,7 +512,19 @@ def _quote(e: dict[str, Any], where: str) -> EhashQuote:
         raise MintProtocolError(f"{where}: unknown quote state {state!r}")
     return EhashQuote(quote=_str(e, "quote", where), unit=_str(e, "unit", where), amount=_int(e, "amount", where),
                       amount_msat=_int(e, "amount_msat", where), state=state,  # type: ignore[arg-type]
-                      expiry=_int(e, "expiry", where))
+                      expiry=_int(e, "expiry", where), reference=_opt_str(e, "reference", where))
+
+
+def _limits(info: dict[str, Any]) -> MintLimits:
+    """``/v1/info``'s ``limits``: each missing entry defaults to DEFAULT_LIMIT; a present one must be >= 1."""
+    given = info.get("limits")
+    if given is None:
+        return MintLimits()
+    d = _obj(given, "info.limits")
+    values = [_opt_int(d, key, "info.limits") for key in ("max_inputs", "max_outputs")]
+    if any(v == 0 for v in values):
+        raise MintProtocolError("info.limits: a limit of 0 would allow no request at all")
+    return MintLimits(*(DEFAULT_LIMIT if v is None else v for v in values))
 
 
 def _epoch(e: dict[str, Any], where: str) -> Epoch:

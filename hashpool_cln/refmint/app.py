@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -18,6 +19,8 @@ from hashpool_cln.refmint import wire
 from hashpool_cln.refmint.config import MintConfig, load_auth, prepare_data_dir
 from hashpool_cln.refmint.errors import Code, MintError, malformed
 from hashpool_cln.refmint.ledger import Ledger
+from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS
+from hashpool_cln.refmint.shares import HashOrder
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +68,17 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return wire.obj(value)
 
 
-def _require(request: web.Request, role: str) -> None:
+def _require(request: web.Request, role: str) -> str:
+    """Check the bearer key of ``role``; returns a digest naming the key holder (what its quotes belong to)."""
     header = request.headers.get("Authorization")
     if header is None:
         raise MintError(Code.AUTH_REQUIRED, f"this endpoint requires the {role} bearer key", status=401)
     scheme, _, token = header.partition(" ")
     expected = request.app[AUTH][role]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"),
+                                                            expected.encode()):
         raise MintError(Code.AUTH_FAILED, f"bad {role} bearer key", status=401)
+    return hashlib.sha256(expected.encode()).hexdigest()[:32]
 
 
 def _is_role(request: web.Request, role: str) -> bool:
@@ -157,12 +163,13 @@ async def epochs(request: web.Request) -> web.Response:
 
 
 async def melt_quote(request: web.Request) -> web.Response:
-    _require(request, "desk")
+    owner = _require(request, "desk")
     body = await _body(request)
     unit = wire.string(wire.field(body, "unit"), "unit", 200)
     amount = wire.integer(wire.field(body, "amount"), "amount")
     req = wire.opt_string(body.get("request"), "request", 4096)
-    quote = await _ledger(request).create_melt_quote(unit, amount, req)
+    reference = wire.opt_string(body.get("reference"), "reference", 64)
+    quote = await _ledger(request).create_melt_quote(unit, amount, req, owner=owner, reference=reference)
     return _reply(quote.to_dict())
 
 
@@ -170,6 +177,13 @@ async def melt_quote_get(request: web.Request) -> web.Response:
     _require(request, "desk")
     quote = await _ledger(request).get_melt_quote(request.match_info["quote"])
     return _reply(quote.to_dict())
+
+
+async def melt_quote_release(request: web.Request) -> web.Response:
+    owner = _require(request, "desk")
+    body = await _body(request)
+    quote_id = wire.string(wire.field(body, "quote"), "quote", 200)
+    return _reply((await _ledger(request).release_melt_quote(quote_id, owner)).to_dict())
 
 
 async def melt(request: web.Request) -> web.Response:
@@ -185,35 +199,69 @@ async def melt(request: web.Request) -> web.Response:
     return _reply(result.to_dict())
 
 
-# ---------------------------------------------------------------- share issuance
+# ---------------------------------------------------------------- share issuance (method ehash)
+
+
+async def _share_quote(request: web.Request, order: HashOrder, require_pubkey: bool) -> web.Response:
+    _require(request, "pool")
+    body = await _body(request)
+    extra = body.get("extra")  # cdk-ehash's README nests header_hash in "extra"; CDK itself flattens it
+    source = wire.obj(extra, "extra") if isinstance(extra, dict) and "header_hash" not in body else body
+    header_hash = wire.hexstr(wire.field(source, "header_hash"), "header_hash", 64)
+    pubkey = wire.opt_string(body.get("pubkey"), "pubkey", 66)
+    amount = body.get("amount")
+    unit = wire.opt_string(body.get("unit"), "unit", 200)
+    wire.opt_string(body.get("description"), "description", 1024)
+    quote = await _ledger(request).create_share_quote(
+        header_hash, pubkey, order=order, unit=unit, require_pubkey=require_pubkey,
+        amount=None if amount is None else wire.amount(amount, "amount"))
+    return _reply(quote.to_dict())
+
+
+async def ehash_quote(request: web.Request) -> web.Response:
+    """CDK's custom mint quote of method ehash: upstream's body, hash in internal byte order, key required."""
+    return await _share_quote(request, "internal", require_pubkey=True)
 
 
 async def share_quote(request: web.Request) -> web.Response:
-    _require(request, "pool")
-    body = await _body(request)
-    header_hash = wire.string(wire.field(body, "header_hash"), "header_hash", 64)
-    pubkey = wire.opt_string(body.get("pubkey"), "pubkey", 66)
-    quote = await _ledger(request).create_share_quote(header_hash, pubkey)
-    return _reply(quote.to_dict())
+    """The ``mining_share`` alias: hash in display order, key optional."""
+    return await _share_quote(request, "display", require_pubkey=False)
 
 
 async def share_quote_get(request: web.Request) -> web.Response:
-    quote = await _ledger(request).get_share_quote(request.match_info["quote"])
-    return _reply(quote.to_dict())
+    quote_id = wire.string(request.match_info["quote"], "quote", 200)
+    return _reply((await _ledger(request).get_share_quote(quote_id)).to_dict())
+
+
+async def share_quote_check(request: web.Request) -> web.Response:
+    body = await _body(request)
+    ids = _quote_ids(request, body)
+    return _reply([q.to_dict() for q in await _ledger(request).share_quotes(ids)])
+
+
+def _quote_ids(request: web.Request, body: dict[str, Any]) -> list[str]:
+    limit = request.app[CONFIG].max_batch_size
+    ids = wire.items(wire.field(body, "quotes"), "quotes", limit, Code.BATCH_TOO_LARGE)
+    return [wire.string(q, f"quotes[{i}]", 200) for i, q in enumerate(ids)]
 
 
 async def share_quote_by_hash(request: web.Request) -> web.Response:
+    # Pool only: the share history of a miner is the miner's business (wallets use the signed lookup).
+    _require(request, "pool")
     header_hash = wire.hexstr(request.match_info["header_hash"], "header_hash", 64)
-    quote = await _ledger(request).share_quote_by_hash(header_hash)
-    # Anyone who knows an unlocked quote's id can mint it: only the pool may look those up by share hash.
-    if quote.pubkey is None:
-        _require(request, "pool")
-    return _reply(quote.to_dict())
+    return _reply((await _ledger(request).share_quote_by_hash(header_hash)).to_dict())
 
 
 async def share_quotes_by_pubkey(request: web.Request) -> web.Response:
-    pubkey = wire.hexstr(request.match_info["pubkey"], "pubkey", 66)
-    quotes = await _ledger(request).share_quotes_by_pubkey(pubkey)
+    body = await _body(request)
+    limit = MAX_LOOKUP_PUBKEYS
+    pubkeys = wire.items(wire.field(body, "pubkeys"), "pubkeys", limit, Code.BATCH_TOO_LARGE)
+    signatures = wire.items(wire.field(body, "pubkey_signatures"), "pubkey_signatures", limit, Code.BATCH_TOO_LARGE)
+    quotes = await _ledger(request).lookup_share_quotes(
+        [wire.string(k, f"pubkeys[{i}]", 66) for i, k in enumerate(pubkeys)],
+        [wire.string(s, f"pubkey_signatures[{i}]", 128) for i, s in enumerate(signatures)],
+        wire.integer(wire.field(body, "timestamp"), "timestamp"),
+        wire.string(wire.field(body, "nonce"), "nonce", 32))
     return _reply({"quotes": [q.to_dict() for q in quotes]})
 
 
@@ -224,6 +272,23 @@ async def mint_shares(request: web.Request) -> web.Response:
     outputs = wire.outputs(body, "outputs", cfg.max_outputs)
     signature = wire.opt_string(body.get("signature"), "signature", 128)
     sigs = await _ledger(request).mint_shares(quote, outputs, signature)
+    return _reply({"signatures": [s.to_dict() for s in sigs]})
+
+
+async def mint_batch(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    body = await _body(request)
+    ids = _quote_ids(request, body)
+    outputs = wire.outputs(body, "outputs", cfg.max_outputs)
+    signatures = body.get("signatures")
+    if signatures is not None:
+        signatures = [wire.opt_string(s, f"signatures[{i}]", 128)
+                      for i, s in enumerate(wire.items(signatures, "signatures", len(ids), Code.SIGNATURE_INVALID))]
+    amounts = body.get("quote_amounts")
+    if amounts is not None:
+        amounts = [wire.amount(a, f"quote_amounts[{i}]")
+                   for i, a in enumerate(wire.items(amounts, "quote_amounts", len(ids), Code.BATCH_TOO_LARGE))]
+    sigs = await _ledger(request).mint_batch(ids, outputs, signatures, amounts)
     return _reply({"signatures": [s.to_dict() for s in sigs]})
 
 
@@ -268,13 +333,25 @@ ROUTES = [
     ("POST", "/v1/restore", restore),
     ("GET", "/v1/ehash/epochs", epochs),
     ("POST", "/v1/melt/quote/ehash", melt_quote),
+    ("POST", "/v1/melt/quote/ehash/release", melt_quote_release),
     ("GET", "/v1/melt/quote/ehash/{quote}", melt_quote_get),
     ("POST", "/v1/melt/ehash", melt),
+    ("POST", "/v1/mint/quote/ehash", ehash_quote),
+    ("POST", "/v1/mint/quote/ehash/check", share_quote_check),
+    ("POST", "/v1/mint/quote/ehash/pubkey", share_quotes_by_pubkey),
+    ("GET", "/v1/mint/quote/ehash/by_hash/{header_hash}", share_quote_by_hash),
+    ("GET", "/v1/mint/quote/ehash/{quote}", share_quote_get),
+    ("POST", "/v1/mint/ehash", mint_shares),
+    ("POST", "/v1/mint/ehash/batch", mint_batch),
+    ("POST", "/v1/mint/quote/pubkey", share_quotes_by_pubkey),
+    # mining_share: the same method under its older name (display byte order, key optional)
     ("POST", "/v1/mint/quote/mining_share", share_quote),
-    ("GET", "/v1/mint/quote/mining_share/{quote}", share_quote_get),
+    ("POST", "/v1/mint/quote/mining_share/check", share_quote_check),
+    ("POST", "/v1/mint/quote/mining_share/pubkey", share_quotes_by_pubkey),
     ("GET", "/v1/mint/quote/mining_share/by_hash/{header_hash}", share_quote_by_hash),
-    ("GET", "/v1/mint/quote/mining_share/by_pubkey/{pubkey}", share_quotes_by_pubkey),
+    ("GET", "/v1/mint/quote/mining_share/{quote}", share_quote_get),
     ("POST", "/v1/mint/mining_share", mint_shares),
+    ("POST", "/v1/mint/mining_share/batch", mint_batch),
     ("POST", "/v1/admin/reward", admin_reward),
     ("POST", "/v1/admin/confirm", admin_confirm),
     ("POST", "/v1/admin/dissolve", admin_dissolve),

@@ -38,6 +38,8 @@ class MintConfig:
     start_height: int = 0  # the height naming the very first epoch
     max_inputs: int = 1000
     max_outputs: int = 1000
+    max_batch_size: int = 100  # quotes per NUT-29 batch check or batch mint
+    lookup_max_age: int = 300  # seconds a signed lookup by key stays valid either side of the mint's clock
     max_body: int = 1 << 20
     pending_wait: float = 5.0  # how long a request waits for another one holding the same proofs/outputs
     name: str = "hashpool reference mint"

@@ -96,6 +96,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX melt_quotes_budget ON melt_quotes(unit, state, expiry);
     """,
+    # Melt quotes named by the desk that asked (owner: a digest of its bearer key) and released early.
+    """
+    ALTER TABLE melt_quotes ADD COLUMN owner TEXT;
+    ALTER TABLE melt_quotes ADD COLUMN reference TEXT;
+    ALTER TABLE melt_quotes ADD COLUMN released_at INTEGER;
+    CREATE UNIQUE INDEX melt_quotes_reference ON melt_quotes(owner, reference) WHERE reference IS NOT NULL;
+    """,
+    # Share quotes keep the header hash as the pool sent it (``request``; ``header_hash`` stays in display
+    # order, the one key for uniqueness whatever order a pool speaks) and when they were issued.
+    """
+    ALTER TABLE share_quotes ADD COLUMN request TEXT;
+    ALTER TABLE share_quotes ADD COLUMN issued_at INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -143,12 +156,14 @@ class Database:
             yield conn
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # One call into sqlite's thread that runs, reads and closes the statement: a statement left open across
+        # an await keeps the shared reader's read transaction, and with it an old WAL snapshot, alive for every
+        # other coroutine's read (a quote committed a moment earlier then looks unknown).
+        return [tuple(r) for r in await self._reader.execute_fetchall(sql, params)]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        async with self._reader.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
 
 async def fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -35,13 +35,14 @@ from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, derive_keyset_id_v2, derive_mint_keys, input_fee
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
-from hashpool_cln.ehash import EhashQuote, Epoch, quote_amount_msat
+from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch, quote_amount_msat
 from hashpool_cln.refmint import db as dbm
 from hashpool_cln.refmint.config import MintConfig, load_pool_key, load_seed, prepare_data_dir
 from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
 from hashpool_cln.refmint.errors import Code, MintError, malformed
+from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS, NonceBook, verify_lookup
 from hashpool_cln.refmint.reservations import Key, Reservations
-from hashpool_cln.refmint.shares import share_amount, verify_quote_signature
+from hashpool_cln.refmint.shares import HashOrder, display_order, share_amount, verify_quote_signature
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ IDENTITY_DERIVATION = "m/0'/0'"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _POINT = re.compile(r"0[23][0-9a-f]{64}")
 _MAX_REQUEST_CHARS = 4096
+MAX_LOOKUP_QUOTES = 1000  # quotes one signed lookup answers (the oldest mintable ones)
+GENERIC_UNITS = ("hash", "ehash")  # unit names upstream pools send for "this mint's ehash"
+ISSUANCE_METHODS = ("ehash", "mining_share")  # one method; mining_share is its older name (an alias)
+_REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
 def now_s() -> int:
@@ -65,20 +70,24 @@ def _epoch_derivation(seq: int) -> str:
 @dataclass(frozen=True, slots=True)
 class ShareQuote:
     quote: str
-    header_hash: str
+    header_hash: str  # display order: the key that makes a share quotable once
+    request: str  # the header hash as the pool sent it
     unit: str
     amount: int
     pubkey: str | None
     issued: bool
     created_at: int
+    updated_at: int
     expiry: int | None
 
     def to_dict(self) -> dict[str, Any]:
+        """CDK's custom mint-quote response (``method`` ehash), with this mint's ``state`` and ``header_hash``."""
         return {
-            "quote": self.quote, "request": self.header_hash, "header_hash": self.header_hash, "unit": self.unit,
-            "amount": self.amount, "amount_paid": self.amount, "amount_issued": self.amount if self.issued else 0,
-            "state": "ISSUED" if self.issued else "PAID", "expiry": self.expiry, "pubkey": self.pubkey,
-            "created_at": self.created_at,
+            "quote": self.quote, "request": self.request, "method": "ehash", "header_hash": self.request,
+            "unit": self.unit, "amount": self.amount, "amount_paid": self.amount,
+            "amount_issued": self.amount if self.issued else 0, "state": "ISSUED" if self.issued else "PAID",
+            "expiry": self.expiry, "pubkey": self.pubkey, "created_at": self.created_at,
+            "updated_at": self.updated_at,
         }
 
 
@@ -122,6 +131,7 @@ class Ledger:
         self._keysets: dict[str, _MintKeyset] = {}
         self._epochs: dict[str, EpochRecord] = {}  # by unit; this process is the only writer, so it stays exact
         self._reservations = Reservations()
+        self._nonces = NonceBook(config.lookup_max_age, now_s())
 
     # ------------------------------------------------------------------ life cycle
 
@@ -208,7 +218,7 @@ class Ledger:
     def keyset(self, kid: str) -> Keyset:
         mk = self._keysets.get(kid)
         if mk is None:
-            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid} is not known", status=404)
+            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid} is not known")
         return mk.keyset
 
     @property
@@ -332,11 +342,10 @@ class Ledger:
         except dbm.IntegrityError:
             raise MintError(Code.OUTPUTS_SIGNED, "outputs have already been signed") from None
 
-    def _hold(self, ys: Sequence[PublicKey], outputs: Sequence[BlindedMessage], quote: str | None = None) -> Any:
+    def _hold(self, ys: Sequence[PublicKey], outputs: Sequence[BlindedMessage], *quotes: str) -> Any:
         keys: list[Key] = [("Y", y.format().hex()) for y in ys]
         keys += [("B_", o.B_) for o in outputs]
-        if quote is not None:
-            keys.append(("quote", quote))
+        keys += [("quote", q) for q in quotes]
         return self._reservations.hold(keys, self.config.pending_wait, _busy)
 
     # ------------------------------------------------------------------ NUT-03 swap, NUT-07, NUT-09
@@ -388,116 +397,187 @@ class Ledger:
                 sigs.append(BlindSignature(amount, kid, c_, DLEQ(e, s)))
         return msgs, sigs
 
-    # ------------------------------------------------------------------ share issuance (mining_share)
+    # ------------------------------------------------------------------ share issuance (method ehash)
 
-    async def create_share_quote(self, header_hash: str, pubkey: str | None) -> ShareQuote:
+    async def create_share_quote(self, header_hash: str, pubkey: str | None, *, order: HashOrder = "display",
+                                 amount: int | None = None, unit: str | None = None,
+                                 require_pubkey: bool = False) -> ShareQuote:
+        """A paid quote for the share whose header hash is ``header_hash`` (given in byte ``order``), stamped
+        with the open epoch's unit. ``amount`` and ``unit``, when the pool sends them, must agree with what the
+        share earns and name this mint's ehash (``unit`` is advisory: the open epoch is the one issuing)."""
         if not isinstance(header_hash, str) or not _HEX64.fullmatch(header_hash.lower()):
             raise malformed("header_hash must be 64 hex characters")
-        header_hash = header_hash.lower()
-        if pubkey is not None:
-            pubkey = pubkey.lower() if isinstance(pubkey, str) else pubkey
-            if not isinstance(pubkey, str) or not _POINT.fullmatch(pubkey):
-                raise MintError(Code.PUBKEY_INVALID, "pubkey must be a compressed secp256k1 public key (66 hex)")
-            try:
-                crypto.point(pubkey)
-            except CashuError:
-                raise MintError(Code.PUBKEY_INVALID, "pubkey is not a point on secp256k1") from None
-        amount = share_amount(bytes.fromhex(header_hash), self.config.min_difficulty)
-        if amount == 0:
+        request = header_hash.lower()
+        if pubkey is None:
+            if require_pubkey:
+                raise MintError(Code.PUBKEY_INVALID, "pubkey required: every ehash quote is locked to a NUT-20 key")
+        else:
+            pubkey = _check_pubkey(pubkey)
+        if unit is not None and unit not in self._epochs and unit not in GENERIC_UNITS:
+            raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is no ehash unit of this mint")
+        digest = display_order(request, order)
+        earned = share_amount(digest, self.config.min_difficulty)
+        if earned == 0:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE,
                             f"share is below the minimum difficulty ({self.config.min_difficulty} leading zero bits)")
+        if amount is not None and amount != earned:
+            raise MintError(Code.AMOUNT_OUT_OF_RANGE, f"the share earns {earned}, the request says {amount}")
         now = now_s()
         quote = secrets.token_hex(16)
         async with self.db.transaction() as conn:
             row = await dbm.fetchone(conn, "SELECT unit FROM epochs WHERE closed_at IS NULL")
-            unit = row[0]
             try:
                 await conn.execute(
-                    "INSERT INTO share_quotes (quote, header_hash, unit, amount, pubkey, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (quote, header_hash, unit, amount, pubkey, now))
+                    "INSERT INTO share_quotes (quote, header_hash, unit, amount, pubkey, created_at, request)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (quote, digest.hex(), row[0], earned, pubkey, now, request))
             except dbm.IntegrityError:
                 raise MintError(Code.SHARE_DUPLICATE, "this share header hash has already been quoted") from None
-        return ShareQuote(quote, header_hash, unit, amount, pubkey, False, now, None)
+        return ShareQuote(quote, digest.hex(), request, row[0], earned, pubkey, False, now, now, None)
 
     def _share_quote(self, row: tuple) -> ShareQuote:
-        quote, header_hash, unit, amount, pubkey, issued, created_at = row
+        quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at = row
         deadline = self._epochs[unit].issue_deadline(self.config.issue_grace)
-        return ShareQuote(quote, header_hash, unit, amount, pubkey, bool(issued), created_at, deadline)
+        return ShareQuote(quote, header_hash, request or header_hash, unit, amount, pubkey, bool(issued),
+                          created_at, issued_at or created_at, deadline)
 
-    _SHARE_COLUMNS = "quote, header_hash, unit, amount, pubkey, issued, created_at"
+    _SHARE_COLUMNS = "quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at"
 
     async def get_share_quote(self, quote: str) -> ShareQuote:
-        row = await self.db.fetchone(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE quote = ?", (quote,))
-        if row is None:
-            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
-        return self._share_quote(row)
+        return (await self.share_quotes([quote]))[0]
+
+    async def share_quotes(self, quote_ids: Sequence[str]) -> list[ShareQuote]:
+        """The quotes named, in order (NUT-29 check): all known and no id twice, or nothing."""
+        self._check_batch(quote_ids)
+        rows = await self.db.fetchall(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes"
+                                      f" WHERE quote IN ({dbm.placeholders(quote_ids)})", list(quote_ids))
+        found = {r[0]: r for r in rows}
+        missing = [q for q in quote_ids if q not in found]
+        if missing:
+            raise MintError(Code.QUOTE_UNKNOWN, f"unknown quote {missing[0][:80]!r}")
+        return [self._share_quote(found[q]) for q in quote_ids]
+
+    def _check_batch(self, quote_ids: Sequence[str]) -> None:
+        if not quote_ids:
+            raise malformed("quotes must not be empty")
+        if len(quote_ids) > self.config.max_batch_size:
+            raise MintError(Code.BATCH_TOO_LARGE, f"too many quotes: {len(quote_ids)} > {self.config.max_batch_size}")
+        if len(set(quote_ids)) != len(quote_ids):
+            raise MintError(Code.DUPLICATE_QUOTES, "duplicate quote ids provided")
 
     async def share_quote_by_hash(self, header_hash: str) -> ShareQuote:
-        row = await self.db.fetchone(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE header_hash = ?",
-                                     (header_hash.lower(),))
+        """The quote of a share by its header hash given in either byte order (display or internal)."""
+        h = header_hash.lower()
+        reverse = bytes.fromhex(h)[::-1].hex()
+        row = await self.db.fetchone(f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE header_hash IN (?, ?)",
+                                     (h, reverse))
         if row is None:
-            raise MintError(Code.QUOTE_UNKNOWN, "no quote for this share header hash", status=404)
+            raise MintError(Code.QUOTE_UNKNOWN, "no quote for this share header hash")
         return self._share_quote(row)
 
-    async def share_quotes_by_pubkey(self, pubkey: str, limit: int = 1000) -> list[ShareQuote]:
+    async def lookup_share_quotes(self, pubkeys: Sequence[str], signatures: Sequence[str], timestamp: int,
+                                  nonce: str) -> list[ShareQuote]:
+        """The signed lookup by key: the quotes locked to ``pubkeys`` that can still be minted, oldest first."""
+        if len(pubkeys) > MAX_LOOKUP_PUBKEYS:
+            raise MintError(Code.BATCH_TOO_LARGE, f"too many pubkeys: {len(pubkeys)} > {MAX_LOOKUP_PUBKEYS}")
+        if not pubkeys:
+            raise malformed("pubkeys must not be empty")
+        keys = [_check_pubkey(k) for k in pubkeys]
+        now = now_s()
+        self._nonces.check_fresh(nonce, timestamp, now)
+        verify_lookup(self.identity_pubkey, keys, list(signatures), nonce, timestamp)
+        self._nonces.remember(nonce, timestamp, now)  # no await since the check: no other request came between
+        wanted = list(dict.fromkeys(keys))
+        columns = ", ".join(f"q.{c.strip()}" for c in self._SHARE_COLUMNS.split(","))
         rows = await self.db.fetchall(
-            f"SELECT {self._SHARE_COLUMNS} FROM share_quotes WHERE pubkey = ? ORDER BY created_at, quote LIMIT ?",
-            (pubkey.lower(), limit))
+            f"SELECT {columns} FROM share_quotes q JOIN epochs e ON e.unit = q.unit"
+            f" WHERE q.pubkey IN ({dbm.placeholders(wanted)}) AND q.issued = 0"
+            " AND (e.closed_at IS NULL OR e.closed_at + ? >= ?) ORDER BY q.created_at, q.rowid LIMIT ?",
+            (*wanted, self.config.issue_grace, now, MAX_LOOKUP_QUOTES))
         return [self._share_quote(r) for r in rows]
 
     async def mint_shares(self, quote_id: str, outputs: Sequence[BlindedMessage],
                           signature: str | None) -> list[BlindSignature]:
+        """NUT-04 mint of one quote (a signature sent for an unlocked quote is ignored)."""
+        return await self.mint_batch([quote_id], outputs, [signature], None, single=True)
+
+    async def mint_batch(self, quote_ids: Sequence[str], outputs: Sequence[BlindedMessage],
+                         signatures: Sequence[str | None] | None, quote_amounts: Sequence[int] | None, *,
+                         single: bool = False) -> list[BlindSignature]:
+        """NUT-29 batch mint: every quote checked, signed for and issued in one transaction, or none."""
         now = now_s()
-        q = await self.get_share_quote(quote_id)
-        if q.issued:
-            raise MintError(Code.QUOTE_ISSUED, "quote has already been issued")
-        if q.pubkey is not None:
-            if signature is None:
-                raise MintError(Code.SIGNATURE_INVALID, "this quote is locked to a pubkey: a signature is required")
-            if not verify_quote_signature(q.pubkey, q.quote, outputs, signature):
-                raise MintError(Code.SIGNATURE_INVALID, "the quote signature is invalid")
+        quotes = await self.share_quotes(quote_ids)
+        if signatures is not None and len(signatures) != len(quotes):
+            raise MintError(Code.SIGNATURE_INVALID, "signatures must hold one entry per quote")
+        if quote_amounts is not None and len(quote_amounts) != len(quotes):
+            raise malformed("quote_amounts must hold one amount per quote")
+        units = {q.unit for q in quotes}
+        if len(units) > 1:
+            raise MintError(Code.MULTIPLE_UNITS, "the quotes are of several units")
+        unit = units.pop()
+        for i, q in enumerate(quotes):
+            if q.issued:
+                raise MintError(Code.QUOTE_ISSUED, f"quote {q.quote} has already been issued")
+            if quote_amounts is not None and quote_amounts[i] != q.amount:
+                raise MintError(Code.UNBALANCED, f"quote_amounts[{i}] is {quote_amounts[i]}, the quote is {q.amount}")
         self._check_counts((), outputs)
         if not outputs:
             raise malformed("outputs must not be empty")
-        epoch = self._epochs[q.unit]
+        for i, q in enumerate(quotes):
+            _check_quote_signature(q, signatures[i] if signatures is not None else None, outputs, single)
         for o in outputs:
-            if o.id in self._keysets and self._keysets[o.id].keyset.unit != q.unit:
-                raise MintError(Code.UNIT_MISMATCH, f"the quote is for {q.unit}, an output is for another unit")
+            if o.id in self._keysets and self._keysets[o.id].keyset.unit != unit:
+                raise MintError(Code.UNIT_MISMATCH, f"the quotes are for {unit}, an output is for another unit")
         _, total = self._outputs(outputs, now)
-        if total != q.amount:
-            raise MintError(Code.UNBALANCED, f"outputs ({total}) must equal the quote amount ({q.amount})")
-        if q.expiry is not None and now > q.expiry:
+        expected = sum(q.amount for q in quotes)
+        if total != expected:
+            raise MintError(Code.UNBALANCED, f"outputs ({total}) must equal the quote amount ({expected})")
+        if any(q.expiry is not None and now > q.expiry for q in quotes):
             raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
-        async with self._hold((), outputs, q.quote):
+        async with self._hold((), outputs, *(q.quote for q in quotes)):
             sigs = self._sign(outputs)
             async with self.db.transaction() as conn:
-                cur = await conn.execute("UPDATE share_quotes SET issued = 1 WHERE quote = ? AND issued = 0",
-                                         (q.quote,))
-                if cur.rowcount != 1:
-                    raise MintError(Code.QUOTE_ISSUED, "quote has already been issued")
-                row = await dbm.fetchone(conn, "SELECT closed_at, issued FROM epochs WHERE unit = ?", (q.unit,))
-                closed_at, issued = row
+                for q in quotes:
+                    cur = await conn.execute("UPDATE share_quotes SET issued = 1, issued_at = ?"
+                                             " WHERE quote = ? AND issued = 0", (now, q.quote))
+                    if cur.rowcount != 1:
+                        raise MintError(Code.QUOTE_ISSUED, f"quote {q.quote} has already been issued")
+                closed_at, issued = await dbm.fetchone(conn, "SELECT closed_at, issued FROM epochs WHERE unit = ?",
+                                                       (unit,))
                 if closed_at is not None and now > closed_at + self.config.issue_grace:
                     raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
-                if issued + q.amount > MAX_AMOUNT:
+                if issued + expected > MAX_AMOUNT:
                     raise MintError(Code.AMOUNT_OUT_OF_RANGE, "the epoch cannot issue more units")
                 await self._store_signatures(conn, outputs, sigs, now)
-                await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + q.amount, q.unit))
-            self._epochs[q.unit] = epoch.with_issued(issued + q.amount)
+                await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + expected, unit))
+            self._epochs[unit] = self._epochs[unit].with_issued(issued + expected)
         return sigs
 
     # ------------------------------------------------------------------ ehash settlement (melt quotes)
 
-    async def create_melt_quote(self, unit: str, amount: int, request: str | None) -> EhashQuote:
+    async def create_melt_quote(self, unit: str, amount: int, request: str | None, *, owner: str = "",
+                                reference: str | None = None) -> EhashQuote:
+        """A quote committing ``amount`` units' worth of the epoch's budget.
+
+        ``owner`` names the desk asking (a digest of its key). With a ``reference``, the same owner asking again
+        for the same unit and amount gets the quote it was first given (a lost answer is recovered by asking
+        again, and the budget is held once); the same reference for another unit or amount is 51006.
+        """
         now = now_s()
-        if unit not in self._epochs:
-            raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
+        if reference is not None and not _REFERENCE.fullmatch(reference):
+            raise malformed("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
         if amount <= 0 or amount > MAX_AMOUNT:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE, "amount must be a positive integer below 2^63")
         request_hash = _request_payment_hash(request)
-        quote = secrets.token_hex(16)
-        expiry = now + self.config.melt_quote_ttl
         async with self.db.transaction() as conn:
+            if reference is not None:
+                known = await self._melt_quote_by_reference(conn, owner, reference, now)
+                if known is not None:
+                    if (known.unit, known.amount) != (unit, amount):
+                        raise MintError(Code.REFERENCE_CONFLICT,
+                                        f"reference {reference} already names a quote for {known.amount} {known.unit}")
+                    return known
+            if unit not in self._epochs:
+                raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
             epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
             net = self._require_redeemable(epoch, now)
             amount_msat = quote_amount_msat(amount, net, epoch.issued)
@@ -507,11 +587,35 @@ class Ledger:
             if committed + amount_msat > net:
                 raise MintError(Code.BUDGET_EXHAUSTED,
                                 f"epoch budget exhausted: {net - committed} msat left, the quote needs {amount_msat}")
+            quote = secrets.token_hex(16)
+            expiry = now + self.config.melt_quote_ttl
             await conn.execute(
                 "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
-                " expiry, created_at) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?)",
-                (quote, unit, amount, amount_msat, request, request_hash, expiry, now))
-        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash), now)
+                " expiry, created_at, owner, reference) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?, ?, ?)",
+                (quote, unit, amount, amount_msat, request, request_hash, expiry, now, owner, reference))
+        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None), now)
+
+    async def _melt_quote_by_reference(self, conn: Any, owner: str, reference: str, now: int) -> EhashQuote | None:
+        row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS} FROM melt_quotes"
+                                       " WHERE owner = ? AND reference = ?", (owner, reference))
+        return None if row is None else _melt_quote(row, now)
+
+    async def release_melt_quote(self, quote_id: str, owner: str = "") -> EhashQuote:
+        """Give an unpaid quote's budget back at once (it becomes EXPIRED for good); idempotent. A paid quote
+        cannot be released (20006); a quote of another desk is unknown to this one (51000)."""
+        now = now_s()
+        async with self.db.transaction() as conn:
+            row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS}, owner FROM melt_quotes WHERE quote = ?",
+                                     (quote_id,))
+            if row is None or (row[-1] or "") != owner:
+                raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
+            q = _melt_quote(row[:-1], now)
+            if q.state == "PAID":
+                raise MintError(Code.QUOTE_PAID, "quote is already paid: it cannot be released")
+            await conn.execute(
+                "UPDATE melt_quotes SET released_at = COALESCE(released_at, ?), expiry = MIN(expiry, ?)"
+                " WHERE quote = ?", (now, now, quote_id))
+        return _melt_quote((*row[:5], min(q.expiry, now), *row[6:-1]), now)
 
     def _require_redeemable(self, epoch: EpochRecord, now: int) -> int:
         """The epoch's net reward if it is settled and has a price; MintError otherwise."""
@@ -522,12 +626,12 @@ class Ledger:
             raise MintError(Code.EPOCH_NOT_REDEEMABLE, f"epoch {epoch.unit} issued no units: it has no price")
         return epoch.net_reward_msat
 
-    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash"
+    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash, reference, released_at"
 
     async def get_melt_quote(self, quote_id: str) -> EhashQuote:
         row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
         if row is None:
-            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
+            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
         return _melt_quote(row, now_s())
 
     async def melt(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str, preimage: str) -> EhashQuote:
@@ -538,12 +642,14 @@ class Ledger:
             raise MintError(Code.PAYMENT_PROOF_INVALID, "sha256(preimage) does not equal payment_hash")
         row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
         if row is None:
-            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote", status=404)
+            raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
         q = _melt_quote(row, now)
         if row[6] is not None and row[6] != payment_hash:
             raise MintError(Code.PAYMENT_PROOF_INVALID, "payment_hash is not the one of the quote's request")
         if q.state == "PAID":
             raise MintError(Code.QUOTE_PAID, "quote is already paid")
+        if row[8] is not None:
+            raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
         self._check_counts(inputs, ())
         ys, unit, total, fee = self._inputs(inputs, now)
         if unit != q.unit:
@@ -554,10 +660,12 @@ class Ledger:
         async with self._hold(ys, (), q.quote):
             self._verify_proofs(inputs, ys, now)
             async with self.db.transaction() as conn:
-                state, expiry = await dbm.fetchone(
-                    conn, "SELECT state, expiry FROM melt_quotes WHERE quote = ?", (q.quote,))
+                state, expiry, released_at = await dbm.fetchone(
+                    conn, "SELECT state, expiry, released_at FROM melt_quotes WHERE quote = ?", (q.quote,))
                 if state == "PAID":
                     raise MintError(Code.QUOTE_PAID, "quote is already paid")
+                if released_at is not None:
+                    raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
                 epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (q.unit,)))
                 net = self._require_redeemable(epoch, now)
                 if expiry <= now:
@@ -569,7 +677,7 @@ class Ledger:
                 await conn.execute(
                     "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
                     " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
-        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry)
+        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry, q.reference)
 
     # ------------------------------------------------------------------ chain events
 
@@ -629,7 +737,7 @@ class Ledger:
         async with self.db.transaction() as conn:
             row = await dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
             if row is None or row[0]:
-                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}", status=404)
+                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}")
             await self._set_confirmations(conn, block_hash, confirmations, now_s())
             units = [r[0] for r in await dbm.fetchall(
                 conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
@@ -651,7 +759,7 @@ class Ledger:
             row = await dbm.fetchone(conn, "SELECT dissolved, final_at FROM rewards WHERE block_hash = ?",
                                      (block_hash,))
             if row is None or row[0]:
-                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}", status=404)
+                raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}")
             if row[1] is not None:
                 raise MintError(Code.REWARD_REFUSED, f"the reward of block {block_hash} is final")
             units = [r[0] for r in await dbm.fetchall(
@@ -681,7 +789,7 @@ class Ledger:
             "description": "Reference Cashu mint for Hashpool ehash epochs",
             "time": now,
             "nuts": {
-                "4": {"methods": [{"method": "mining_share", "unit": open_unit}], "disabled": False},
+                "4": {"methods": [{"method": m, "unit": open_unit} for m in ISSUANCE_METHODS], "disabled": False},
                 "5": {"methods": [{"method": "ehash", "unit": u} for u in settled], "disabled": False},
                 "7": {"supported": True},
                 "8": {"supported": False},
@@ -690,7 +798,10 @@ class Ledger:
                 "11": {"supported": True},
                 "12": {"supported": True},
                 "20": {"supported": True},
+                "29": {"max_batch_size": self.config.max_batch_size, "methods": list(ISSUANCE_METHODS)},
+                "XX": {"supported": True, "max_age": self.config.lookup_max_age},
             },
+            "limits": {"max_inputs": self.config.max_inputs, "max_outputs": self.config.max_outputs},
             "ehash": {
                 "pool": self.pool_pubkey,
                 "open_unit": open_unit,
@@ -715,10 +826,10 @@ async def _committed_msat(conn: Any, unit: str, now: int) -> int:
 
 
 def _melt_quote(row: tuple, now: int) -> EhashQuote:
-    quote, unit, amount, amount_msat, state, expiry, _ = row
+    quote, unit, amount, amount_msat, state, expiry, _, reference, _ = row
     if state == "UNPAID" and expiry <= now:
         state = "EXPIRED"
-    return EhashQuote(quote, unit, amount, amount_msat, state, expiry)
+    return EhashQuote(quote, unit, amount, amount_msat, state, expiry, reference)
 
 
 def _request_payment_hash(request: str | None) -> str | None:
@@ -733,6 +844,31 @@ def _request_payment_hash(request: str | None) -> str | None:
         except Exception:
             raise malformed("request looks like a BOLT11 invoice but does not decode") from None
     return None
+
+
+def _check_quote_signature(q: ShareQuote, signature: str | None, outputs: Sequence[BlindedMessage],
+                           single: bool) -> None:
+    """NUT-20: a locked quote needs its key's signature over the quote and all outputs; in a NUT-29 batch an
+    unlocked quote must come with null (a single mint ignores a signature it does not need)."""
+    if q.pubkey is None:
+        if signature is not None and not single:
+            raise MintError(Code.SIGNATURE_INVALID, f"quote {q.quote} is not locked: its signature must be null")
+    elif signature is None:
+        raise MintError(Code.SIGNATURE_INVALID, f"quote {q.quote} is locked to a pubkey: a signature is required")
+    elif not verify_quote_signature(q.pubkey, q.quote, outputs, signature):
+        raise MintError(Code.SIGNATURE_INVALID, f"the signature for quote {q.quote} is invalid")
+
+
+def _check_pubkey(pubkey: str) -> str:
+    """A NUT-20 key: a compressed secp256k1 point (66 hex), lowercased; 20009 otherwise."""
+    key = pubkey.lower() if isinstance(pubkey, str) else ""
+    if not _POINT.fullmatch(key):
+        raise MintError(Code.PUBKEY_INVALID, "pubkey must be a compressed secp256k1 public key (66 hex)")
+    try:
+        crypto.point(key)
+    except CashuError:
+        raise MintError(Code.PUBKEY_INVALID, "pubkey is not a point on secp256k1") from None
+    return key
 
 
 def _check_reward_args(height: int, block_hash: str, reward_msat: int, confirmations: int) -> None:

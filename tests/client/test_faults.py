@@ -17,6 +17,7 @@ from hashpool_cln.cashu.models import BlindedMessage, Proof
 from hashpool_cln.mintclient import (
     MintClient,
     MintError,
+    MintLimits,
     MintProtocolError,
     MintUnavailable,
     ProofState,
@@ -297,3 +298,46 @@ async def test_bearer_key_only_on_authenticated_endpoints(mint: FakeMint, client
 async def test_checkstate(mint: FakeMint, client: MintClient) -> None:
     ys = ["02" + "22" * 32, "03" + "33" * 32]
     assert await client.checkstate(ys) == [ProofState(Y=y, state="UNSPENT") for y in ys]
+
+
+async def test_limits_are_read_once_and_default_to_1000(mint: FakeMint, client: MintClient) -> None:
+    mint.answer("GET", "/v1/info", {"name": "cdk-like mint", "nuts": {}})
+    assert await client.limits() == MintLimits(1000, 1000)
+    mint.answer("GET", "/v1/info", {"limits": {"max_inputs": 3, "max_outputs": 4}})
+    assert await client.limits() == MintLimits(1000, 1000)  # cached: /v1/info is read once
+    assert sum(1 for m, p, _, _ in mint.requests if p == "/v1/info") == 1
+    async with MintClient(mint.url) as fresh:
+        assert await fresh.limits() == MintLimits(3, 4)
+    mint.answer("GET", "/v1/info", {"limits": {"max_inputs": 5}})
+    async with MintClient(mint.url) as partial:
+        assert await partial.limits() == MintLimits(5, 1000)
+    for bad in ({"max_inputs": "5"}, {"max_inputs": 0}, {"max_outputs": -1}, [], "1000"):
+        mint.answer("GET", "/v1/info", {"limits": bad})
+        async with MintClient(mint.url) as liar:
+            with pytest.raises(MintProtocolError):
+                await liar.limits()
+
+
+async def test_release_and_reference_answers_are_checked(mint: FakeMint, client: MintClient) -> None:
+    quote = {"quote": "q1", "unit": UNIT, "amount": 3, "amount_msat": 3000, "state": "EXPIRED", "expiry": 5}
+    mint.answer("POST", "/v1/melt/quote/ehash/release", quote)
+    assert (await client.release_melt_quote_ehash("q1")).state == "EXPIRED"
+    sent = [b for m, p, _, b in mint.requests if p == "/v1/melt/quote/ehash/release"]
+    assert sent == [{"quote": "q1"}]
+    with pytest.raises(MintProtocolError):
+        await client.release_melt_quote_ehash("q2")  # answered for another quote
+    mint.answer("POST", "/v1/melt/quote/ehash/release", {**quote, "state": "UNPAID"})
+    with pytest.raises(MintProtocolError):
+        await client.release_melt_quote_ehash("q1")  # a released quote cannot still be unpaid
+    mint.answer("POST", "/v1/melt/quote/ehash/release", {"detail": "quote is already paid", "code": 20006}, 400)
+    with pytest.raises(MintError) as info:
+        await client.release_melt_quote_ehash("q1")
+    assert info.value.code == 20006
+    await client.melt_quote_ehash(UNIT, 3, reference="abc_-9")
+    assert [b for m, p, _, b in mint.requests if p == "/v1/melt/quote/ehash"][-1]["reference"] == "abc_-9"
+    mint.answer("POST", "/v1/melt/quote/ehash", {**quote, "state": "UNPAID", "reference": "other"})
+    with pytest.raises(MintProtocolError):
+        await client.melt_quote_ehash(UNIT, 3, reference="abc_-9")
+    for bad in ("", "x" * 65, "a b", "ü"):
+        with pytest.raises(ValueError):
+            await client.melt_quote_ehash(UNIT, 3, reference=bad)

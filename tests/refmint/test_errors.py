@@ -95,8 +95,8 @@ async def test_unit_and_keyset_refusals(refmint_factory) -> None:
     for unit, state in ((epochs[1]["unit"], "open"), (epochs[0]["unit"], "closed")):
         await _expect(await mint.call("POST", "/v1/melt/quote/ehash", {"unit": unit, "amount": 1}, role="desk"),
                       400, 51001, state)
-    # /v1/keys/{id}: unknown keyset 12001 with 404
-    await _expect(await mint.call("GET", "/v1/keys/01" + "cd" * 32), 404, 12001)
+    # /v1/keys/{id}: unknown keyset 12001 (NUT-00: 400 with the code)
+    await _expect(await mint.call("GET", "/v1/keys/01" + "cd" * 32), 400, 12001)
 
 
 async def test_limits_and_malformed_requests(refmint_factory) -> None:
@@ -172,8 +172,8 @@ async def test_share_issuance_refusals(refmint_factory) -> None:
     await _expect(await mint.call("POST", "/v1/mint/mining_share",
                                   {"quote": quote["quote"], "outputs": [o.to_dict() for o in
                                                                         blind_outputs(kid, [2]).outputs]}), 400, 11005)
-    await _expect(await mint.call("POST", "/v1/mint/mining_share", {"quote": "nope", "outputs": []}), 404, 51000)
-    await _expect(await mint.call("GET", "/v1/mint/quote/mining_share/nope"), 404, 51000)
+    await _expect(await mint.call("POST", "/v1/mint/mining_share", {"quote": "nope", "outputs": []}), 400, 51000)
+    await _expect(await mint.call("GET", "/v1/mint/quote/mining_share/nope"), 400, 51000)
     # 20002 a quote mints once
     await mint.mint_quote(quote)
     await _expect(await mint.call("POST", "/v1/mint/mining_share",
@@ -219,7 +219,7 @@ async def test_melt_refusals(refmint_factory) -> None:
     # 51003 preimage not matching; 51000 unknown quote; 11005 wrong amount
     await _expect(await melt(first["quote"], proofs, {"payment_hash": "00" * 32, "preimage": preimage.hex()}),
                   400, 51003)
-    await _expect(await melt("nope", proofs), 404, 51000)
+    await _expect(await melt("nope", proofs), 400, 51000)
     await _expect(await melt(first["quote"], proofs[:1]), 400, 11005)
     # ... and an expired quote is honoured while the budget still holds it: second one melts first
     paid = await melt(second["quote"], proofs)
@@ -277,11 +277,11 @@ async def test_chain_event_refusals(refmint_factory) -> None:
     assert confirmed["epochs"][0]["state"] == "settled"
     # a final reward cannot be dissolved; an unknown one neither
     await _expect(await mint.call("POST", "/v1/admin/dissolve", {"block_hash": block}, role="pool"), 400, 51005)
-    await _expect(await mint.call("POST", "/v1/admin/dissolve", {"block_hash": "22" * 32}, role="pool"), 404, 51005)
+    await _expect(await mint.call("POST", "/v1/admin/dissolve", {"block_hash": "22" * 32}, role="pool"), 400, 51005)
     await _expect(await mint.call("POST", "/v1/admin/reward", {"height": "1", "block_hash": "22" * 32,
                                                                "reward_msat": 2}, role="pool"), 400, 0, "height")
 
 
 @pytest.mark.parametrize("path", ["/v1/melt/quote/ehash/nope"])
 async def test_unknown_melt_quote(refmint, path) -> None:
-    await _expect(await refmint.call("GET", path, role="desk"), 404, 51000)
+    await _expect(await refmint.call("GET", path, role="desk"), 400, 51000)

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
@@ -26,6 +28,7 @@ from hashpool_cln.mintclient import MintClient
 from hashpool_cln.refmint.app import LEDGER, create_app
 from hashpool_cln.refmint.config import MintConfig, load_auth
 from hashpool_cln.refmint.ledger import Ledger
+from hashpool_cln.refmint.lookup import sign_lookup
 from hashpool_cln.refmint.miner import Blinded, blind_outputs
 from hashpool_cln.refmint.shares import random_share_hash, sign_quote
 
@@ -84,6 +87,24 @@ class MintHandle:
         if pubkey is not None:
             body["pubkey"] = pubkey
         return await self.ok("POST", "/v1/mint/quote/mining_share", body, role="pool")
+
+    async def ehash_quote(self, leading_zeros: int, key: PrivateKey, **extra: Any) -> dict[str, Any]:
+        """A quote of method ``ehash`` as upstream's pool asks for it: CDK's custom body, the header hash in
+        internal byte order, locked to ``key``."""
+        body = {"header_hash": random_share_hash(leading_zeros)[::-1].hex(), "unit": "hash",
+                "pubkey": key.public_key.format().hex(), **extra}
+        return await self.ok("POST", "/v1/mint/quote/ehash", body, role="pool")
+
+    async def lookup_body(self, keys: Sequence[PrivateKey], *, timestamp: int | None = None,
+                          nonce: str | None = None, mint_pubkey: str | None = None) -> dict[str, Any]:
+        """A signed lookup by key (draft NUT "Mint Quote Lookup by Public Key") for ``keys``."""
+        if mint_pubkey is None:
+            mint_pubkey = (await self.ok("GET", "/v1/info"))["pubkey"]
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        nonce = os.urandom(16).hex() if nonce is None else nonce
+        return {"pubkeys": [k.public_key.format().hex() for k in keys],
+                "pubkey_signatures": [sign_lookup(k, mint_pubkey, nonce, timestamp) for k in keys],
+                "timestamp": timestamp, "nonce": nonce}
 
     async def keyset_id(self, unit: str) -> str:
         keysets = (await self.ok("GET", "/v1/keysets"))["keysets"]
