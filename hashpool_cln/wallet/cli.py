@@ -16,9 +16,11 @@ from hashpool_cln.mintclient import MintClient, MintClientError
 from hashpool_cln.wallet import config as cfg
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
+from hashpool_cln.wallet.issuance import Issuance
 from hashpool_cln.wallet.redeem import CommandoDesk, autopay, public, redeem, resolve_open
 from hashpool_cln.wallet.seed import SeedError, WalletKeys, check_mnemonic, new_mnemonic, read_mnemonic
 from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.sweep import sweep
 from hashpool_cln.wallet.wallet import Wallet
 
 FIRST_STEPS = """\
@@ -59,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     receive.add_argument("token")
     sub.add_parser("pending", help="tokens sent: ask the mint which were spent")
     sub.add_parser("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
+    sw = sub.add_parser("sweep", help="collect the ehash of your shares: quotes locked to your key, minted in batches")
+    sw.add_argument("--watch", action="store_true", help="keep sweeping every --interval seconds")
+    sw.add_argument("--interval", type=float, default=30.0)
+    sw.add_argument("--batch", type=int, default=None, help="quotes per batch (default: the mint's maximum)")
     rd = sub.add_parser("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
     rd.add_argument("destination", help="BOLT11 invoice, BOLT12 offer or BIP353 name (user@domain)")
     rd.add_argument("--amount", type=int, default=None, help="msat, for destinations that name no amount")
@@ -251,7 +257,8 @@ async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
         desk = desk_of(wallet, config)
         try:
             while True:
-                paid = await autopay(wallet, desk, args.destination, min_msat=args.min_msat)
+                paid = await autopay(wallet, desk, args.destination, min_msat=args.min_msat,
+                                     before=(lambda: sweep(wallet, Issuance(wallet.mint))) if args.watch else None)
                 if not args.watch:
                     return {"redemptions": paid}
                 for r in paid:
@@ -260,6 +267,35 @@ async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
                 await asyncio.sleep(args.interval)
         finally:
             desk.close()
+
+
+async def cmd_sweep(args: argparse.Namespace, directory: Path) -> Any:
+    async with opened(directory) as (wallet, _):
+        while True:
+            result = await sweep(wallet, Issuance(wallet.mint), batch_size=args.batch,
+                                 progress=None if args.json else ProgressBar())
+            if not args.watch:
+                return result.to_dict()
+            if result.minted:
+                print(json.dumps(result.to_dict()) if args.json else
+                      f"swept {result.minted} quotes: " + ", ".join(f"{u} +{n}" for u, n in result.units.items()),
+                      flush=True)
+            await asyncio.sleep(args.interval)
+
+
+class ProgressBar:
+    """A bar on stderr when a terminal is watching and there is enough to wait for."""
+
+    SHOW_FROM = 20
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.SHOW_FROM or not sys.stderr.isatty():
+            return
+        filled = 30 * done // total
+        sys.stderr.write(f"\rminting [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} quotes")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 async def cmd_redemptions(args: argparse.Namespace, directory: Path) -> Any:
@@ -279,4 +315,5 @@ async def cmd_redemptions(args: argparse.Namespace, directory: Path) -> Any:
 
 COMMANDS = {"init": cmd_init, "config": cmd_config, "info": cmd_info, "mnemonic": cmd_mnemonic,
             "balance": cmd_balance, "send": cmd_send, "receive": cmd_receive, "pending": cmd_pending,
-            "restore": cmd_restore, "redeem": cmd_redeem, "autopay": cmd_autopay, "redemptions": cmd_redemptions}
+            "restore": cmd_restore, "sweep": cmd_sweep, "redeem": cmd_redeem, "autopay": cmd_autopay,
+            "redemptions": cmd_redemptions}

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from support.pluginharness import ThreadedMint
 
 from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.refmint.shares import random_share_hash
 from hashpool_cln.wallet.cli import main
 
 
@@ -75,6 +77,29 @@ def test_a_miners_first_session(mint: ThreadedMint, tmp_path: Path, capsys: pyte
     other = str(tmp_path / "restored")
     ok_json(capsys, "--dir", other, "init", "--restore", "--mint", mint.url, stdin=words + "\n")
     assert ok_json(capsys, "--dir", other, "restore") == {"restored": {row["unit"]: 48}}
+
+
+def _share_quote(mint: ThreadedMint, lock_pubkey: str, leading_zeros: int) -> None:
+    """What the pool does for each accepted share: a quote locked to the miner's key (pool bearer key)."""
+    body = {"header_hash": random_share_hash(leading_zeros)[::-1].hex(), "unit": "hash", "pubkey": lock_pubkey}
+    request = urllib.request.Request(f"{mint.url}/v1/mint/quote/ehash", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {mint.handle.pool_key}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_sweep_collects_the_shares_locked_to_the_wallet(mint: ThreadedMint, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "w")
+    key = ok_json(capsys, "--dir", home, "init", "--mint", mint.url)["lock_pubkey"]
+    for _ in range(25):
+        _share_quote(mint, key, 2)
+    swept = ok_json(capsys, "--dir", home, "sweep", "--batch", "10")
+    assert (swept["quotes_found"], swept["quotes_minted"], swept["batches"]) == (25, 25, 3)
+    (row,) = ok_json(capsys, "--dir", home, "balance")["balances"]
+    assert (row["unspent"], row["epoch_state"], row["value_msat"]) == (100, "open", None)
+    assert ok_json(capsys, "--dir", home, "info")["quotes_minted"] == 25
 
 
 def test_errors_are_coded_and_say_what_to_do(mint: ThreadedMint, tmp_path: Path,
