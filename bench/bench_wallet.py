@@ -1,4 +1,8 @@
-"""Miner wallet: redeem round trip over BOLT8 + commando versus the local RPC, on the real plugin process.
+"""Miner wallet: sweep throughput (quotes/s, batches of 1/50/200) and redeem round trip, commando vs local RPC.
+
+Sweep: share quotes locked to the wallet's key on the reference mint (loopback HTTP, its batch limit raised to
+200), swept by the wallet: signed lookup, NUT-29 batch check, batch mint into NUT-13 outputs, DLEQ checked,
+stored in sqlite. The figure is quotes turned into stored proofs per second, over the whole sweep.
 
 Redeem: the same redemption (one token, a fixed BOLT11 invoice) through the plugin's JSON-RPC as lightningd
 hands it over (the plugin harness), and through a BOLT8 connection and commando's messages to a stand-in node that
@@ -90,10 +94,57 @@ def bench_redeem(rounds: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+async def _sweep_rate(quotes: int, batch: int) -> tuple[float, int]:
+    from support.refmint import mint_config, start_mint
+
+    from hashpool_cln.mintclient import MintClient
+    from hashpool_cln.wallet.issuance import Issuance
+    from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
+    from hashpool_cln.wallet.store import WalletStore
+    from hashpool_cln.wallet.sweep import sweep
+    from hashpool_cln.wallet.wallet import Wallet
+
+    tmp = Path(tempfile.mkdtemp(prefix="hp-bs-"))
+    mint = await start_mint(mint_config(tmp / "mint", max_batch_size=200))
+    keys = WalletKeys(new_mnemonic())
+    store = await WalletStore.open(tmp / "wallet.sqlite3")
+    wallet = Wallet(store, keys, MintClient(mint.handle.url, timeout=60))
+    try:
+        for _ in range(quotes):
+            await mint.handle.ehash_quote(5, keys.lock_key)
+        start = time.perf_counter()
+        result = await sweep(wallet, Issuance(wallet.mint), batch_size=batch)
+        elapsed = time.perf_counter() - start
+        assert result.minted == quotes, result
+        return quotes / elapsed, result.batches
+    finally:
+        await wallet.mint.close()
+        await store.close()
+        await mint.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_sweep(quotes: int, sizes: list[int]) -> None:
+    import asyncio
+
+    print(f"sweep of {quotes} quotes (one proof each) into the wallet:")
+    print(f"  {'batch':>6} {'batches':>8} {'quotes/s':>10}")
+    rates = {}
+    for size in sizes:
+        rate, count = asyncio.run(_sweep_rate(quotes, size))
+        rates[size] = rate
+        print(f"  {size:>6} {count:>8} {rate:>10.0f}")
+    if 1 in rates:
+        print("  " + ", ".join(f"batch {s}: {r / rates[1]:.1f}x batch 1" for s, r in rates.items() if s != 1))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_wallet", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="redemptions per path")
+    parser.add_argument("--quotes", type=int, default=400, help="quotes per sweep")
+    parser.add_argument("--batches", default="1,50,200", help="batch sizes, comma-separated")
     args = parser.parse_args(argv)
+    bench_sweep(args.quotes, [int(b) for b in args.batches.split(",")])
     bench_redeem(args.rounds)
 
 
