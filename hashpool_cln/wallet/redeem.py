@@ -128,7 +128,7 @@ async def settle(wallet: Wallet, claim: str, r: dict[str, Any]) -> dict[str, Any
         if held:
             await wallet.store.set_proof_states(held, "spent", f"redeem:{claim}")
         await take_tokens(wallet, claim)
-    return await redemption(wallet, claim)
+    return {**public(r), **await redemption(wallet, claim)}
 
 
 async def take_tokens(wallet: Wallet, claim: str) -> None:
@@ -200,8 +200,12 @@ async def redemption(wallet: Wallet, claim: str) -> dict[str, Any]:
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    hidden = {"claim", "change_token", "refund_token"}
-    return {k: v for k, v in row.items() if k not in hidden and v is not None}
+    """A redemption without what opens tokens (the claim) and without the tokens themselves."""
+    hidden = {"claim", "change_token", "refund_token", "error"}
+    out = {k: v for k, v in row.items() if k not in hidden and v is not None}
+    if isinstance(row.get("error"), str):
+        out["error"] = row["error"]
+    return out
 
 
 async def autopay(wallet: Wallet, desk: DeskLink, destination: str, *, min_msat: int = 0,
