@@ -101,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MintClientError as exc:
         return _fail(args, WalletError(Code.MINT_UNAVAILABLE, f"{exc}"))
     except KeyboardInterrupt:
-        return 130
+        return 130  # an interrupted request is finished by the next command (operations are written first)
+    except Exception as exc:  # a bug: say what, without a traceback that could quote a token
+        return _fail(args, WalletError(1, f"unexpected {type(exc).__name__}; nothing was lost: the next command "
+                                          "recovers any unfinished request"))
     _print(args, result)
     return 0
 

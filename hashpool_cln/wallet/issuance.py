@@ -20,11 +20,12 @@ from typing import Any
 from coincurve import PrivateKey
 
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature
-from hashpool_cln.mintclient import MintClient, MintProtocolError
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError
 from hashpool_cln.refmint.lookup import sign_lookup
 from hashpool_cln.refmint.shares import sign_quote
 
 METHOD = "ehash"
+STALE_LOOKUP, NONCE_USED = 51007, 51008  # docs/ehash-mint-api.md 4.4
 LOOKUP_LIMIT = 1000  # the most quotes one lookup answers (docs/ehash-mint-api.md 4.4): ask again for more
 DEFAULT_BATCH = 100  # NUT-29 leaves the limit to the mint; this many when it says none
 _STATES = ("UNPAID", "PAID", "ISSUED")
@@ -69,16 +70,25 @@ class Issuance:
         return (await self.mint.limits()).max_outputs
 
     async def lookup(self, keys: Sequence[PrivateKey]) -> list[MintQuote]:
-        """Every quote locked to ``keys``, proven ours by signatures made now (a fresh nonce each call)."""
+        """Every mintable quote locked to ``keys``, proven ours by signatures made now (a fresh nonce each call).
+        A refusal of the timestamp or nonce (the mint restarted, clocks apart) is signed again once, fresh."""
+        try:
+            answer = await self._lookup(keys)
+        except MintError as exc:
+            if exc.code not in (STALE_LOOKUP, NONCE_USED):
+                raise
+            answer = await self._lookup(keys)
+        if not isinstance(answer, dict) or not isinstance(answer.get("quotes"), list):
+            raise MintProtocolError("quote lookup: expected {\"quotes\": [...]}")
+        return [_quote(q, f"lookup.quotes[{i}]") for i, q in enumerate(answer["quotes"])]
+
+    async def _lookup(self, keys: Sequence[PrivateKey]) -> Any:
         mint_pubkey = await self.mint_pubkey()
         nonce, timestamp = secrets.token_hex(16), int(time.time())
         body = {"pubkeys": [k.public_key.format().hex() for k in keys],
                 "pubkey_signatures": [sign_lookup(k, mint_pubkey, nonce, timestamp) for k in keys],
                 "timestamp": timestamp, "nonce": nonce}
-        answer = await self.mint.post_json(f"/v1/mint/quote/{self.method}/pubkey", body)
-        if not isinstance(answer, dict) or not isinstance(answer.get("quotes"), list):
-            raise MintProtocolError("quote lookup: expected {\"quotes\": [...]}")
-        return [_quote(q, f"lookup.quotes[{i}]") for i, q in enumerate(answer["quotes"])]
+        return await self.mint.post_json(f"/v1/mint/quote/{self.method}/pubkey", body)
 
     async def check(self, quote_ids: Sequence[str]) -> list[MintQuote]:
         """NUT-29 batch check: the quotes' states, in the order asked."""

@@ -91,3 +91,24 @@ async def test_a_lookup_signed_for_another_mint_is_refused(refmint, refmint_fact
     with pytest.raises(MintError) as refused:
         await SignsForTheOtherMint(wallet.mint).lookup([wallet.keys.lock_key])
     assert refused.value.code == 20008
+
+
+async def test_a_stale_lookup_is_signed_again_with_a_fresh_timestamp(refmint, open_wallet, mnemonic,
+                                                                     monkeypatch) -> None:
+    import time as real_time
+
+    from hashpool_cln.wallet import issuance as issuance_module
+
+    wallet = await open_wallet(refmint.url, mnemonic)
+    await _quotes(refmint, wallet.keys.lock_key, 2)
+    calls: list[int] = []
+
+    class Clock:
+        @staticmethod
+        def time() -> float:
+            calls.append(1)
+            return real_time.time() - (3600 if len(calls) == 1 else 0)  # the first signature is an hour old
+
+    monkeypatch.setattr(issuance_module, "time", Clock)
+    found = await Issuance(wallet.mint).lookup([wallet.keys.lock_key])
+    assert len(found) == 2 and len(calls) == 2
