@@ -72,15 +72,21 @@ class EhashQuote:
     expiry: int
     # The name the desk gave the quote (its redemption id): asking again with it returns this quote.
     reference: str | None = None
+    request: str | None = None  # the invoice the desk said it would pay
+    payment_preimage: str | None = None  # once PAID: the proof of the payment the quote was melted against
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"quote": self.quote, "unit": self.unit, "amount": self.amount,
-                               "amount_msat": self.amount_msat, "state": self.state, "expiry": self.expiry}
-        if self.reference is not None:
-            out["reference"] = self.reference
+        """CDK's custom melt-quote response (method ``ehash``, no fee reserve) with the ehash fields."""
+        out: dict[str, Any] = {"quote": self.quote, "method": "ehash", "unit": self.unit, "amount": self.amount,
+                               "fee_reserve": 0, "amount_msat": self.amount_msat, "state": self.state,
+                               "expiry": self.expiry}
+        for key in ("reference", "request", "payment_preimage"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EhashQuote:
         return cls(quote=d["quote"], unit=d["unit"], amount=d["amount"], amount_msat=d["amount_msat"],
-                   state=d["state"], expiry=d["expiry"], reference=d.get("reference"))
+                   state=d["state"], expiry=d["expiry"], reference=d.get("reference"), request=d.get("request"),
+                   payment_preimage=d.get("payment_preimage"))

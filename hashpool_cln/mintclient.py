@@ -72,6 +72,11 @@ class MintProtocolError(MintClientError):
     """The mint's answer breaks the protocol (shape, types, keyset id, DLEQ)."""
 
 
+class MintUnsupported(MintProtocolError):
+    """The mint does not serve this endpoint (HTTP 404 or 405): it speaks another dialect or an older version.
+    Nothing was done. (Refusals of requests the mint read are HTTP 400, NUT-00.)"""
+
+
 @dataclass(frozen=True, slots=True)
 class MintLimits:
     """The most inputs and outputs the mint takes in one request (swap, melt, checkstate, restore)."""
@@ -233,16 +238,25 @@ class MintClient:
         return states
 
     async def restore(self, outputs: Sequence[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
-        """NUT-09: the signatures the mint already made for any of ``outputs`` (the outputs it knows, in pairs)."""
+        """NUT-09: the signatures the mint already made for any of ``outputs`` (the outputs it knows, in pairs).
+
+        Outputs and signatures pair by index and are matched to the outputs asked by ``B_`` alone: mints may
+        return the outputs as sent (any amount, even 0) or as signed, so each returned output takes its amount
+        and keyset from its signature.
+        """
         answer = _obj(await self._post("/v1/restore", {"outputs": [o.to_dict() for o in outputs]}), "restore")
-        known = [_blinded_message(_obj(e, f"restore.outputs[{i}]"), f"restore.outputs[{i}]")
-                 for i, e in enumerate(_list(answer, "outputs", "restore"))]
+        returned = [_hex(_obj(e, f"restore.outputs[{i}]"), "B_", 66, f"restore.outputs[{i}]")
+                    for i, e in enumerate(_list(answer, "outputs", "restore"))]
         key = "signatures" if "signatures" in answer else "promises"  # older mints say "promises"
         signatures = _signatures(_list(answer, key, "restore"), "restore")
+        if len(returned) != len(signatures):
+            raise MintProtocolError(f"restore: {len(signatures)} signatures for {len(returned)} outputs")
         asked = {o.B_.lower() for o in outputs}
-        if any(o.B_.lower() not in asked for o in known):
+        if any(b not in asked for b in returned):
             raise MintProtocolError("restore: the mint returned outputs that were not asked for")
-        _match_outputs(known, signatures, "restore")
+        if len(set(returned)) != len(returned):
+            raise MintProtocolError("restore: the mint returned an output twice")
+        known = [BlindedMessage(amount=s.amount, id=s.id, B_=b) for b, s in zip(returned, signatures)]
         return known, signatures
 
     async def unblind_signatures(self, outputs: Sequence[BlindedMessage], secrets: Sequence[str],
@@ -293,9 +307,8 @@ class MintClient:
         """
         if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
             raise ValueError("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
-        body: dict[str, Any] = {"unit": unit, "amount": amount}
-        if request is not None:
-            body["request"] = request
+        # CDK's custom melt-quote body: method and request always present (an empty request binds no invoice)
+        body: dict[str, Any] = {"method": "ehash", "request": request or "", "unit": unit, "amount": amount}
         if reference is not None:
             body["reference"] = reference
         q = _quote(_obj(await self._post("/v1/melt/quote/ehash", body, auth=True), "quote"), "melt quote")
@@ -369,6 +382,8 @@ class MintClient:
             raise MintProtocolError(f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise MintUnavailable(f"{what}: mint unreachable ({type(exc).__name__}: {exc}){unknown}") from None
+        if status in (404, 405):
+            raise MintUnsupported(f"{what}: the mint does not serve this endpoint (HTTP {status})")
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -507,17 +522,15 @@ def _signatures(entries: list[Any], where: str) -> list[BlindSignature]:
     return out
 
 
-def _blinded_message(e: dict[str, Any], where: str) -> BlindedMessage:
-    return BlindedMessage(amount=_int(e, "amount", where), id=_keyset_id(e, where), B_=_hex(e, "B_", 66, where))
-
-
 def _quote(e: dict[str, Any], where: str) -> EhashQuote:
     state = _str(e, "state", where)
     if state not in _QUOTE_STATES:
         raise MintProtocolError(f"{where}: unknown quote state {state!r}")
     return EhashQuote(quote=_str(e, "quote", where), unit=_str(e, "unit", where), amount=_int(e, "amount", where),
                       amount_msat=_int(e, "amount_msat", where), state=state,  # type: ignore[arg-type]
-                      expiry=_int(e, "expiry", where), reference=_opt_str(e, "reference", where))
+                      expiry=_int(e, "expiry", where), reference=_opt_str(e, "reference", where),
+                      request=_opt_str(e, "request", where) or None,
+                      payment_preimage=_opt_str(e, "payment_preimage", where))
 
 
 def _limits(info: dict[str, Any]) -> MintLimits:

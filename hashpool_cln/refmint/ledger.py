@@ -23,7 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bolt11
@@ -567,6 +567,7 @@ class Ledger:
             raise malformed("reference must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
         if amount <= 0 or amount > MAX_AMOUNT:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE, "amount must be a positive integer below 2^63")
+        request = request or None  # CDK's body always carries a request; an empty one binds nothing
         request_hash = _request_payment_hash(request)
         async with self.db.transaction() as conn:
             if reference is not None:
@@ -593,7 +594,8 @@ class Ledger:
                 "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
                 " expiry, created_at, owner, reference) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?, ?, ?)",
                 (quote, unit, amount, amount_msat, request, request_hash, expiry, now, owner, reference))
-        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None), now)
+        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None,
+                            request, None), now)
 
     async def _melt_quote_by_reference(self, conn: Any, owner: str, reference: str, now: int) -> EhashQuote | None:
         row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS} FROM melt_quotes"
@@ -626,7 +628,8 @@ class Ledger:
             raise MintError(Code.EPOCH_NOT_REDEEMABLE, f"epoch {epoch.unit} issued no units: it has no price")
         return epoch.net_reward_msat
 
-    _MELT_COLUMNS = "quote, unit, amount, amount_msat, state, expiry, request_payment_hash, reference, released_at"
+    _MELT_COLUMNS = ("quote, unit, amount, amount_msat, state, expiry, request_payment_hash, reference, released_at,"
+                     " request, preimage")
 
     async def get_melt_quote(self, quote_id: str) -> EhashQuote:
         row = await self.db.fetchone(f"SELECT {self._MELT_COLUMNS} FROM melt_quotes WHERE quote = ?", (quote_id,))
@@ -677,7 +680,7 @@ class Ledger:
                 await conn.execute(
                     "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
                     " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
-        return EhashQuote(q.quote, q.unit, q.amount, q.amount_msat, "PAID", q.expiry, q.reference)
+        return replace(q, state="PAID", payment_preimage=preimage)
 
     # ------------------------------------------------------------------ chain events
 
@@ -826,10 +829,11 @@ async def _committed_msat(conn: Any, unit: str, now: int) -> int:
 
 
 def _melt_quote(row: tuple, now: int) -> EhashQuote:
-    quote, unit, amount, amount_msat, state, expiry, _, reference, _ = row
+    """The quote of a ``_MELT_COLUMNS`` row as of ``now`` (an unpaid quote past its expiry is EXPIRED)."""
+    quote, unit, amount, amount_msat, state, expiry, _, reference, _, request, preimage = row
     if state == "UNPAID" and expiry <= now:
         state = "EXPIRED"
-    return EhashQuote(quote, unit, amount, amount_msat, state, expiry, reference)
+    return EhashQuote(quote, unit, amount, amount_msat, state, expiry, reference, request, preimage)
 
 
 def _request_payment_hash(request: str | None) -> str | None:

@@ -88,18 +88,25 @@ def proof(value: Any, where: str) -> Proof:
     )
 
 
-def output(value: Any, where: str) -> BlindedMessage:
+def output(value: Any, where: str, *, any_amount: bool = False) -> BlindedMessage:
+    """A BlindedMessage; with ``any_amount`` (restore, NUT-09 matches on ``B_``) its amount may be any in
+    [0, 2^64), as wallets send 0 there."""
     d = obj(value, where)
-    return BlindedMessage(
-        amount=amount(field(d, "amount", where), f"{where}.amount"),
-        id=keyset_id(field(d, "id", where), f"{where}.id"),
-        B_=hexstr(field(d, "B_", where), f"{where}.B_", 66),
-    )
+    raw = field(d, "amount", where)
+    if any_amount:
+        n = integer(raw, f"{where}.amount")
+        if not 0 <= n < MAX_WIRE_AMOUNT:
+            raise malformed(f"{where}.amount must be an integer in [0, 2^64)")
+    else:
+        n = amount(raw, f"{where}.amount")
+    return BlindedMessage(amount=n, id=keyset_id(field(d, "id", where), f"{where}.id"),
+                          B_=hexstr(field(d, "B_", where), f"{where}.B_", 66))
 
 
 def proofs(d: dict[str, Any], key: str, limit: int) -> list[Proof]:
     return [proof(v, f"{key}[{i}]") for i, v in enumerate(items(field(d, key), key, limit, Code.TOO_MANY_INPUTS))]
 
 
-def outputs(d: dict[str, Any], key: str, limit: int) -> list[BlindedMessage]:
-    return [output(v, f"{key}[{i}]") for i, v in enumerate(items(field(d, key), key, limit, Code.TOO_MANY_OUTPUTS))]
+def outputs(d: dict[str, Any], key: str, limit: int, *, any_amount: bool = False) -> list[BlindedMessage]:
+    return [output(v, f"{key}[{i}]", any_amount=any_amount)
+            for i, v in enumerate(items(field(d, key), key, limit, Code.TOO_MANY_OUTPUTS))]

@@ -20,6 +20,7 @@ from hashpool_cln.mintclient import (
     MintLimits,
     MintProtocolError,
     MintUnavailable,
+    MintUnsupported,
     ProofState,
     check_mint_url,
 )
@@ -291,7 +292,8 @@ async def test_bearer_key_only_on_authenticated_endpoints(mint: FakeMint, client
     await client.keysets()
     (quote_req,) = [r for r in mint.requests if r[1] == "/v1/melt/quote/ehash"]
     assert quote_req[2]["Authorization"] == "Bearer desk-secret"
-    assert quote_req[3] == {"unit": UNIT, "amount": 8, "request": "lnbcrt1..."}
+    # CDK's custom melt-quote body: method and request named, the ehash fields beside them
+    assert quote_req[3] == {"method": "ehash", "unit": UNIT, "amount": 8, "request": "lnbcrt1..."}
     assert all("Authorization" not in r[2] for r in mint.requests if r[1] == "/v1/keysets")
 
 
@@ -341,3 +343,60 @@ async def test_release_and_reference_answers_are_checked(mint: FakeMint, client:
     for bad in ("", "x" * 65, "a b", "ü"):
         with pytest.raises(ValueError):
             await client.melt_quote_ehash(UNIT, 3, reference=bad)
+
+
+@pytest.mark.parametrize("returned_amount", [0, 1, None])
+async def test_restore_pairs_by_b_and_takes_amount_and_keyset_from_the_signature(
+        mint: FakeMint, client: MintClient, returned_amount: int | None) -> None:
+    """NUT-09 promises outputs and signatures in pairs, not that the outputs repeat the signed amount: nutshell
+    returns them as sent, cashu-ts sends amount 0."""
+    asked, _, _ = outputs(mint.keyset_id, [4, 8, 2])
+    sent = [{**o.to_dict(), "amount": 0} for o in asked]  # a seed-only restore does not know the amounts
+
+    async def as_sent(request: web.Request) -> web.Response:
+        body = await request.json()
+        known = [body["outputs"][2], body["outputs"][0]]
+        sigs = [mint.sign({**o, "amount": a}) for o, a in zip(known, (2, 4))]
+        if returned_amount is None:
+            known = [{"B_": o["B_"]} for o in known]
+        else:
+            known = [{**o, "amount": returned_amount} for o in known]
+        return json_response({"outputs": known, "signatures": sigs})
+
+    mint.override("POST", "/v1/restore", as_sent)
+    found, sigs = await client.restore([BlindedMessage(0, o.id, o.B_) for o in asked])
+    assert [(o.B_, o.amount, o.id) for o in found] == [(asked[2].B_, 2, mint.keyset_id),
+                                                      (asked[0].B_, 4, mint.keyset_id)]
+    assert [s.amount for s in sigs] == [2, 4]
+    assert [b["outputs"] for m, p, _, b in mint.requests if p == "/v1/restore"] == [sent]
+
+
+async def test_restore_refuses_unpaired_or_repeated_outputs(mint: FakeMint, client: MintClient) -> None:
+    asked, _, _ = outputs(mint.keyset_id, [4, 8])
+    sig = mint.sign(asked[0].to_dict())
+    mint.answer("POST", "/v1/restore", {"outputs": [asked[0].to_dict()], "signatures": [sig, sig]})
+    with pytest.raises(MintProtocolError, match="2 signatures for 1 outputs"):
+        await client.restore(asked)
+    mint.answer("POST", "/v1/restore", {"outputs": [asked[0].to_dict()] * 2, "signatures": [sig, sig]})
+    with pytest.raises(MintProtocolError, match="returned an output twice"):
+        await client.restore(asked)
+
+
+async def test_an_endpoint_the_mint_does_not_serve_is_unsupported(mint: FakeMint, client: MintClient) -> None:
+    """A mint of another dialect (CDK's routes only) answers 404 for the release: the client says so precisely."""
+    mint.answer("POST", "/v1/melt/quote/ehash/release", {"detail": "Not Found", "code": 0}, status=404)
+    with pytest.raises(MintUnsupported, match="does not serve"):
+        await client.release_melt_quote_ehash("q1")
+
+    async def plain(request: web.Request) -> web.Response:
+        return web.Response(text="Method Not Allowed", status=405)
+
+    mint.override("POST", "/v1/melt/quote/ehash/release", plain)
+    with pytest.raises(MintUnsupported):
+        await client.release_melt_quote_ehash("q1")
+    with pytest.raises(MintError) as refused:  # a refusal of a request it read is a 400 with its code
+        mint.answer("POST", "/v1/melt/quote/ehash", {"detail": "unknown unit", "code": 11013}, status=400)
+        await client.melt_quote_ehash(UNIT, 1)
+    assert refused.value.code == 11013 and not isinstance(refused.value, MintUnsupported)
+    sent = [b for m, p, _, b in mint.requests if p == "/v1/melt/quote/ehash"][-1]
+    assert sent == {"method": "ehash", "request": "", "unit": UNIT, "amount": 1}

@@ -127,3 +127,27 @@ def test_an_epoch_without_net_reward_still_parses() -> None:
     epoch = Epoch.from_dict(old)
     assert epoch.net_reward_msat is None and epoch.to_dict() == old
     assert Epoch.from_dict({**old, "net_reward_msat": 990}).net_reward_msat == 990
+
+
+async def test_restore_takes_outputs_of_any_amount_and_answers_by_b(refmint) -> None:
+    """NUT-09: a wallet restoring from its seed does not know the amounts (cashu-ts sends 0): the mint matches on
+    ``B_`` and answers what it signed."""
+    proofs = await refmint.issue(4)
+    kid = proofs[0].id
+    blinded = blind_outputs(kid, [8, 4, 2, 2])
+    signed = await refmint.ok("POST", "/v1/swap", {"inputs": [p.to_dict() for p in proofs],
+                                                  "outputs": [o.to_dict() for o in blinded.outputs]})
+    blank = [{**o.to_dict(), "amount": 0} for o in blinded.outputs]
+    restored = await refmint.ok("POST", "/v1/restore", {"outputs": [blank[1], blank[0], blank[3]]})
+    assert [(o["B_"], o["amount"], o["id"]) for o in restored["outputs"]] == [
+        (blinded.outputs[i].B_, blinded.outputs[i].amount, kid) for i in (1, 0, 3)]
+    assert [s["C_"] for s in restored["signatures"]] == [signed["signatures"][i]["C_"] for i in (1, 0, 3)]
+    async with refmint.client() as client:
+        from hashpool_cln.cashu.models import BlindedMessage
+        found, sigs = await client.restore([BlindedMessage(0, kid, o.B_) for o in blinded.outputs])
+        assert [o.amount for o in found] == [8, 4, 2, 2]
+        again = await client.unblind_signatures(found, blinded.secrets, blinded.rs, sigs)
+        assert sum(p.amount for p in again) == 16
+    for bad in (-1, 1 << 64, "0"):
+        answer = await refmint.call("POST", "/v1/restore", {"outputs": [{**blank[0], "amount": bad}]})
+        assert (answer.status, answer.code) == (400, 0), answer

@@ -128,3 +128,29 @@ async def test_mint_client_reference_release_and_limits(refmint) -> None:
             assert exc.code == 51006
         else:
             raise AssertionError("a reference reused for another amount must be refused")
+
+
+async def test_settlement_speaks_cdks_custom_melt_shapes(refmint) -> None:
+    """CDK mounts /v1/melt/quote/{method} and /v1/melt/{method} for custom methods: our bodies and answers are a
+    superset of its MeltQuoteCustomRequest / MeltQuoteCustomResponse and MeltRequest."""
+    from support.invoices import make_invoice
+
+    unit, proofs = await _settled(refmint)
+    invoice = make_invoice(1_000_000)
+    body = {"method": "ehash", "request": invoice.bolt11, "unit": unit, "amount": 32}
+    quote = await refmint.ok("POST", "/v1/melt/quote/ehash", body, role="desk")
+    assert quote["method"] == "ehash" and quote["fee_reserve"] == 0 and quote["request"] == invoice.bolt11
+    assert quote["state"] == "UNPAID" and quote["amount"] == 32 and quote["unit"] == unit
+    assert "payment_preimage" not in quote
+    other = await refmint.call("POST", "/v1/melt/quote/ehash", {**body, "method": "bolt11"}, role="desk")
+    assert (other.status, other.code) == (400, 0), other
+    melt = {"quote": quote["quote"], "inputs": [p.to_dict() for p in proofs], "outputs": [],
+            "payment": {"payment_hash": invoice.payment_hash, "preimage": invoice.preimage}}
+    paid = await refmint.ok("POST", "/v1/melt/ehash", melt, role="desk")
+    assert paid["state"] == "PAID" and paid["payment_preimage"] == invoice.preimage and paid["change"] == []
+    shown = await refmint.ok("GET", f"/v1/melt/quote/ehash/{quote['quote']}", role="desk")
+    assert shown["payment_preimage"] == invoice.preimage and shown["request"] == invoice.bolt11
+    # an empty request (CDK's body always has one) binds nothing
+    unit2, _ = await _settled(refmint)
+    blank = await refmint.ok("POST", "/v1/melt/quote/ehash", {**body, "unit": unit2, "request": ""}, role="desk")
+    assert "request" not in blank
