@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from pyln.client import Plugin
-from pyln.client.plugin import Method, MethodType
+from pyln.client.plugin import Method, MethodType, Request
 
 from hashpool_cln.plugin import options
 from hashpool_cln.plugin.methods import METHODS, MethodSpec
 from hashpool_cln.plugin.params import usage
 from hashpool_cln.plugin.service import NOTIFICATION, Service
+from hashpool_cln.plugin.wire import GuardedPlugin, RawHandler
 
 
 class DeclaredMethod(Method):
     """A background method whose usage line is declared, not derived from the handler's signature.
 
-    pyln derives usage from Python defaults and binds parameters itself; our handlers take ``*args, **kwargs``
-    and bind in ``params.bind`` so that a wrong call gets -32602 instead of pyln's traceback.
+    pyln derives usage from Python defaults and binds parameters itself; ours get the request's params as they
+    came (``raw``, see ``wire.GuardedPlugin``) and bind them in ``params.bind``, so that a wrong call gets -32602
+    instead of pyln's traceback.
     """
 
-    def __init__(self, spec: MethodSpec, func: Callable[..., None]) -> None:
-        super().__init__(spec.name, func, MethodType.RPCMETHOD, description=spec.help)
+    def __init__(self, name: str, raw: RawHandler, description: str = "", usage_line: str = "") -> None:
+        super().__init__(name, _unbound, MethodType.RPCMETHOD, description=description)
         self.background = True
-        self.usage_line = usage(spec.params)
+        self.raw = raw
+        self.usage_line = usage_line
 
     def get_usage(self) -> str:
         # As pyln lays it out: usage, then the help text, which `lightning-cli help <method>` shows.
@@ -34,18 +36,17 @@ class DeclaredMethod(Method):
 
 
 def build() -> tuple[Plugin, Service]:
-    plugin = Plugin(dynamic=True)
+    plugin = GuardedPlugin(dynamic=True)
     service = Service(plugin)
     options.register(plugin)
     # Replaces pyln's own setconfig handler (see Service.setconfig); lightningd sends it for dynamic options.
-    setconfig = Method("setconfig", _setconfig_handler(service), MethodType.RPCMETHOD)
-    setconfig.background = True
-    plugin.methods["setconfig"] = setconfig
+    plugin.methods["setconfig"] = DeclaredMethod("setconfig", _setconfig_handler(service))
     plugin.add_notification_topic(NOTIFICATION)
     for spec in METHODS:
         if spec.name in plugin.methods:
             raise ValueError(f"method {spec.name} declared twice")
-        plugin.methods[spec.name] = DeclaredMethod(spec, _handler(service, spec))
+        plugin.methods[spec.name] = DeclaredMethod(spec.name, _handler(service, spec), spec.help,
+                                                   usage(spec.params))
 
     def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
         return service.init(options, configuration)
@@ -59,20 +60,31 @@ def build() -> tuple[Plugin, Service]:
     return plugin, service
 
 
-def _handler(service: Service, spec: MethodSpec) -> Callable[..., None]:
-    def handle(plugin: Plugin, request: Any, *args: Any, **kwargs: Any) -> None:
+def _handler(service: Service, spec: MethodSpec) -> RawHandler:
+    def handle(request: Request, params: Any) -> None:
+        args, kwargs = _split(params)
         service.call(request, spec, args, kwargs)
 
-    handle.__name__ = spec.name.replace("-", "_")
-    handle.__doc__ = spec.help
     return handle
 
 
-def _setconfig_handler(service: Service) -> Callable[..., None]:
-    def setconfig(plugin: Plugin, request: Any, config: Any = None, val: Any = None, **kwargs: Any) -> None:
-        service.setconfig(request, config, val)
+def _setconfig_handler(service: Service) -> RawHandler:
+    def setconfig(request: Request, params: Any) -> None:
+        args, kwargs = _split(params)
+        given = {**dict(zip(("config", "val"), args)), **kwargs}
+        service.setconfig(request, given.get("config"), given.get("val"))
 
     return setconfig
+
+
+def _split(params: Any) -> tuple[list[Any], dict[str, Any]]:
+    """A request's params as positional and keyword parameters (the wire has checked they are one of the two)."""
+    return (list(params), {}) if isinstance(params, list) else ([], dict(params))
+
+
+def _unbound(*args: Any, **kwargs: Any) -> None:
+    """What pyln would call for a declared method; ``GuardedPlugin`` calls ``raw`` instead."""
+    raise RuntimeError("declared methods are dispatched through their raw handler")
 
 
 def run() -> None:

@@ -30,12 +30,23 @@ class ParamError(Exception):
     """A caller's parameter is missing, unknown or malformed (JSON-RPC -32602)."""
 
 
+class RequestError(Exception):
+    """A request the protocol itself refuses (not JSON, not a request, no such method): JSON-RPC's own codes."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def error_body(exc: BaseException) -> dict[str, Any]:
     """The JSON-RPC error object the caller sees for ``exc``; never a traceback, never a secret."""
     if isinstance(exc, DeskError):
         return exc.to_json()
     if isinstance(exc, ParamError):
         return {"code": int(Code.INVALID_PARAMS), "message": str(exc)}
+    if isinstance(exc, RequestError):
+        return {"code": exc.code, "message": exc.message}
     return {"code": INTERNAL_ERROR, "message": "internal error; see the node's log"}
 
 

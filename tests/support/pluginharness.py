@@ -147,9 +147,20 @@ class PluginHarness:
             self._cond.notify_all()
 
     def _send(self, obj: dict[str, Any]) -> None:
+        self.send_raw(json.dumps(obj).encode())
+
+    def send_raw(self, message: bytes) -> None:
+        """Write one message exactly as given (then the blank line that ends every message)."""
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj).encode() + b"\n\n")
+        self.proc.stdin.write(message + b"\n\n")
         self.proc.stdin.flush()
+
+    def has_reply(self, req_id: str) -> bool:
+        with self._cond:
+            return req_id in self._replies
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """SIGKILL, as when the node's host loses power; nothing gets to clean up."""
