@@ -60,6 +60,10 @@ COMMANDO_ERROR_REMOTE_AUTH = 0x4C51
 INIT_FEATURES = (1, 9, 13, 15)
 DEFAULT_PORT = 9735
 DEFAULT_TIMEOUT = 60.0
+# A connection left idle longer is made afresh before the next command: meanwhile the node may have pinged us,
+# had no answer (nobody reads an idle connection) and hung up, and a command sent into a dead connection would
+# end as an outcome unknown instead of a clean retry.
+IDLE_RECONNECT = 20.0
 
 _NODE_ID = re.compile(r"^0[23][0-9a-f]{64}$")
 
@@ -243,6 +247,7 @@ class CommandoClient:
         self.timeout = timeout
         self._conn: StrictConnection | None = None
         self._raw: _ExactSocket | None = None
+        self._last_used = 0.0
         self.remote_features = b""
 
     def __repr__(self) -> str:  # never shows the key
@@ -280,6 +285,7 @@ class CommandoClient:
             raw.close()
             raise CommandoUnavailable(f"no Lightning session with {self.node}: {_why(exc)}") from None
         self._conn, self._raw = conn, raw
+        self._last_used = time.monotonic()
 
     def _await_init(self, conn: StrictConnection) -> bytes:
         while True:
@@ -304,7 +310,7 @@ class CommandoClient:
     def call(self, method: str, params: dict[str, Any] | list[Any], rune: str, *,
              timeout: float | None = None) -> Any:
         """Run ``method`` on the node under ``rune`` and return its result (see the module's three outcomes)."""
-        if self._conn is None or self._raw is None:
+        if self._conn is None or self._raw is None or time.monotonic() - self._last_used > IDLE_RECONNECT:
             self.connect()
         assert self._conn is not None and self._raw is not None
         self._raw.deadline = _Deadline(self.timeout if timeout is None else timeout)
@@ -317,7 +323,9 @@ class CommandoClient:
             for i, part in enumerate(parts):
                 sent_last = i == len(parts) - 1  # from here on the node may have the whole command
                 self._conn.send_message(part)
-            return parse_reply(self._read_reply(request_id))
+            reply = self._read_reply(request_id)
+            self._last_used = time.monotonic()
+            return parse_reply(reply)
         except (OSError, ValueError, InvalidTag, struct.error) as exc:
             self.close()
             if not sent_last:

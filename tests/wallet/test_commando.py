@@ -230,3 +230,14 @@ def test_no_listener_or_the_wrong_node_key_is_unavailable(node: CommandoStandin)
     with pytest.raises(CommandoUnavailable):
         CommandoClient(impostor, b"\x07" * 32, timeout=2).connect()
     assert node.commands == []
+
+
+def test_an_idle_connection_is_made_afresh_before_the_next_command(node: CommandoStandin, monkeypatch) -> None:
+    from hashpool_cln.wallet import commando
+
+    client = _client(node)
+    client.call("first", {}, "rune-all")
+    monkeypatch.setattr(commando, "IDLE_RECONNECT", 0.0)
+    client.call("second", {}, "rune-all")
+    client.close()
+    assert len(node.peers) == 2  # two BOLT8 sessions, one per command
