@@ -212,6 +212,9 @@ async def autopay(wallet: Wallet, desk: DeskLink, destination: str, *, min_msat:
                   before: Callable[[], Awaitable[Any]] | None = None) -> list[dict[str, Any]]:
     """One round: redeem every settled epoch the wallet holds worth at least ``min_msat`` to ``destination`` (a
     BOLT12 offer without amount or a BIP353 name, so the desk pays the whole value)."""
+    if destination.strip().lower().startswith("ln") and not destination.strip().lower().startswith("lno"):
+        raise WalletError(Code.BAD_DESTINATION, "autopay pays again and again: give a BOLT12 offer or a BIP353 name, "
+                          "not a BOLT11 invoice (it can be paid once)")
     if before is not None:
         await before()
     await resolve_open(wallet, desk)

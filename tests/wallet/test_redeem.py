@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support.fakenode import Outcome
 from support.invoices import make_invoice, make_offer
-from wallet.conftest import QUOTE_ONLY_RUNE, WALLET_RUNE, PoolNode
+from wallet.conftest import QUOTE_ONLY_RUNE, WALLET_RUNE, Crash, FaultyMint, PoolNode
 
 from hashpool_cln.mintclient import MintClient
 from hashpool_cln.wallet.commando import NodeAddress
@@ -25,13 +25,13 @@ Scenario = Callable[[Wallet, CommandoDesk], Awaitable[Any]]
 
 
 def _run(pool: PoolNode, tmp_path: Path, scenario: Scenario, *, rune: str = WALLET_RUNE,
-         amounts: tuple[int, ...] = (64,)) -> Any:
-    tokens = pool.mint.issue_settled(list(amounts))  # 1 sat a unit
+         amounts: tuple[int, ...] = (64,), mint_class: type[MintClient] = MintClient) -> Any:
+    tokens = pool.mint.issue_settled(list(amounts))  # 1000 sat a unit
 
     async def main() -> Any:
         keys = WalletKeys(new_mnemonic())
         store = await WalletStore.open(tmp_path / "wallet.sqlite3")
-        wallet = Wallet(store, keys, MintClient(pool.mint.url))
+        wallet = Wallet(store, keys, mint_class(pool.mint.url))
         desk = CommandoDesk(NodeAddress.parse(pool.commando.address), keys.node_key, rune, timeout=30)
         try:
             for token in tokens:
@@ -139,6 +139,51 @@ def test_a_crash_before_the_answer_is_finished_at_the_next_run(pool_node: PoolNo
     assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
 
 
+def test_a_crash_before_the_call_leaves_the_proofs_to_the_next_run(pool_node: PoolNode, tmp_path: Path) -> None:
+    class Dies(BaseException):
+        pass
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        real_call = desk.call
+
+        async def die(method: str, params: dict[str, Any]) -> Any:
+            raise Dies()
+
+        desk.call = die  # type: ignore[method-assign]
+        with pytest.raises(Dies):
+            await redeem(wallet, desk, make_invoice(1_000_000).bolt11)
+        assert await _pending(wallet) == 64  # claim written, proofs held: then the process died
+        desk.call = real_call  # type: ignore[method-assign]
+        assert await resolve_open(wallet, desk) == []  # the desk never heard of the claim
+        assert await _spendable(wallet) == 64 and await _pending(wallet) == 0
+        (row,) = await wallet.store.redemptions()
+        assert row["state"] == "not_received"
+
+    _run(pool_node, tmp_path, scenario)
+    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-status"]
+
+
+def test_a_crash_while_swapping_the_change_back_is_finished_next_time(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(10_000_000)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        wallet.mint.fault = ("/v1/swap", "after")  # the change's swap goes through, then the process dies
+        with pytest.raises(Crash):
+            await redeem(wallet, desk, invoice.bolt11)
+        reopened = Wallet(wallet.store, wallet.keys, MintClient(pool_node.mint.url))
+        try:
+            await reopened.recover()  # what opening the wallet does
+            await resolve_open(reopened, desk)
+            (row,) = await reopened.store.redemptions()
+            assert row["state"] in ("paid", "settled") and row["taken"] == 1
+            assert 64 - 11 <= await _spendable(reopened) <= 64 - 10 and await _pending(reopened) == 0
+        finally:
+            await reopened.mint.close()
+
+    _run(pool_node, tmp_path, scenario, mint_class=FaultyMint)
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+
+
 def test_a_desk_refusal_leaves_the_proofs_with_its_code(pool_node: PoolNode, tmp_path: Path) -> None:
     expired = make_invoice(1_000_000, expiry=1)
 
@@ -171,6 +216,9 @@ def test_autopay_redeems_each_settled_epoch_to_an_offer(pool_node: PoolNode, tmp
         paid = await autopay(wallet, desk, offer.text, min_msat=10_000)
         assert [p["state"] in ("paid", "settled") for p in paid] == [True]
         assert await _spendable(wallet) == 0 and await autopay(wallet, desk, offer.text) == []
+        with pytest.raises(WalletError) as once_only:
+            await autopay(wallet, desk, make_invoice(1_000_000).bolt11)
+        assert once_only.value.code == Code.BAD_DESTINATION
 
     _run(pool_node, tmp_path, scenario)
 
