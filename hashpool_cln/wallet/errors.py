@@ -22,6 +22,7 @@ class Code(IntEnum):
     BAD_DESTINATION = 4009
     NOTHING_TO_DO = 4010
     MINT_REFUSED = 4011  # the mint refused; its own code is in data.mint_code
+    BUSY = 4012  # another command holds these proofs right now
 
 
 class WalletError(Exception):

@@ -39,6 +39,10 @@ class MintQuote:
     amount: int
     state: str
     pubkey: str | None
+    expiry: int | None = None  # None while the quote's epoch is open
+
+    def expired(self, now: int) -> bool:
+        return self.expiry is not None and now > self.expiry  # the mint's own rule
 
 
 class Issuance:
@@ -125,5 +129,7 @@ def _quote(q: Any, where: str) -> MintQuote:
     if not (isinstance(quote, str) and isinstance(unit, str) and isinstance(amount, int)
             and not isinstance(amount, bool) and amount > 0 and state in _STATES):
         raise MintProtocolError(f"{where}: not a mint quote (quote, unit, amount, state)")
-    pubkey = q.get("pubkey")
-    return MintQuote(quote, unit, amount, state, pubkey.lower() if isinstance(pubkey, str) else None)
+    pubkey, expiry = q.get("pubkey"), q.get("expiry")
+    if expiry is not None and (not isinstance(expiry, int) or isinstance(expiry, bool)):
+        raise MintProtocolError(f"{where}: expiry is not an integer or null")
+    return MintQuote(quote, unit, amount, state, pubkey.lower() if isinstance(pubkey, str) else None, expiry)

@@ -27,6 +27,7 @@ import aiosqlite
 from hashpool_cln import sqlite
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
+from hashpool_cln.wallet.errors import Code, WalletError
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -69,7 +70,7 @@ MIGRATIONS: tuple[str, ...] = (
         quote TEXT PRIMARY KEY,
         unit TEXT NOT NULL,
         amount INTEGER NOT NULL,
-        state TEXT NOT NULL,                   -- the mint's: UNPAID | PAID | ISSUED
+        state TEXT NOT NULL,                   -- the mint's UNPAID | PAID | ISSUED, or EXPIRED (past its expiry)
         operation TEXT,                        -- the mint operation that took it
         seen_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
@@ -181,9 +182,11 @@ class WalletStore:
 
     async def begin_operation(self, op_id: str, kind: str, keyset_id: str, amounts: Sequence[int], *,
                               inputs: Sequence[str] = (), quotes: Sequence[str] = (),
-                              purpose: dict[str, Any] | None = None, own_inputs: bool = True) -> Operation:
+                              purpose: dict[str, Any] | None = None, own_inputs: bool = True,
+                              input_state: str = "unspent") -> Operation:
         """Write the operation and take its counters, and mark its input proofs pending (``own_inputs``: they are
-        the wallet's; a token being received is not), in one transaction."""
+        the wallet's; a token being received is not), in one transaction. The inputs must be ``input_state``
+        (``pending`` only to take back a token the wallet sent): two commands can never take the same proofs."""
         now = int(time.time())
         async with self.tx() as c:
             async with c.execute("SELECT next FROM counters WHERE keyset_id = ?", (keyset_id,)) as cur:
@@ -197,7 +200,7 @@ class WalletStore:
                 (op_id, kind, keyset_id, start, json.dumps(list(amounts)), json.dumps(list(inputs)),
                  json.dumps(list(quotes)), json.dumps(purpose or {}), now, now))
             if inputs and own_inputs:
-                await self._set_state(c, inputs, "pending", op_id, expect=("unspent", "pending"))
+                await self._set_state(c, inputs, "pending", op_id, expect=(input_state,))
             if quotes:
                 await c.executemany("UPDATE quotes SET operation = ?, updated_at = ? WHERE quote = ?",
                                     [(op_id, now, q) for q in quotes])
@@ -273,7 +276,8 @@ class WalletStore:
                 args += list(expect)
             async with c.execute(sql, args) as cur:
                 if cur.rowcount != 1:
-                    raise ValueError(f"proof {y[:16]}... is not in the wallet in a state that allows {state}")
+                    raise WalletError(Code.BUSY, f"proof {y[:16]}... is not {' or '.join(expect or ['known'])} in "
+                                      "the wallet: another command may be using it; try again")
 
     async def set_proof_states(self, ys: Iterable[str], state: str, reserved_for: str | None = None) -> None:
         async with self.tx() as c:
@@ -297,13 +301,13 @@ class WalletStore:
     # ---- quotes -----------------------------------------------------------------------------------------
 
     async def see_quotes(self, quotes: Iterable[tuple[str, str, int, str]]) -> None:
-        """Record quotes ``(id, unit, amount, state)`` as the mint shows them; ISSUED is never undone."""
+        """Record quotes ``(id, unit, amount, state)`` as the mint shows them; ISSUED and EXPIRED are final."""
         now = int(time.time())
         async with self.tx() as c:
             await c.executemany(
                 "INSERT INTO quotes (quote, unit, amount, state, seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(quote) DO UPDATE SET state = CASE WHEN quotes.state = 'ISSUED' THEN 'ISSUED' "
-                "ELSE excluded.state END, updated_at = excluded.updated_at",
+                "ON CONFLICT(quote) DO UPDATE SET state = CASE WHEN quotes.state IN ('ISSUED', 'EXPIRED') THEN "
+                "quotes.state ELSE excluded.state END, updated_at = excluded.updated_at",
                 [(q, u, a, s, now, now) for q, u, a, s in quotes])
 
     async def mintable_quotes(self) -> list[tuple[str, str, int]]:
@@ -321,7 +325,7 @@ class WalletStore:
         async with self.tx() as c:
             await c.execute("INSERT INTO sends (id, unit, amount, token, state, created_at, updated_at) VALUES "
                             "(?, ?, ?, ?, 'pending', ?, ?)", (send_id, unit, amount, token, now, now))
-            await self._set_state(c, ys, "pending", send_id, expect=("unspent", "pending"))
+            await self._set_state(c, ys, "pending", send_id, expect=("unspent",))
 
     async def sends(self, state: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, unit, amount, token, state, created_at FROM sends"

@@ -9,6 +9,7 @@ the mint says PAID and no open operation holds it.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -74,8 +75,11 @@ async def _mint_paid(wallet: Wallet, issuance: Issuance, result: SweepResult, ba
     checked: list[MintQuote] = []
     for i in range(0, len(candidates), max_quotes):
         checked += await issuance.check(candidates[i:i + max_quotes])
-    await wallet.store.see_quotes((q.quote, q.unit, q.amount, q.state) for q in checked)
-    paid = [q for q in checked if q.state == "PAID"]
+    now = int(time.time())
+    # A quote past its expiry would make the mint refuse its whole batch: recorded as such, never asked again.
+    await wallet.store.see_quotes((q.quote, q.unit, q.amount, "EXPIRED" if q.state == "PAID" and q.expired(now)
+                                   else q.state) for q in checked)
+    paid = [q for q in checked if q.state == "PAID" and not q.expired(now)]
     done = 0
     if progress is not None:
         progress(0, len(paid))

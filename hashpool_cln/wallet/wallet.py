@@ -201,13 +201,16 @@ class Wallet:
     # ---- swaps: send, receive ---------------------------------------------------------------------------
 
     async def swap(self, inputs: Sequence[Proof], amounts: Sequence[int], unit: str, *,
-                   foreign: bool = False, send: tuple[str, int, int] | None = None) -> list[Proof]:
-        """NUT-03 swap of ``inputs`` into outputs of ``amounts`` in the unit's active keyset."""
+                   foreign: bool = False, reclaim: bool = False,
+                   send: tuple[str, int, int] | None = None) -> list[Proof]:
+        """NUT-03 swap of ``inputs`` (the wallet's unspent proofs; a token's when ``foreign``; a token the wallet
+        sent when ``reclaim``) into outputs of ``amounts`` in the unit's active keyset."""
         keyset = await self.active_keyset(unit)
         ys = [proof_y(p.secret) for p in inputs]
         op = await self.store.begin_operation(
             f"swap-{secrets.token_hex(8)}", "swap", keyset.id, amounts, inputs=ys,
-            purpose={"foreign_inputs": foreign} if foreign else None, own_inputs=not foreign)
+            purpose={"foreign_inputs": foreign} if foreign else None, own_inputs=not foreign,
+            input_state="pending" if reclaim else "unspent")
 
         async def request(outputs: list[Output]) -> list[BlindSignature]:
             return await self.mint.swap(inputs, [o.message for o in outputs])
@@ -265,7 +268,7 @@ class Wallet:
         amount = token.amount - await self.fee(token.proofs)
         if amount <= 0:
             raise WalletError(Code.BAD_TOKEN, "the token is worth less than the mint's input fee")
-        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own)
+        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=own)
         if own:
             for send_id in {ours[proof_y(p.secret)].reserved_for for p in token.proofs}:
                 if send_id and send_id.startswith("send-"):

@@ -150,3 +150,25 @@ def test_the_database_refuses_a_newer_schema(tmp_path: Path) -> None:
     sqlite3.connect(path).execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer"):
         asyncio.run(WalletStore.open(path))
+
+
+async def test_two_commands_never_take_the_same_proofs(refmint, open_wallet, mnemonic) -> None:
+    import asyncio
+
+    first = await open_wallet(refmint.url, mnemonic, "shared")
+    second = await open_wallet(refmint.url, mnemonic, "shared")  # another process on the same file
+    token, unit = await issued_token(refmint, 6)  # one proof of 64
+    await first.receive(token)
+    outcomes = await asyncio.gather(first.send(10, unit), second.send(20, unit), return_exceptions=True)
+    sent = [o for o in outcomes if isinstance(o, str)]
+    busy = [o for o in outcomes if isinstance(o, WalletError)]
+    # Whichever came second found the proof taken: busy, or nothing left to spend; never the same proof twice.
+    assert len(sent) == 1 and len(busy) == 1 and busy[0].code in (Code.BUSY, Code.INSUFFICIENT_FUNDS)
+    amount = parse_token(sent[0]).amount
+    assert await _units(first) == {unit: (64 - amount, amount)}
+    # At the database: a second operation on proofs an open one holds is refused.
+    (held,) = [p.y for p in await first.store.proofs(state="unspent")][:1]
+    await first.store.begin_operation("op-a", "swap", "00" * 8, [1], inputs=[held])
+    with pytest.raises(WalletError) as taken:
+        await second.store.begin_operation("op-b", "swap", "00" * 8, [1], inputs=[held])
+    assert taken.value.code == Code.BUSY
