@@ -63,7 +63,8 @@ async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msa
         raise WalletError(Code.BAD_DESTINATION, "give a BOLT11 invoice, a BOLT12 offer or a BIP353 name")
     await resolve_open(wallet, desk)
     unit = unit or await pick_unit(wallet, amount_msat)
-    proofs = await wallet.unspent(unit)
+    # Largest first, within what the mint takes in one swap: the desk swaps the whole token into custody.
+    proofs = (await wallet.unspent(unit))[:(await wallet.mint.limits()).max_inputs]
     if not proofs:
         raise WalletError(Code.NOTHING_TO_DO, f"no spendable ehash of {unit}")
     claim = secrets.token_hex(32)
