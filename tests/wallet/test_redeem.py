@@ -86,6 +86,19 @@ def test_redeem_a_bolt12_offer(pool_node: PoolNode, tmp_path: Path) -> None:
     _run(pool_node, tmp_path, scenario)
 
 
+def test_redeem_to_a_bip353_name(pool_node: PoolNode, tmp_path: Path) -> None:
+    offer = make_offer(None)
+    pool_node.lightning.register_offer(offer)
+    pool_node.lightning.register_name("miner@pool.example", {"offer": offer.text})
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, "₿miner@pool.example", amount_msat=3_000_000)
+        assert result["state"] in ("paid", "settled") and result["amount_msat"] == 3_000_000
+        assert result["destination"] == "₿miner@pool.example"
+
+    _run(pool_node, tmp_path, scenario)
+
+
 def test_a_failed_payment_comes_back_as_a_refund(pool_node: PoolNode, tmp_path: Path) -> None:
     failing = make_invoice(5_000_000)
     pool_node.lightning.script(failing.payment_hash, Outcome.fail(205))
