@@ -30,6 +30,7 @@ PAID = ("paid", "settled")
 IN_FLIGHT = ("new", "quoted", "custody", "paying")
 OPEN = ("sending", "unknown", *IN_FLIGHT)  # the wallet's own states, then the desk's unfinished ones
 UNKNOWN_REDEMPTION = 3450
+UNKNOWN_CLAIM = object()  # what hashpool-status answered for a claim the desk has never seen
 STATUS_TRIES = 4
 STATUS_PAUSE = 1.5
 
@@ -89,10 +90,11 @@ async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msa
         return await settle(wallet, claim, {**began, "error": {"code": exc.code, "message": exc.message}})
     except OutcomeUnknown:
         await wallet.store.update_redemption(claim, state="unknown")
-        answer = await _status(desk, claim, tries=STATUS_TRIES)
-        if answer is None:
-            raise WalletError(Code.OUTCOME_UNKNOWN, "the answer was lost and the desk does not know the claim yet; "
-                              "`hashpool-wallet redemptions` asks again") from None
+        found = await _status(desk, claim, tries=STATUS_TRIES)
+        if not isinstance(found, dict):
+            raise WalletError(Code.OUTCOME_UNKNOWN, "the answer was lost and the desk does not say yet what became "
+                              "of it; the proofs stay pending, `hashpool-wallet redemptions` asks again") from None
+        answer = found
     return await settle(wallet, claim, answer)
 
 
@@ -137,15 +139,21 @@ async def take_tokens(wallet: Wallet, claim: str) -> None:
     (row,) = [r for r in await wallet.store.redemptions() if r["claim"] == claim]
     if row["taken"]:
         return
+    unusable = []
     for token in (row["change_token"], row["refund_token"]):
         if token:
             try:
                 await wallet.receive(token)
             except WalletError as exc:
-                # Already spent: an earlier run swapped it and recovery stored the result.
-                if not (exc.code == Code.MINT_REFUSED and (exc.data or {}).get("mint_code") == 11001):
-                    raise
-    await wallet.store.update_redemption(claim, taken=1)
+                if exc.code == Code.MINT_REFUSED and (exc.data or {}).get("mint_code") == 11001:
+                    continue  # already spent: an earlier run swapped it and recovery stored the result
+                if exc.code in (Code.MINT_UNAVAILABLE, Code.OUTCOME_UNKNOWN, Code.BUSY):
+                    raise  # try again at the next command
+                unusable.append(exc.message)  # a token that can never be taken: say so once, keep it stored
+    if unusable:
+        await wallet.store.update_redemption(claim, taken=2, error="; ".join(unusable))
+    else:
+        await wallet.store.update_redemption(claim, taken=1)
 
 
 async def resolve_open(wallet: Wallet, desk: DeskLink) -> list[dict[str, Any]]:
@@ -153,20 +161,22 @@ async def resolve_open(wallet: Wallet, desk: DeskLink) -> list[dict[str, Any]]:
     done = []
     for row in await wallet.store.redemptions():
         if row["state"] in OPEN:
-            answer = await _status(desk, row["claim"], tries=1)
-            if answer is not None:
-                done.append(await settle(wallet, row["claim"], answer))
-            elif row["state"] in ("sending", "unknown"):
+            found = await _status(desk, row["claim"], tries=1)
+            if isinstance(found, dict):
+                done.append(await settle(wallet, row["claim"], found))
+            elif found is UNKNOWN_CLAIM and row["state"] in ("sending", "unknown"):
                 # The desk has no redemption for this claim: the call never reached it. The proofs are still ours
-                # if the mint says they are unspent.
+                # if the mint says they are unspent. (No answer at all decides nothing: they stay pending.)
                 await _untouched(wallet, row["claim"], "not_received", None, None)
         elif (row["change_token"] or row["refund_token"]) and not row["taken"]:
             await take_tokens(wallet, row["claim"])
     return done
 
 
-async def _status(desk: DeskLink, claim: str, *, tries: int) -> dict[str, Any] | None:
-    """``hashpool-status {claim}``; None when the desk knows no such claim (after ``tries`` attempts)."""
+async def _status(desk: DeskLink, claim: str, *, tries: int) -> dict[str, Any] | object | None:
+    """``hashpool-status {claim}``: the redemption; UNKNOWN_CLAIM when the desk says it has none (3450); None
+    when no answer came (after ``tries`` attempts)."""
+    result: object | None = None
     for attempt in range(tries):
         try:
             answer = await desk.call("hashpool-status", {"claim": claim})
@@ -175,11 +185,12 @@ async def _status(desk: DeskLink, claim: str, *, tries: int) -> dict[str, Any] |
         except CommandoError as exc:
             if exc.code != UNKNOWN_REDEMPTION:
                 raise WalletError(exc.code, exc.message, exc.data) from None
+            result = UNKNOWN_CLAIM
         except (CommandoUnavailable, OutcomeUnknown):
-            pass
+            result = None
         if attempt + 1 < tries:
             await asyncio.sleep(STATUS_PAUSE)
-    return None
+    return result
 
 
 async def _untouched(wallet: Wallet, claim: str, state: str, code: int | None, message: str | None) -> None:

@@ -99,7 +99,7 @@ MIGRATIONS: tuple[str, ...] = (
         error TEXT,
         change_token TEXT,                     -- kept until swapped back in (then taken = 1)
         refund_token TEXT,
-        taken INTEGER NOT NULL DEFAULT 0,
+        taken INTEGER NOT NULL DEFAULT 0,      -- 1: swapped in, 2: a token the mint will not take (see error)
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );

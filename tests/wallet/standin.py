@@ -4,7 +4,8 @@
 Each command is handed to ``handler(method, params)``; its result (or a ``StandinError``) becomes the reply. Runes
 are checked against ``runes`` (rune -> allowed methods), refused as commando refuses them (code 0x4c51). Faults
 for tests: ``split`` (reply parts of that many bytes), ``drop`` (close after reading a command, without a reply),
-``ping`` (send a ping before each reply and require the pong).
+``ping`` (send a ping before each reply and require the pong), ``offline`` (hang up on every new connection
+right after the handshake; ``offline_after_drop`` turns it on when a dropped command has run).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class CommandoStandin:
         self.split = 65000
         self.drop = 0  # commands still to be dropped
         self.ping = False
+        self.offline = False
+        self.offline_after_drop = False
         self.pongs = 0
         self.commands: list[dict[str, Any]] = []
         self.peers: list[str] = []
@@ -88,6 +91,8 @@ class CommandoStandin:
 
     def _session(self, conn: Any) -> None:
         try:
+            if self.offline:
+                return
             self.peers.append(conn.remote_pubkey.serializeCompressed().hex())
             conn.send_message(init_message(()))
             while _type(conn.read_message()) != MSG_INIT:
@@ -118,6 +123,7 @@ class CommandoStandin:
             self.drop -= 1
             # Run the command, then vanish: the caller cannot know it ran.
             self._reply_doc(request)
+            self.offline = self.offline or self.offline_after_drop
             conn.connection.close()
             return False
         doc = self._reply_doc(request)

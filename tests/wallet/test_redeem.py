@@ -126,6 +126,27 @@ def test_a_lost_answer_is_resolved_with_the_claim(pool_node: PoolNode, tmp_path:
     assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
 
 
+def test_a_lost_answer_with_the_node_gone_keeps_the_proofs_pending(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(8_000_000)
+    pool_node.commando.drop = 1
+    pool_node.commando.offline_after_drop = True  # the desk pays, the reply is lost, then the node is unreachable
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        with pytest.raises(WalletError) as unknown:
+            await redeem(wallet, desk, invoice.bolt11)
+        assert unknown.value.code == Code.OUTCOME_UNKNOWN
+        assert await resolve_open(wallet, desk) == []  # still no answer: nothing is decided
+        (row,) = await wallet.store.redemptions()
+        assert row["state"] == "unknown" and await _pending(wallet) == 64 and await _spendable(wallet) == 0
+        pool_node.commando.offline = False  # the node is back
+        (done,) = await resolve_open(wallet, desk)
+        assert done["state"] in ("paid", "settled") and done["payment_preimage"] == invoice.preimage
+        assert 64 - 9 <= await _spendable(wallet) <= 64 - 8 and await _pending(wallet) == 0
+
+    _run(pool_node, tmp_path, scenario)
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+
+
 def test_a_crash_before_the_answer_is_finished_at_the_next_run(pool_node: PoolNode, tmp_path: Path) -> None:
     invoice = make_invoice(8_000_000)
 

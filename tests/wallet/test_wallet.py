@@ -172,3 +172,19 @@ async def test_two_commands_never_take_the_same_proofs(refmint, open_wallet, mne
     with pytest.raises(WalletError) as taken:
         await second.store.begin_operation("op-b", "swap", "00" * 8, [1], inputs=[held])
     assert taken.value.code == Code.BUSY
+
+
+async def test_an_unusable_change_token_is_recorded_not_retried_forever(refmint, open_wallet, mnemonic) -> None:
+    from hashpool_cln.wallet.redeem import settle, take_tokens
+
+    wallet = await open_wallet(refmint.url, mnemonic)
+    token, unit = await issued_token(refmint, 4)
+    await wallet.receive(token)
+    ys = [p.y for p in await wallet.store.proofs(state="unspent")]
+    claim = "cd" * 32
+    await wallet.store.begin_redemption(claim, "lnbcrt1...", unit, 16, ys)
+    # A desk answer is untrusted input: here its change token is garbage.
+    done = await settle(wallet, claim, {"id": "r1", "state": "settled", "change_token": "cashuBgarbage"})
+    assert done["state"] == "settled" and done["taken"] == 2 and "token" in done["error"]
+    await take_tokens(wallet, claim)  # later commands do not stumble on it again
+    assert await _units(wallet) == {}  # the proofs went to the desk, which says it paid
