@@ -259,31 +259,44 @@ async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
     async with opened(directory) as (wallet, config):
         desk = desk_of(wallet, config)
         try:
-            while True:
-                paid = await autopay(wallet, desk, args.destination, min_msat=args.min_msat,
+            async def round_() -> list[dict[str, Any]]:
+                return await autopay(wallet, desk, args.destination, min_msat=args.min_msat,
                                      before=(lambda: sweep(wallet, Issuance(wallet.mint))) if args.watch else None)
-                if not args.watch:
-                    return {"redemptions": paid}
-                for r in paid:
-                    print(json.dumps(r) if args.json else f"redeemed {r.get('unit')}: {r.get('state')} "
-                          f"{r.get('amount_msat')} msat", flush=True)
-                await asyncio.sleep(args.interval)
+
+            if not args.watch:
+                return {"redemptions": await round_()}
+            await watch(args, round_, lambda paid: [
+                json.dumps(r) if args.json else f"redeemed {r.get('unit')}: {r.get('state')} "
+                f"{r.get('amount_msat')} msat" for r in paid])
         finally:
             desk.close()
 
 
 async def cmd_sweep(args: argparse.Namespace, directory: Path) -> Any:
     async with opened(directory) as (wallet, _):
-        while True:
-            result = await sweep(wallet, Issuance(wallet.mint), batch_size=args.batch,
-                                 progress=None if args.json else ProgressBar())
-            if not args.watch:
-                return result.to_dict()
-            if result.minted:
-                print(json.dumps(result.to_dict()) if args.json else
-                      f"swept {result.minted} quotes: " + ", ".join(f"{u} +{n}" for u, n in result.units.items()),
-                      flush=True)
-            await asyncio.sleep(args.interval)
+        async def round_() -> Any:
+            return await sweep(wallet, Issuance(wallet.mint), batch_size=args.batch,
+                               progress=None if args.json else ProgressBar())
+
+        if not args.watch:
+            return (await round_()).to_dict()
+        await watch(args, round_, lambda result: [] if not result.minted else [
+            json.dumps(result.to_dict()) if args.json else
+            f"swept {result.minted} quotes: " + ", ".join(f"{u} +{n}" for u, n in result.units.items())])
+
+
+async def watch(args: argparse.Namespace, round_: Any, lines: Any) -> None:
+    """Run ``round_`` every ``args.interval`` seconds for good. A failed round (the mint or the node away for a
+    while) is reported and the next one tried: an unfinished request is finished by the next round."""
+    while True:
+        try:
+            for line in lines(await round_()):
+                print(line, flush=True)
+        except (WalletError, MintClientError) as exc:
+            err = exc if isinstance(exc, WalletError) else WalletError(Code.MINT_UNAVAILABLE, str(exc))
+            print(json.dumps({"error": err.to_dict()}) if args.json else f"error {err.code}: {err.message}; "
+                  f"trying again in {args.interval:g} s", file=sys.stderr, flush=True)
+        await asyncio.sleep(args.interval)
 
 
 class ProgressBar:

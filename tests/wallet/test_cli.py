@@ -126,3 +126,25 @@ def test_help_starts_with_the_first_steps() -> None:
     out = subprocess.run([sys.executable, "-m", "hashpool_cln.wallet", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "first steps:" in out and "hashpool-wallet init" in out and "redeem" in out
+
+
+def test_watch_reports_a_failed_round_and_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import asyncio
+
+    from hashpool_cln.mintclient import MintUnavailable
+    from hashpool_cln.wallet.cli import watch
+
+    rounds = iter([MintUnavailable("GET /v1/info: mint unreachable"), ["swept 3 quotes"], asyncio.CancelledError()])
+
+    async def round_() -> list[str]:
+        step = next(rounds)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    args = argparse.Namespace(json=False, interval=0.01)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(watch(args, round_, lambda lines: lines))
+    out, err = capsys.readouterr()
+    assert out == "swept 3 quotes\n" and err.startswith("error 4006: GET /v1/info: mint unreachable")
