@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EpochState = Literal["open", "provisional", "final", "settled", "closed"]
+EpochState = Literal["open", "maturing", "settled", "retired"]
+# Names of version 1 of the API, as older mints still say them, and what they mean now.
+LEGACY_EPOCH_STATES: dict[str, EpochState] = {"provisional": "maturing", "final": "maturing", "closed": "retired"}
 QuoteState = Literal["UNPAID", "PAID", "EXPIRED"]
 
 PPM = 1_000_000
@@ -39,6 +41,7 @@ class Epoch:
     # The reward less the pool fee fixed into the epoch when it closed: what its units are quoted against.
     # None from mints that do not publish it (then the fee must come from elsewhere, e.g. /v1/info).
     net_reward_msat: int | None = None
+    minted: int | None = None  # units signed from the epoch's quotes (None from mints that do not say)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -46,8 +49,9 @@ class Epoch:
             "state": self.state, "issued": self.issued, "reward_msat": self.reward_msat,
             "redeemed_msat": self.redeemed_msat, "redeem_until": self.redeem_until, "keysets": list(self.keysets),
         }
-        if self.net_reward_msat is not None:
-            out["net_reward_msat"] = self.net_reward_msat
+        for key in ("net_reward_msat", "minted"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
@@ -56,7 +60,7 @@ class Epoch:
             unit=d["unit"], pool=d["pool"], height=d["height"], block_hash=d.get("block_hash"),
             state=d["state"], issued=d["issued"], reward_msat=d["reward_msat"],
             redeemed_msat=d["redeemed_msat"], redeem_until=d.get("redeem_until"), keysets=tuple(d["keysets"]),
-            net_reward_msat=d.get("net_reward_msat"),
+            net_reward_msat=d.get("net_reward_msat"), minted=d.get("minted"),
         )
 
 

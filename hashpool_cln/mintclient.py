@@ -34,7 +34,7 @@ from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
-from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch
+from hashpool_cln.ehash import LEGACY_EPOCH_STATES, REFERENCE_PATTERN, EhashQuote, Epoch
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -43,7 +43,7 @@ DEFAULT_LIMIT = 1000  # inputs (outputs) per request of a mint that does not say
 ProofStateName = Literal["UNSPENT", "PENDING", "SPENT"]
 _PROOF_STATES = ("UNSPENT", "PENDING", "SPENT")
 _QUOTE_STATES = ("UNPAID", "PAID", "EXPIRED")
-_EPOCH_STATES = ("open", "provisional", "final", "settled", "closed")
+_EPOCH_STATES = ("open", "maturing", "settled", "retired")
 _KEYSET_ID = re.compile(r"^(00[0-9a-f]{14}|01[0-9a-f]{64})$")
 _AMOUNT_KEY = re.compile(r"^[1-9][0-9]{0,19}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -547,6 +547,7 @@ def _limits(info: dict[str, Any]) -> MintLimits:
 
 def _epoch(e: dict[str, Any], where: str) -> Epoch:
     state = _str(e, "state", where)
+    state = LEGACY_EPOCH_STATES.get(state, state)  # mints of version 1 of the API
     if state not in _EPOCH_STATES:
         raise MintProtocolError(f"{where}: unknown epoch state {state!r}")
     keysets = _list(e, "keysets", where)
@@ -556,4 +557,5 @@ def _epoch(e: dict[str, Any], where: str) -> Epoch:
                  block_hash=_opt_str(e, "block_hash", where), state=state,  # type: ignore[arg-type]
                  issued=_int(e, "issued", where), reward_msat=_int(e, "reward_msat", where),
                  redeemed_msat=_int(e, "redeemed_msat", where), redeem_until=_opt_int(e, "redeem_until", where),
-                 keysets=tuple(keysets), net_reward_msat=_opt_int(e, "net_reward_msat", where))
+                 keysets=tuple(keysets), net_reward_msat=_opt_int(e, "net_reward_msat", where),
+                 minted=_opt_int(e, "minted", where))

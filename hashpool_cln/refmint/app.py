@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from hashpool_cln.cashu.units import MAX_HEIGHT
 from hashpool_cln.refmint import wire
 from hashpool_cln.refmint.config import MintConfig, load_auth, prepare_data_dir
 from hashpool_cln.refmint.errors import Code, MintError, malformed
-from hashpool_cln.refmint.ledger import Ledger
+from hashpool_cln.refmint.ledger import MAX_CONFIRMATIONS, MAX_REWARD_MSAT, MAX_TIMESTAMP, Ledger
 from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS
 from hashpool_cln.refmint.shares import HashOrder
 
@@ -65,6 +66,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise malformed("request body is not valid JSON") from None
+    try:
+        # JSON may escape lone surrogates ("\ud800"): text that no UTF-8 secret, id or key can hold
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise malformed("request body holds text that is not valid Unicode (a lone surrogate)") from None
+    except RecursionError:
+        raise malformed("request body is nested too deeply") from None
     return wire.obj(value)
 
 
@@ -166,7 +174,7 @@ async def melt_quote(request: web.Request) -> web.Response:
     owner = _require(request, "desk")
     body = await _body(request)
     unit = wire.string(wire.field(body, "unit"), "unit", 200)
-    amount = wire.integer(wire.field(body, "amount"), "amount")
+    amount = wire.integer(wire.field(body, "amount"), "amount", 0, wire.MAX_WIRE_AMOUNT - 1)
     _check_method(body)
     req = wire.opt_string(body.get("request"), "request", 4096)
     reference = wire.opt_string(body.get("reference"), "reference", 64)
@@ -183,7 +191,7 @@ def _check_method(body: dict[str, Any]) -> None:
 
 async def melt_quote_get(request: web.Request) -> web.Response:
     _require(request, "desk")
-    quote = await _ledger(request).get_melt_quote(request.match_info["quote"])
+    quote = await _ledger(request).get_melt_quote(wire.string(request.match_info["quote"], "quote", 200))
     return _reply(quote.to_dict())
 
 
@@ -264,7 +272,7 @@ async def share_quote_by_hash(request: web.Request) -> web.Response:
     return _reply((await _ledger(request).share_quote_by_hash(header_hash)).to_dict())
 
 
-async def share_quotes_by_pubkey(request: web.Request) -> web.Response:
+async def share_quote_lookup(request: web.Request) -> web.Response:
     body = await _body(request)
     limit = MAX_LOOKUP_PUBKEYS
     pubkeys = wire.items(wire.field(body, "pubkeys"), "pubkeys", limit, Code.BATCH_TOO_LARGE)
@@ -272,7 +280,7 @@ async def share_quotes_by_pubkey(request: web.Request) -> web.Response:
     quotes = await _ledger(request).lookup_share_quotes(
         [wire.string(k, f"pubkeys[{i}]", 66) for i, k in enumerate(pubkeys)],
         [wire.string(s, f"pubkey_signatures[{i}]", 128) for i, s in enumerate(signatures)],
-        wire.integer(wire.field(body, "timestamp"), "timestamp"),
+        wire.integer(wire.field(body, "timestamp"), "timestamp", 0, MAX_TIMESTAMP),
         wire.string(wire.field(body, "nonce"), "nonce", 32))
     return _reply({"quotes": [q.to_dict() for q in quotes]})
 
@@ -312,9 +320,10 @@ async def admin_reward(request: web.Request) -> web.Response:
     body = await _body(request)
     block_hash = wire.hexstr(wire.field(body, "block_hash"), "block_hash", 64)
     epochs_ = await _ledger(request).apply_reward(
-        wire.integer(wire.field(body, "height"), "height"), block_hash,
-        wire.integer(wire.field(body, "reward_msat"), "reward_msat"),
-        wire.integer(body.get("confirmations", request.app[CONFIG].final_confirmations), "confirmations"))
+        wire.integer(wire.field(body, "height"), "height", 0, MAX_HEIGHT), block_hash,
+        wire.integer(wire.field(body, "reward_msat"), "reward_msat", 0, MAX_REWARD_MSAT),
+        wire.integer(body.get("confirmations", request.app[CONFIG].final_confirmations), "confirmations",
+                     0, MAX_CONFIRMATIONS))
     return _reply({"epochs": [e.to_dict() for e in epochs_]})
 
 
@@ -322,8 +331,8 @@ async def admin_confirm(request: web.Request) -> web.Response:
     _require(request, "pool")
     body = await _body(request)
     block_hash = wire.hexstr(wire.field(body, "block_hash"), "block_hash", 64)
-    epochs_ = await _ledger(request).confirm(block_hash,
-                                             wire.integer(wire.field(body, "confirmations"), "confirmations"))
+    confirmations = wire.integer(wire.field(body, "confirmations"), "confirmations", 0, MAX_CONFIRMATIONS)
+    epochs_ = await _ledger(request).confirm(block_hash, confirmations)
     return _reply({"epochs": [e.to_dict() for e in epochs_]})
 
 
@@ -350,16 +359,16 @@ ROUTES = [
     ("POST", "/v1/melt/ehash", melt),
     ("POST", "/v1/mint/quote/ehash", ehash_quote),
     ("POST", "/v1/mint/quote/ehash/check", share_quote_check),
-    ("POST", "/v1/mint/quote/ehash/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/ehash/pubkey", share_quote_lookup),
     ("GET", "/v1/mint/quote/ehash/by_hash/{header_hash}", share_quote_by_hash),
     ("GET", "/v1/mint/quote/ehash/{quote}", share_quote_get),
     ("POST", "/v1/mint/ehash", mint_shares),
     ("POST", "/v1/mint/ehash/batch", mint_batch),
-    ("POST", "/v1/mint/quote/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/pubkey", share_quote_lookup),
     # mining_share: the same method under its older name (display byte order, key optional)
     ("POST", "/v1/mint/quote/mining_share", share_quote),
     ("POST", "/v1/mint/quote/mining_share/check", share_quote_check),
-    ("POST", "/v1/mint/quote/mining_share/pubkey", share_quotes_by_pubkey),
+    ("POST", "/v1/mint/quote/mining_share/pubkey", share_quote_lookup),
     ("GET", "/v1/mint/quote/mining_share/by_hash/{header_hash}", share_quote_by_hash),
     ("GET", "/v1/mint/quote/mining_share/{quote}", share_quote_get),
     ("POST", "/v1/mint/mining_share", mint_shares),

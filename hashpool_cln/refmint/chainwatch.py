@@ -506,7 +506,8 @@ class LedgerSink:
 
     async def reward_remined(self, old: Reward, new: Reward) -> None:
         # The reference ledger knows rewards by block: a re-mined boundary is the old reward dissolved and the
-        # new block's reward applied at the same height.
+        # new block's reward applied at the same height, which the ledger recognises as the same boundary (it
+        # keeps the epoch the boundary opened and gives the new reward to the epoch it closed).
         await self.reward_orphaned(old)
         await self.reward_seen(new)
 

@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--min-difficulty", type=_nonneg, default=32, help="leading zero bits of a 1-unit share")
     s.add_argument("--input-fee-ppk", type=_nonneg, default=0, help="input fee of keysets created from now on")
     s.add_argument("--pool-fee-ppm", type=_nonneg, default=0)
-    s.add_argument("--final-confirmations", type=_nonneg, default=1)
-    s.add_argument("--issue-grace", type=_nonneg, default=0, help="seconds share quotes stay mintable after close")
+    s.add_argument("--final-confirmations", type=_nonneg, default=6,
+                   help="confirmations that make a reward final (default 6)")
     s.add_argument("--redeem-window", type=_nonneg, default=30 * 86400, help="seconds an epoch stays redeemable")
     s.add_argument("--melt-quote-ttl", type=_nonneg, default=600)
     s.add_argument("--start-height", type=_nonneg, default=0)
@@ -83,7 +83,7 @@ async def _serve(args: argparse.Namespace) -> int:
     config = MintConfig(
         data_dir=args.data_dir, host=args.host, port=args.port, pool_key=args.pool_key,
         min_difficulty=args.min_difficulty, input_fee_ppk=args.input_fee_ppk, pool_fee_ppm=args.pool_fee_ppm,
-        final_confirmations=args.final_confirmations, issue_grace=args.issue_grace,
+        final_confirmations=args.final_confirmations,
         redeem_window=args.redeem_window, melt_quote_ttl=args.melt_quote_ttl, start_height=args.start_height)
     watch = chainwatch.config_from_args(args, args.data_dir, args.final_confirmations)
     app = create_app(config)

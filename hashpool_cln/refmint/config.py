@@ -31,8 +31,7 @@ class MintConfig:
     min_difficulty: int = 32  # leading zero bits a share needs to earn 1 unit
     input_fee_ppk: int = 0  # for keysets created from now on (each keyset keeps its own)
     pool_fee_ppm: int = 0  # fixed into each epoch when it closes
-    final_confirmations: int = 1  # a reward is final once its block has this many confirmations
-    issue_grace: int = 0  # seconds after an epoch closes during which its share quotes may still be minted
+    final_confirmations: int = 6  # a reward is final once its block has this many confirmations
     redeem_window: int = 30 * 86400  # seconds an epoch stays settled (quotable) before it closes
     melt_quote_ttl: int = 600
     start_height: int = 0  # the height naming the very first epoch

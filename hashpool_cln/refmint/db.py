@@ -109,6 +109,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE share_quotes ADD COLUMN request TEXT;
     ALTER TABLE share_quotes ADD COLUMN issued_at INTEGER;
     """,
+    # Epochs are priced over the units they quoted (``issued``), not the units minted (now ``minted``), so a
+    # quote stays mintable as long as its epoch signs. The open epoch counts its quotes from now on; a closed
+    # epoch keeps its price, so its quotes not minted in time stay unmintable (``priced`` = 0).
+    """
+    ALTER TABLE epochs ADD COLUMN minted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE share_quotes ADD COLUMN priced INTEGER NOT NULL DEFAULT 1;
+    UPDATE epochs SET minted = issued;
+    UPDATE epochs SET issued = (SELECT COALESCE(SUM(q.amount), 0) FROM share_quotes q WHERE q.unit = epochs.unit)
+        WHERE closed_at IS NULL;
+    UPDATE share_quotes SET priced = 0
+        WHERE issued = 0 AND unit IN (SELECT unit FROM epochs WHERE closed_at IS NOT NULL);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

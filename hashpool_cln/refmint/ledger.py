@@ -22,8 +22,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import bolt11
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 KEYSET_AMOUNTS = tuple(1 << i for i in range(63))  # 2^0 .. 2^62: amounts fit sqlite's signed 64-bit integers
 MAX_AMOUNT = (1 << 63) - 1
 MAX_REWARD_MSAT = 21_000_000 * 100_000_000 * 1000
+MAX_CONFIRMATIONS = (1 << 31) - 1  # any depth a chain can have, and far below sqlite's integer range
+MAX_TIMESTAMP = (1 << 63) - 1
 IDENTITY_DERIVATION = "m/0'/0'"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _POINT = re.compile(r"0[23][0-9a-f]{64}")
@@ -165,15 +168,26 @@ class Ledger:
         await self._reload_epochs()
         if not self._epochs:
             async with self.db.transaction() as conn:
-                await self._open_epoch(conn, self.config.start_height, now_s())
-            await self._reload_epochs()
+                made = await self._open_epoch(conn, self.config.start_height, now_s())
+                epochs = await _read_epochs(partial(dbm.fetchall, conn))
+            self._install(epochs, made)
 
     async def _reload_epochs(self) -> None:
-        rows = await self.db.fetchall(EPOCH_SELECT + " ORDER BY e.seq")
-        self._epochs = {r.unit: r for r in map(EpochRecord.from_row, rows)}
+        self._epochs = await _read_epochs(self.db.fetchall)
 
-    async def _open_epoch(self, conn: Any, height: int, now: int) -> str:
-        """Create the next epoch (and its keyset) at ``height``; returns its unit."""
+    def _install(self, epochs: dict[str, EpochRecord], made: _MintKeyset | None) -> None:
+        """Serve the epochs a transaction read just before its commit, and the keyset of an epoch it made.
+
+        Called right after the commit with no await in between: no other write can come first, no request
+        sees a keyset without its epoch (or one that was rolled back) or an epoch whose counts went stale.
+        """
+        if made is not None:
+            self._keysets[made.keyset.id] = made
+        self._epochs = epochs
+
+    async def _open_epoch(self, conn: Any, height: int, now: int) -> _MintKeyset:
+        """Create the next epoch (and its keyset) at ``height`` in ``conn``'s transaction; returns the keyset,
+        for ``_install`` once the transaction committed."""
         row = await dbm.fetchone(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs")
         seq = int(row[0])
         taken = {r[0] for r in await dbm.fetchall(conn, "SELECT unit FROM epochs WHERE height = ?", (height,))}
@@ -192,8 +206,7 @@ class Ledger:
         await conn.execute(
             "INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
             (seq, unit, self.pool_pubkey, height, kid, now))
-        self._keysets[kid] = _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
-        return unit
+        return _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
 
     # ------------------------------------------------------------------ keysets and epochs
 
@@ -201,10 +214,10 @@ class Ledger:
         return self._epochs[self._keysets[kid].keyset.unit]
 
     def _keyset_active(self, kid: str, now: int) -> bool:
-        return self._state(self._epoch_of_keyset(kid), now) != "closed"
+        return self._state(self._epoch_of_keyset(kid), now) != "retired"
 
     def _state(self, rec: EpochRecord, now: int) -> str:
-        return rec.state(now, self.config.issue_grace, self.config.redeem_window)
+        return rec.state(now, self.config.redeem_window)
 
     def keysets(self, now: int | None = None) -> list[Keyset]:
         """All keysets, oldest first, with ``active`` as of ``now``."""
@@ -218,7 +231,7 @@ class Ledger:
     def keyset(self, kid: str) -> Keyset:
         mk = self._keysets.get(kid)
         if mk is None:
-            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid} is not known")
+            raise MintError(Code.KEYSET_UNKNOWN, f"keyset {kid[:70]!r} is not known")
         return mk.keyset
 
     @property
@@ -229,7 +242,7 @@ class Ledger:
         now = now_s() if now is None else now
         redeemed = dict(await self.db.fetchall(
             "SELECT unit, SUM(amount_msat) FROM melt_quotes WHERE state = 'PAID' GROUP BY unit"))
-        return [r.to_epoch(now, self.config.issue_grace, self.config.redeem_window, int(redeemed.get(r.unit, 0)))
+        return [r.to_epoch(now, self.config.redeem_window, int(redeemed.get(r.unit, 0)))
                 for r in sorted(self._epochs.values(), key=lambda r: r.seq)]
 
     # ------------------------------------------------------------------ shared checks
@@ -425,22 +438,31 @@ class Ledger:
         now = now_s()
         quote = secrets.token_hex(16)
         async with self.db.transaction() as conn:
-            row = await dbm.fetchone(conn, "SELECT unit FROM epochs WHERE closed_at IS NULL")
+            # The quote's units count in the epoch's price now, minted or not: nothing later can move it.
+            unit, issued, minted = await dbm.fetchone(
+                conn, "SELECT unit, issued, minted FROM epochs WHERE closed_at IS NULL")
+            if issued + earned > MAX_AMOUNT:
+                raise MintError(Code.AMOUNT_OUT_OF_RANGE, "the epoch cannot issue more units")
             try:
                 await conn.execute(
                     "INSERT INTO share_quotes (quote, header_hash, unit, amount, pubkey, created_at, request)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (quote, digest.hex(), row[0], earned, pubkey, now, request))
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (quote, digest.hex(), unit, earned, pubkey, now, request))
             except dbm.IntegrityError:
                 raise MintError(Code.SHARE_DUPLICATE, "this share header hash has already been quoted") from None
-        return ShareQuote(quote, digest.hex(), request, row[0], earned, pubkey, False, now, now, None)
+            await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + earned, unit))
+        self._epochs[unit] = self._epochs[unit].with_counts(issued + earned, minted)
+        return ShareQuote(quote, digest.hex(), request, unit, earned, pubkey, False, now, now, None)
 
     def _share_quote(self, row: tuple) -> ShareQuote:
-        quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at = row
-        deadline = self._epochs[unit].issue_deadline(self.config.issue_grace)
+        quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at, priced = row
+        epoch = self._epochs[unit]
+        # Mintable while the epoch's keyset signs; a quote its epoch's price never counted (made under the
+        # rules of schema 3 and not minted in time) expired when its epoch closed.
+        expiry = epoch.redeem_until(self.config.redeem_window) if priced else epoch.closed_at
         return ShareQuote(quote, header_hash, request or header_hash, unit, amount, pubkey, bool(issued),
-                          created_at, issued_at or created_at, deadline)
+                          created_at, issued_at or created_at, expiry)
 
-    _SHARE_COLUMNS = "quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at"
+    _SHARE_COLUMNS = "quote, header_hash, request, unit, amount, pubkey, issued, created_at, issued_at, priced"
 
     async def get_share_quote(self, quote: str) -> ShareQuote:
         return (await self.share_quotes([quote]))[0]
@@ -490,9 +512,11 @@ class Ledger:
         columns = ", ".join(f"q.{c.strip()}" for c in self._SHARE_COLUMNS.split(","))
         rows = await self.db.fetchall(
             f"SELECT {columns} FROM share_quotes q JOIN epochs e ON e.unit = q.unit"
-            f" WHERE q.pubkey IN ({dbm.placeholders(wanted)}) AND q.issued = 0"
-            " AND (e.closed_at IS NULL OR e.closed_at + ? >= ?) ORDER BY q.created_at, q.rowid LIMIT ?",
-            (*wanted, self.config.issue_grace, now, MAX_LOOKUP_QUOTES))
+            " LEFT JOIN rewards r ON r.block_hash = e.reward_block_hash AND r.dissolved = 0"
+            f" WHERE q.pubkey IN ({dbm.placeholders(wanted)}) AND q.issued = 0 AND q.priced = 1"
+            " AND (e.closed_at IS NULL OR r.final_at IS NULL OR MAX(r.final_at, e.closed_at) + ? > ?)"
+            " ORDER BY q.created_at, q.rowid LIMIT ?",
+            (*wanted, self.config.redeem_window, now, MAX_LOOKUP_QUOTES))
         return [self._share_quote(r) for r in rows]
 
     async def mint_shares(self, quote_id: str, outputs: Sequence[BlindedMessage],
@@ -524,6 +548,8 @@ class Ledger:
             raise malformed("outputs must not be empty")
         for i, q in enumerate(quotes):
             _check_quote_signature(q, signatures[i] if signatures is not None else None, outputs, single)
+        if any(q.expiry is not None and now >= q.expiry for q in quotes):
+            raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch no longer signs")
         for o in outputs:
             if o.id in self._keysets and self._keysets[o.id].keyset.unit != unit:
                 raise MintError(Code.UNIT_MISMATCH, f"the quotes are for {unit}, an output is for another unit")
@@ -531,8 +557,6 @@ class Ledger:
         expected = sum(q.amount for q in quotes)
         if total != expected:
             raise MintError(Code.UNBALANCED, f"outputs ({total}) must equal the quote amount ({expected})")
-        if any(q.expiry is not None and now > q.expiry for q in quotes):
-            raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
         async with self._hold((), outputs, *(q.quote for q in quotes)):
             sigs = self._sign(outputs)
             async with self.db.transaction() as conn:
@@ -541,15 +565,14 @@ class Ledger:
                                              " WHERE quote = ? AND issued = 0", (now, q.quote))
                     if cur.rowcount != 1:
                         raise MintError(Code.QUOTE_ISSUED, f"quote {q.quote} has already been issued")
-                closed_at, issued = await dbm.fetchone(conn, "SELECT closed_at, issued FROM epochs WHERE unit = ?",
-                                                       (unit,))
-                if closed_at is not None and now > closed_at + self.config.issue_grace:
-                    raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch's issuance is over")
-                if issued + expected > MAX_AMOUNT:
-                    raise MintError(Code.AMOUNT_OUT_OF_RANGE, "the epoch cannot issue more units")
+                epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
+                if self._state(epoch, now) == "retired":
+                    raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch no longer signs")
+                if epoch.minted + expected > epoch.issued:
+                    raise RuntimeError(f"epoch {unit} would mint more than it quoted")  # never: quotes count first
                 await self._store_signatures(conn, outputs, sigs, now)
-                await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + expected, unit))
-            self._epochs[unit] = self._epochs[unit].with_issued(issued + expected)
+                await conn.execute("UPDATE epochs SET minted = ? WHERE unit = ?", (epoch.minted + expected, unit))
+            self._epochs[unit] = epoch.with_counts(epoch.issued, epoch.minted + expected)
         return sigs
 
     # ------------------------------------------------------------------ ehash settlement (melt quotes)
@@ -687,12 +710,16 @@ class Ledger:
     async def apply_reward(self, height: int, block_hash: str, reward_msat: int, confirmations: int) -> list[Epoch]:
         """A block at ``height`` paid ``reward_msat`` to the pool: close the open epoch, open the next.
 
-        Returns the epochs the reward backs followed by the newly opened epoch. Repeating a known reward only
-        updates its confirmations.
+        Returns the epochs the reward backs followed by the open epoch (the newly opened one). Repeating a known
+        reward only updates its confirmations. A block at the height whose reward was dissolved, while the
+        epoch that reward opened is still the open one, is that boundary **re-mined**: the epochs waiting for a
+        reward take it and the open epoch stays open (shares mined after the boundary never dilute the epoch
+        before it). Another block at a height that still has an active reward is refused.
         """
         _check_reward_args(height, block_hash, reward_msat, confirmations)
         now = now_s()
         final_at = now if confirmations >= self.config.final_confirmations else None
+        made: _MintKeyset | None = None
         async with self.db.transaction() as conn:
             known = await dbm.fetchone(
                 conn, "SELECT height, reward_msat, dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
@@ -709,6 +736,15 @@ class Ledger:
                 if height < current.height:
                     raise MintError(Code.REWARD_REFUSED,
                                     f"height {height} is below the open epoch's height {current.height}")
+                rivals = {bool(r[0]) for r in await dbm.fetchall(
+                    conn, "SELECT dissolved FROM rewards WHERE height = ? AND block_hash != ?", (height, block_hash))}
+                if False in rivals:
+                    raise MintError(Code.REWARD_REFUSED,
+                                    f"height {height} already has an active reward: dissolve it first")
+                waiting = [r for r in map(EpochRecord.from_row, await dbm.fetchall(
+                    conn, EPOCH_SELECT + " WHERE e.closed_at IS NOT NULL AND e.reward_block_hash IS NULL"
+                    " ORDER BY e.seq"))]
+                remined = height == current.height and True in rivals and bool(waiting)
                 if known is None:
                     await conn.execute(
                         "INSERT INTO rewards (block_hash, height, reward_msat, confirmations, final_at, created_at)"
@@ -717,26 +753,27 @@ class Ledger:
                     await conn.execute(
                         "UPDATE rewards SET dissolved = 0, confirmations = ?, final_at = ? WHERE block_hash = ?",
                         (confirmations, final_at, block_hash))
-                backers = [r for r in map(EpochRecord.from_row, await dbm.fetchall(
-                    conn, EPOCH_SELECT + " WHERE e.closed_at IS NOT NULL AND e.reward_block_hash IS NULL"
-                    " ORDER BY e.seq"))] + [current]
+                backers = waiting if remined else [*waiting, current]
                 parts = split_reward(reward_msat, [b.issued for b in backers])
-                await conn.execute("UPDATE epochs SET closed_at = ?, pool_fee_ppm = ? WHERE seq = ?",
-                                   (now, self.config.pool_fee_ppm, current.seq))
+                if not remined:
+                    await conn.execute("UPDATE epochs SET closed_at = ?, pool_fee_ppm = ? WHERE seq = ?",
+                                       (now, self.config.pool_fee_ppm, current.seq))
                 await conn.executemany("UPDATE epochs SET reward_block_hash = ?, reward_msat = ? WHERE seq = ?",
                                        [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
-                new_unit = await self._open_epoch(conn, height, now)
-                units = [b.unit for b in backers] + [new_unit]
-        await self._reload_epochs()
-        log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)
+                made = None if remined else await self._open_epoch(conn, height, now)
+                units = [b.unit for b in backers] + [current.unit if made is None else made.keyset.unit]
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, made)
+        log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)  # public chain data
         return await self._epochs_named(units)
 
     async def confirm(self, block_hash: str, confirmations: int) -> list[Epoch]:
         """Record the depth of a reward's block; returns the epochs it backs."""
         if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
             raise malformed("block_hash must be 64 lowercase hex characters")
-        if isinstance(confirmations, bool) or not isinstance(confirmations, int) or confirmations < 0:
-            raise malformed("confirmations must be a non-negative integer")
+        if isinstance(confirmations, bool) or not isinstance(confirmations, int) \
+                or not 0 <= confirmations <= MAX_CONFIRMATIONS:
+            raise malformed(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}]")
         async with self.db.transaction() as conn:
             row = await dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
             if row is None or row[0]:
@@ -744,7 +781,8 @@ class Ledger:
             await self._set_confirmations(conn, block_hash, confirmations, now_s())
             units = [r[0] for r in await dbm.fetchall(
                 conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
-        await self._reload_epochs()
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, None)
         return await self._epochs_named(units)
 
     async def _set_confirmations(self, conn: Any, block_hash: str, confirmations: int, now: int) -> None:
@@ -770,7 +808,8 @@ class Ledger:
             await conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
             await conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
                                " WHERE reward_block_hash = ?", (block_hash,))
-        await self._reload_epochs()
+            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+        self._install(epochs, None)
         log.info("reward of block %s dissolved", block_hash)
         return await self._epochs_named(units)
 
@@ -811,13 +850,16 @@ class Ledger:
                 "min_difficulty": self.config.min_difficulty,
                 "pool_fee_ppm": self.config.pool_fee_ppm,
                 "final_confirmations": self.config.final_confirmations,
-                "issue_grace": self.config.issue_grace,
                 "redeem_window": self.config.redeem_window,
                 "melt_quote_ttl": self.config.melt_quote_ttl,
                 "max_inputs": self.config.max_inputs,
                 "max_outputs": self.config.max_outputs,
             },
         }
+
+
+async def _read_epochs(fetchall: Callable[..., Awaitable[list[tuple]]]) -> dict[str, EpochRecord]:
+    return {r.unit: r for r in map(EpochRecord.from_row, await fetchall(EPOCH_SELECT + " ORDER BY e.seq"))}
 
 
 async def _committed_msat(conn: Any, unit: str, now: int) -> int:
@@ -885,5 +927,5 @@ def _check_reward_args(height: int, block_hash: str, reward_msat: int, confirmat
         raise malformed("block_hash must be 64 lowercase hex characters")
     if not is_int(reward_msat) or not 0 <= reward_msat <= MAX_REWARD_MSAT:
         raise malformed("reward_msat must be a non-negative integer no larger than 21M BTC")
-    if not is_int(confirmations) or confirmations < 0:
-        raise malformed("confirmations must be a non-negative integer")
+    if not is_int(confirmations) or not 0 <= confirmations <= MAX_CONFIRMATIONS:
+        raise malformed(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}]")

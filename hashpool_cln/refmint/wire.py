@@ -39,9 +39,12 @@ def opt_string(value: Any, where: str, max_chars: int = 1024) -> str | None:
     return None if value is None else string(value, where, max_chars)
 
 
-def integer(value: Any, where: str) -> int:
+def integer(value: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
+    """A JSON integer (never a boolean), within ``[lo, hi]`` when given."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise malformed(f"{where} must be an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise malformed(f"{where} must be an integer in [{lo}, {hi}]")
     return value
 
 
@@ -94,9 +97,7 @@ def output(value: Any, where: str, *, any_amount: bool = False) -> BlindedMessag
     d = obj(value, where)
     raw = field(d, "amount", where)
     if any_amount:
-        n = integer(raw, f"{where}.amount")
-        if not 0 <= n < MAX_WIRE_AMOUNT:
-            raise malformed(f"{where}.amount must be an integer in [0, 2^64)")
+        n = integer(raw, f"{where}.amount", 0, MAX_WIRE_AMOUNT - 1)
     else:
         n = amount(raw, f"{where}.amount")
     return BlindedMessage(amount=n, id=keyset_id(field(d, "id", where), f"{where}.id"),

@@ -91,9 +91,9 @@ def settle_epoch(stack: Stack, unit: str, say: Callable[[str], None]) -> None:
     (reward_block,) = stack.mine(1, settings.mint_address)
     say(f"mined block {reward_block} paying the mint at {settings.mint_address}")
     procs.wait_until(f"the mint to see the reward in {reward_block}",
-                     lambda: epoch_state(stack.mint_url(), unit) in ("provisional", "final", "settled"), 60,
+                     lambda: epoch_state(stack.mint_url(), unit) in ("maturing", "settled"), 60,
                      stack.layout.log_file("mint"))
-    say(f"epoch {_short(unit)} closed by that reward: provisional")
+    say(f"epoch {_short(unit)} closed by that reward: maturing")
     stack.mine(CONFIRMATIONS - 1)
     procs.wait_until(f"epoch {unit} to settle", lambda: epoch_state(stack.mint_url(), unit) == "settled", 60,
                      stack.layout.log_file("mint"))

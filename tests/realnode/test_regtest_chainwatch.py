@@ -78,11 +78,11 @@ async def test_reward_mined_to_the_mint_opens_and_finalises_an_epoch(stack, rpc,
     height = await rpc.call("getblockcount")
     await watcher.sync()
     closed, opened = await ledger.epochs()
-    assert (closed.state, closed.block_hash, closed.reward_msat) == ("provisional", reward, _subsidy_msat(height))
+    assert (closed.state, closed.block_hash, closed.reward_msat) == ("maturing", reward, _subsidy_msat(height))
     assert (opened.state, opened.height) == ("open", height)
     await rpc.call("generatetoaddress", CONFIRMATIONS - 2, settings.funds_address)
     await watcher.sync()
-    assert (await ledger.epochs())[0].state == "provisional"
+    assert (await ledger.epochs())[0].state == "maturing"
     await rpc.call("generatetoaddress", 1, settings.funds_address)
     await watcher.sync()
     assert (await ledger.epochs())[0].state == "settled"
@@ -98,7 +98,7 @@ async def test_reorg_by_invalidateblock_before_finality_dissolves_the_reward(sta
     events = await watcher.sync()
     assert [(e.kind, e.reward.block_hash) for e in events] == [("orphaned", reward)]
     closed = (await ledger.epochs())[0]
-    assert (closed.state, closed.block_hash, closed.reward_msat) == ("provisional", None, 0)
+    assert (closed.state, closed.block_hash, closed.reward_msat) == ("maturing", None, 0)
     assert watcher.state.pending == {}
 
 

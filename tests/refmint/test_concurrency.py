@@ -56,3 +56,60 @@ async def test_budget_holds_under_concurrent_quotes(refmint_factory) -> None:
 
     row = await fetchone(mint.ledger.db._reader, "SELECT SUM(amount_msat) FROM melt_quotes WHERE unit = ?", (unit,))
     assert row[0] <= net
+
+
+async def test_a_quote_committed_a_moment_ago_is_never_unknown(refmint) -> None:
+    """4 pools-and-miners create a share quote and mint it at once, while other clients keep the mint's reader
+    busy. A read must never run inside an older snapshot kept alive by another request's statement (it would
+    answer 51000 for a quote committed before it was asked)."""
+    kid = await refmint.keyset_id((await refmint.ok("GET", "/v1/info"))["ehash"]["open_unit"])
+    done = asyncio.Event()
+    unknown: list = []
+
+    async def reader() -> None:
+        while not done.is_set():
+            await refmint.call("GET", "/v1/ehash/epochs")
+            await refmint.call("POST", "/v1/checkstate", {"Ys": ["02" + "11" * 32] * 50})
+
+    async def miner(rounds: int) -> None:
+        for _ in range(rounds):
+            quote = await refmint.share_quote(1)
+            for path in (f"/v1/mint/quote/ehash/{quote['quote']}",):
+                seen = await refmint.call("GET", path)
+                if seen.status != 200:
+                    unknown.append(seen)
+            body = {"quote": quote["quote"], "outputs": [o.to_dict() for o in blind_outputs(kid, [2]).outputs]}
+            answer = await refmint.call("POST", "/v1/mint/mining_share", body)
+            if answer.status != 200:
+                unknown.append(answer)
+
+    readers = [asyncio.ensure_future(reader()) for _ in range(4)]
+    try:
+        await asyncio.gather(*(miner(100) for _ in range(4)))
+    finally:
+        done.set()
+        await asyncio.gather(*readers)
+    assert unknown == []
+
+
+async def test_keysets_stay_consistent_while_epochs_open(refmint) -> None:
+    """A new epoch's keyset is served together with its epoch, never before (that answered 500 on /v1/keysets
+    when a reward came in the middle of a request)."""
+    done = asyncio.Event()
+    answers: list = []
+
+    async def poll() -> None:
+        while not done.is_set():
+            for path in ("/v1/keysets", "/v1/keys", "/v1/ehash/epochs", "/v1/info"):
+                answers.append((path, (await refmint.call("GET", path)).status))
+
+    pollers = [asyncio.ensure_future(poll()) for _ in range(4)]
+    try:
+        for _ in range(25):
+            await refmint.reward(1_000)
+    finally:
+        done.set()
+        await asyncio.gather(*pollers)
+    assert answers and {status for _, status in answers} == {200}, [a for a in answers if a[1] != 200][:3]
+    keysets = (await refmint.ok("GET", "/v1/keysets"))["keysets"]
+    assert len(keysets) == 26 and len({k["unit"] for k in keysets}) == 26

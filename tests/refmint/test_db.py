@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -64,3 +65,54 @@ async def test_an_existing_file_is_made_private(tmp_path) -> None:
     os.chmod(path, 0o644)
     sqlite.create_private(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+async def test_pricing_moves_to_quoted_units_without_changing_a_closed_epochs_price(tmp_path) -> None:
+    """Schema 4: the open epoch counts every quote it made; a closed epoch keeps the price it had (over minted
+    units), so its quotes that were never minted stay unmintable."""
+    path = tmp_path / "mint.sqlite3"
+    with sqlite3.connect(path) as old:
+        for script in MIGRATIONS[:3]:
+            for statement in sqlite.statements(script):
+                old.execute(statement)
+        old.execute("PRAGMA user_version = 3")
+        for seq, unit, closed, issued in ((1, "u1", 5, 4), (2, "u2", None, 2)):
+            old.execute("INSERT INTO keysets VALUES (?, ?, ?, '{}', 0, 0)", (f"k{seq}", unit, f"m/{seq}"))
+            old.execute("INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at, closed_at, issued)"
+                        " VALUES (?, ?, 'p', ?, ?, 0, ?, ?)", (seq, unit, seq, f"k{seq}", closed, issued))
+        quotes = (("a", "u1", 4, 1), ("b", "u1", 8, 0), ("c", "u2", 2, 1), ("d", "u2", 16, 0))
+        for quote, unit, amount, issued in quotes:
+            old.execute("INSERT INTO share_quotes (quote, header_hash, unit, amount, issued, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, 0)", (quote, quote * 64, unit, amount, issued))
+    old.close()
+    db = await Database.open(path)
+    try:
+        assert await db.fetchall("SELECT unit, issued, minted FROM epochs ORDER BY seq") == [
+            ("u1", 4, 4), ("u2", 18, 2)]
+        assert await db.fetchall("SELECT quote, priced FROM share_quotes ORDER BY quote") == [
+            ("a", 1), ("b", 0), ("c", 1), ("d", 1)]
+    finally:
+        await db.close()
+
+
+async def test_a_read_sees_what_was_committed_before_it_was_asked(tmp_path) -> None:
+    """The mint's reads share one connection. A slow read that started before a commit must not make a read
+    asked after the commit run in its older snapshot (the share quote committed a moment ago, answered
+    51000 "unknown quote" under load): every read runs, fetches and ends its statement in one step."""
+    db = await Database.open(tmp_path / "mint.sqlite3")
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            await conn.execute("INSERT INTO t VALUES ('old')")
+        # reads the table (its snapshot starts there), then spends a while counting
+        slow = asyncio.ensure_future(db.fetchall(
+            "WITH RECURSIVE c(x) AS (SELECT (SELECT COUNT(*) FROM t) UNION ALL SELECT x + 1 FROM c"
+            " WHERE x < 3000000) SELECT MAX(x) FROM c"))
+        await asyncio.sleep(0.05)
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES ('new')")
+        assert not slow.done(), "the slow read must still be running when the commit is made"
+        assert await db.fetchone("SELECT k FROM t WHERE k = 'new'") == ("new",)
+        assert (await slow)[0][0] == 3000000
+    finally:
+        await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import sqlite3
 
@@ -77,7 +78,7 @@ async def test_unit_and_keyset_refusals(refmint_factory) -> None:
     old_kid, new_kid = old[0].id, new[0].id
     assert old_kid != new_kid
     epochs = (await mint.ok("GET", "/v1/ehash/epochs"))["epochs"]
-    assert [e["state"] for e in epochs] == ["closed", "open"]
+    assert [e["state"] for e in epochs] == ["retired", "open"]
     keysets = {k["id"]: k["active"] for k in (await mint.ok("GET", "/v1/keysets"))["keysets"]}
     assert keysets == {old_kid: False, new_kid: True}
 
@@ -92,7 +93,7 @@ async def test_unit_and_keyset_refusals(refmint_factory) -> None:
     await _expect(await mint.call("POST", "/v1/melt/quote/ehash", {"unit": "sat", "amount": 1}, role="desk"),
                   400, 11013)
     # 51001 melt quote for an epoch that is not settled (open / closed)
-    for unit, state in ((epochs[1]["unit"], "open"), (epochs[0]["unit"], "closed")):
+    for unit, state in ((epochs[1]["unit"], "open"), (epochs[0]["unit"], "retired")):
         await _expect(await mint.call("POST", "/v1/melt/quote/ehash", {"unit": unit, "amount": 1}, role="desk"),
                       400, 51001, state)
     # /v1/keys/{id}: unknown keyset 12001 (NUT-00: 400 with the code)
@@ -190,14 +191,23 @@ async def test_share_issuance_refusals(refmint_factory) -> None:
     await _expect(await mint.call("POST", "/v1/mint/mining_share",
                                   {"quote": locked["quote"], "outputs": outs, "signature": wrong}), 400, 20008)
     assert sum(p.amount for p in await mint.mint_quote(locked, lock_key=key)) == 2
-    # 20007 the epoch closed and its issuance grace (0 s) is over
+    # a quote made before its epoch closed still mints after: the epoch's price counted it when it was made
     late = await mint.share_quote(9)
     await mint.reward(5_000)
-    await asyncio.sleep(1.1)
-    await _expect(await mint.call("POST", "/v1/mint/mining_share",
-                                  {"quote": late["quote"], "outputs": [o.to_dict() for o in
-                                                                       blind_outputs(kid, [2]).outputs]}), 400, 20007)
-    assert (await mint.ok("GET", f"/v1/mint/quote/mining_share/{late['quote']}"))["expiry"] is not None
+    assert sum(p.amount for p in await mint.mint_quote(late)) == 2
+
+
+async def test_a_quote_of_a_retired_epoch_is_expired(refmint_factory) -> None:
+    mint = await refmint_factory(redeem_window=1)
+    quote = await mint.share_quote(1)
+    kid = await mint.keyset_id(quote["unit"])
+    await mint.reward(5_000)
+    shown = await mint.ok("GET", f"/v1/mint/quote/ehash/{quote['quote']}")
+    assert shown["expiry"] is not None and shown["state"] == "PAID"
+    await asyncio.sleep(2.1)  # the redeem window (1 s) is over: the epoch is retired, its keyset signs no more
+    outs = [o.to_dict() for o in blind_outputs(kid, [2]).outputs]
+    await _expect(await mint.call("POST", "/v1/mint/mining_share", {"quote": quote["quote"], "outputs": outs}),
+                  400, 20007)
 
 
 async def test_melt_refusals(refmint_factory) -> None:
@@ -266,7 +276,7 @@ async def test_chain_event_refusals(refmint_factory) -> None:
     await mint.issue(2)
     block = os.urandom(32).hex()
     epochs = await mint.reward(1_000, block_hash=block, confirmations=1)
-    assert epochs[0]["state"] == "provisional"
+    assert epochs[0]["state"] == "maturing"
     # the same block again with another reward: 51005
     await _expect(await mint.call("POST", "/v1/admin/reward", {"height": 1, "block_hash": block, "reward_msat": 2},
                                   role="pool"), 400, 51005)
@@ -285,3 +295,30 @@ async def test_chain_event_refusals(refmint_factory) -> None:
 @pytest.mark.parametrize("path", ["/v1/melt/quote/ehash/nope"])
 async def test_unknown_melt_quote(refmint, path) -> None:
     await _expect(await refmint.call("GET", path, role="desk"), 400, 51000)
+
+
+async def test_out_of_range_numbers_and_lone_surrogates_are_coded_refusals(refmint) -> None:
+    """Issue 9: confirmations of 2^63 and more, and text with lone surrogates, were answered with HTTP 500."""
+    for path, body in (("/v1/admin/confirm", {"block_hash": "11" * 32, "confirmations": 2**63}),
+                       ("/v1/admin/reward", {"height": 1, "block_hash": "11" * 32, "reward_msat": 1,
+                                             "confirmations": 2**64}),
+                       ("/v1/admin/reward", {"height": 2**70, "block_hash": "11" * 32, "reward_msat": 1}),
+                       ("/v1/admin/reward", {"height": 1, "block_hash": "11" * 32, "reward_msat": -1})):
+        await _expect(await refmint.call("POST", path, body, role="pool"), 400, 0)
+    proofs = await refmint.issue(2)
+    kid = proofs[0].id
+    lone = '"\\ud800"'
+    secret_body = json.dumps({"inputs": [{**proofs[0].to_dict(), "secret": "S"}],
+                              "outputs": [o.to_dict() for o in blind_outputs(kid, [4]).outputs]})
+    for path, raw, role in (
+            ("/v1/swap", secret_body.replace('"S"', lone), None),
+            ("/v1/melt/quote/ehash", '{"unit": "u", "amount": 1, "request": ' + lone + '}', "desk"),
+            ("/v1/mint/mining_share", '{"quote": ' + lone + ', "outputs": []}', None),
+            ("/v1/mint/quote/ehash/check", '{"quotes": [' + lone + ']}', None),
+            ("/v1/melt/quote/ehash/release", '{"quote": ' + lone + '}', "desk")):
+        answer = await refmint.call("POST", path, raw=raw.encode(), role=role)
+        await _expect(answer, 400, 0, "surrogate")
+    for path in ("/v1/mint/quote/ehash/%ED%A0%80", "/v1/keys/%ED%A0%80"):
+        assert (await refmint.call("GET", path)).status == 400
+    states = (await refmint.ok("POST", "/v1/checkstate", {"Ys": ys(proofs)}))["states"]
+    assert {s["state"] for s in states} == {"UNSPENT"}

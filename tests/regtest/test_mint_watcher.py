@@ -56,7 +56,7 @@ async def test_mint_app_follows_the_chain_through_the_attached_watcher(node, tmp
             (block,) = node.chain.mine(1, MINT_SCRIPT)
             epochs = await _wait_for(lambda es: len(es) == 2, session, url)
             assert (epochs[0]["state"], epochs[0]["block_hash"], epochs[0]["reward_msat"]) == (
-                "provisional", block.hash, SUBSIDY_SATS * 1000)
+                "maturing", block.hash, SUBSIDY_SATS * 1000)
             node.chain.mine(1)
             epochs = await _wait_for(lambda es: es[0]["state"] == "settled", session, url)
             assert epochs[1]["height"] == 101 and epochs[1]["state"] == "open"

@@ -150,7 +150,7 @@ class MintHandle:
         """Issue ``count`` shares into the open epoch, then settle it with ``reward_msat``.
 
         Returns the settled epoch's unit and the proofs (worth ``reward_msat`` in total, less the pool fee).
-        The mint must run with ``issue_grace=0`` (the fixture's default) for the epoch to settle at once.
+        The mint must run with ``final_confirmations=1`` (the fixture's default) for the epoch to settle at once.
         """
         proofs = await self.issue(leading_zeros, count)
         epochs = await self.reward(reward_msat)
@@ -180,7 +180,7 @@ def ys(proofs: Sequence[Proof]) -> list[str]:
 def mint_config(data_dir: Path, **overrides: Any) -> MintConfig:
     """Settings for tests: minimum difficulty 0 (a share with n leading zero bits is worth 2^n), immediate
     finality and settlement, no fees."""
-    base = MintConfig(data_dir=data_dir, port=0, min_difficulty=0, final_confirmations=1, issue_grace=0)
+    base = MintConfig(data_dir=data_dir, port=0, min_difficulty=0, final_confirmations=1)
     return replace(base, **overrides)
 
 
