@@ -8,7 +8,9 @@ processes); a committed write survives a power cut, since a lost spend is a doub
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,14 +19,22 @@ import aiosqlite
 
 MEMORY = ":memory:"
 
+log = logging.getLogger("hashpool_cln.sqlite")
+
 
 def create_private(path: str | Path) -> None:
     """Create ``path`` readable by its owner only, before sqlite creates it (its -wal and -shm files take the
-    database file's mode); an existing file is made owner-only too."""
+    database file's mode); an existing file open to others is made owner-only, with a log line."""
     if str(path) == MEMORY:
         return
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(path, 0o600)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("the database %s was open to others (mode %03o); made owner-only", path, mode)
+    finally:
+        os.close(fd)
 
 
 async def connect(path: str | Path, *, busy_timeout_ms: int = 10_000) -> aiosqlite.Connection:

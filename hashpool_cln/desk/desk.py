@@ -27,17 +27,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hashpool_cln.cashu import conditions, crypto
-from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, ProofState
 
 from . import claims, intake, policy, reserve, wallet
 from .config import DeskConfig
 from .destination import Resolver, Target
 from .errors import Code, DeskError
 from .intake import Checked
+from .quotes import Quotes
 from .settlement import Settlement, quote_request
 from .states import FINAL, State
 from .store import BudgetExceeded, ClaimConflict, Record, StaleState, Store
@@ -49,6 +50,8 @@ LABEL_PREFIX = "hashpool-redeem:"
 # NUT error codes the desk acts on.
 NUT_TOKEN_SPENT = 11001
 NUT_OUTPUTS_SIGNED = 10002
+# A proof the mint cannot verify (10001 in this project's mint spec, 10003 in NUT's table and CDK's).
+NUT_PROOF_INVALID = frozenset({10001, 10003})
 # xpay's answer to a second concurrent payment of one invoice: the first one is still running.
 XPAY_IN_PROGRESS = -3
 # xpay's answer when the node holds a completed payment of the invoice.
@@ -76,7 +79,7 @@ class Crash(BaseException):
     """Raised by a crash hook: tests use it to stop a desk dead at a chosen point."""
 
 
-class Desk(Settlement):
+class Desk(Quotes, Settlement):
     def __init__(self, config: DeskConfig, node: NodePort, mint: MintClient, *,
                  crash_hook: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -113,7 +116,7 @@ class Desk(Settlement):
             await self._node()
         except DeskError:
             log.warning("the node is not reachable yet; redemptions wait for it")
-        await reconcile(self)
+        await reconcile(self)  # isolates each redemption's failure: the desk starts whatever one of them does
 
     async def close(self) -> None:
         self._closing = True
@@ -317,7 +320,7 @@ class Desk(Settlement):
                     fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, proofs)], target.payment_hash)
         except ClaimConflict as e:
             if e.what == "input":
-                raise DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed") from None
+                raise await self._claimed(checked) from None
             if e.what == "claim":
                 raise DeskError(Code.INVALID_PARAMS, "claim already used") from None
             raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
@@ -325,6 +328,14 @@ class Desk(Settlement):
         self._hook("after:->new")
         self._emit(rec, "")
         return rec
+
+    async def _claimed(self, checked: Checked) -> DeskError:
+        """Why a token whose inputs another redemption holds is refused: spent, once that one has paid."""
+        with self.timings.measure("sqlite"):
+            holders = await self.store.claimed_by(checked.ys)
+        if holders and holders <= {State.PAID, State.SETTLED}:
+            return DeskError(Code.TOKEN_SPENT, "this token was already redeemed")
+        return DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed")
 
     def _signed(self, proof: Proof) -> Proof:
         """Inputs locked to the desk's key get their witness now, so a replayed swap is byte-identical."""
@@ -335,7 +346,7 @@ class Desk(Settlement):
 
     async def _price(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
         try:
-            plan = await self._plan(checked, target, maxfee_msat)
+            plan = await self._plan(rec.id, checked, target, maxfee_msat)
         except DeskError as e:
             await self._reject(rec, e)
             raise
@@ -357,7 +368,7 @@ class Desk(Settlement):
             await self._reject(rec, err)
             raise err from None
 
-    async def _plan(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
+    async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
         token, epoch = checked.token, checked.epoch
         fees = checked.fees_ppk
         out_keyset = checked.output_keyset()
@@ -370,7 +381,7 @@ class Desk(Settlement):
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
             units = checked.whole_units()
-            quote = await self._checked_quote(checked, units, target)
+            quote = await self._checked_quote(redemption_id, checked, units, target)
             policy.check_amount(quote.amount_msat, self.config)
             reserve_msat = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
             custody = _exact(units, out_ppk)
@@ -378,9 +389,10 @@ class Desk(Settlement):
             reserve_msat = reserve.reserve_for(target, target.deliver_msat, maxfee_msat, self.config)
             need = target.deliver_msat + reserve_msat
             units = policy.units_for(need, epoch, checked.pool_fee_ppm)
-            quote = await self._checked_quote(checked, units, target)
+            quote = await self._checked_quote(redemption_id, checked, units, target)
             if quote.amount_msat < need:  # the mint's floor left it a unit short
-                quote = await self._checked_quote(checked, units + 1, target)
+                quote = await self._checked_quote(redemption_id, checked, units + 1, target)
+                await self.release_other_quotes(redemption_id, keep=quote.quote)
             if quote.amount_msat < need:
                 raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
                                 {"quote_msat": quote.amount_msat, "needed_msat": need})
@@ -393,6 +405,8 @@ class Desk(Settlement):
             else:
                 custody = _exact(quote.amount, out_ppk)
         change = available - sum(custody)
+        if change >= 0:
+            intake.check_outputs(len(custody) + len(wallet.split_amount(change)), await self.catalog.limits())
         if change < 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
                             {"units": token.amount, "units_needed": sum(custody) + swap_fee,
@@ -404,9 +418,9 @@ class Desk(Settlement):
                     swap_fee=swap_fee, maxfee_msat=reserve_msat, output_keyset=out_keyset.id,
                     reserve_amounts=reserve_amounts, payment_units=payment_units, rate=rate)
 
-    async def _checked_quote(self, checked: Checked, units: int, target: Target) -> EhashQuote:
+    async def _checked_quote(self, redemption_id: str, checked: Checked, units: int, target: Target) -> EhashQuote:
         unit = checked.token.unit
-        quote = await self._mint_quote(unit, units, quote_request(target.kind, target.invoice))
+        quote = await self._mint_quote(redemption_id, unit, units, quote_request(target.kind, target.invoice))
         policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
         return quote
 
@@ -421,11 +435,19 @@ class Desk(Settlement):
         with self.timings.measure("sqlite"):
             inputs = [Proof.from_dict(json.loads(p)) for p in await self.store.inputs(rec.id)]
         outputs = self._outputs(rec)
+        limits = await self.catalog.limits()
+        try:
+            intake.check_inputs(len(inputs), limits)
+            intake.check_outputs(len(outputs), limits)
+        except DeskError as too_many:
+            # Recorded before the desk knew the mint's limits: never sent, so never swapped (restore confirms).
+            signatures = await self._restore_or_decide(rec, outputs, inputs, too_many)
+            return await self._hold(rec, outputs, signatures)
         try:
             signatures = await self._swap(inputs, outputs)
         except MintError as e:
-            untouched = DeskError(Code.MINT_REFUSED, f"the mint refused the swap: {e.detail}"[:300],
-                                  {"mint_code": e.code})
+            code = Code.PROOF_INVALID if e.code in NUT_PROOF_INVALID else Code.MINT_REFUSED
+            untouched = DeskError(code, f"the mint refused the swap: {e.detail}"[:300], {"mint_code": e.code})
             signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
         except MintUnavailable:
             untouched = DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the swap; the token is untouched")
@@ -454,8 +476,7 @@ class Desk(Settlement):
                                  untouched: DeskError) -> list[BlindSignature]:
         """After a failed or unclear swap: our signatures if the mint made them, else reject, else wait."""
         try:
-            with self.timings.measure("mint"):
-                known, signatures = await self.mint.restore([o.message for o in outputs])
+            known, signatures = await self.restore([o.message for o in outputs])
             by_b = {m.B_.lower(): s for m, s in zip(known, signatures)}
             if by_b and all(o.message.B_.lower() in by_b for o in outputs):
                 return [by_b[o.message.B_.lower()] for o in outputs]
@@ -465,8 +486,7 @@ class Desk(Settlement):
                 await self._note(rec, Code.MINT_REFUSED, "the mint restored only part of the swap's outputs")
                 raise DeskError(Code.MINT_REFUSED, "the mint restored only part of the swap's outputs; the "
                                 "redemption waits", {"id": rec.id, "state": str(rec.state)})
-            with self.timings.measure("mint"):
-                states = {s.state for s in await self.mint.checkstate([crypto.proof_y(p.secret) for p in inputs])}
+            states = {s.state for s in await self.checkstate([crypto.proof_y(p.secret) for p in inputs])}
         except (MintError, MintUnavailable, MintProtocolError):
             states = {"PENDING"}  # nothing learnt: as undecided as a proof the mint holds pending
         if "PENDING" in states:
@@ -632,6 +652,8 @@ class Desk(Settlement):
             log.warning("redemption %s moved under us; reloading", rec.id)
             return None
         self._hook("after:" + point)
+        if new in FINAL:
+            await self.release_quotes(rec.id)  # a quote it no longer needs holds part of the epoch's budget
         if new is State.PAYING:
             self._paying.add(rec.id)
         elif rec.state is State.PAYING:
@@ -701,17 +723,26 @@ class Desk(Settlement):
 
     # --- the mint and the node, with caching and timing ---------------------------------------------------
 
-    async def _mint_quote(self, unit: str, units: int, request: str | None = None) -> EhashQuote:
-        try:
+    async def checkstate(self, ys: list[str]) -> list[ProofState]:
+        """NUT-07 for any number of proofs, in requests the mint's input limit allows."""
+        step = (await self.catalog.limits()).max_inputs
+        states: list[ProofState] = []
+        for start in range(0, len(ys), step):
             with self.timings.measure("mint"):
-                return await self.mint.melt_quote_ehash(unit, units, request)
-        except MintUnavailable:
-            raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer the quote request") from None
-        except MintProtocolError as e:
-            raise DeskError(Code.MINT_REFUSED, f"the mint's quote is unusable: {e}") from None
-        except MintError as e:
-            raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}", {"mint_code": e.code}) \
-                from None
+                states += await self.mint.checkstate(ys[start:start + step])
+        return states
+
+    async def restore(self, messages: list[BlindedMessage]) -> tuple[list[BlindedMessage], list[BlindSignature]]:
+        """NUT-09 for any number of outputs, in requests the mint's output limit allows."""
+        step = (await self.catalog.limits()).max_outputs
+        known: list[BlindedMessage] = []
+        signatures: list[BlindSignature] = []
+        for start in range(0, len(messages), step):
+            with self.timings.measure("mint"):
+                k, sigs = await self.mint.restore(messages[start:start + step])
+            known += k
+            signatures += sigs
+        return known, signatures
 
     async def _node(self) -> NodeInfo:
         if self._node_info is None:

@@ -19,6 +19,7 @@ class Code(IntEnum):
     PROOF_INVALID = 3406
     TOKEN_SPENT = 3407
     TOKEN_IN_USE = 3408
+    TOO_MANY_PROOFS = 3409
     # The destination
     INVALID_DESTINATION = 3410
     WRONG_NETWORK = 3411

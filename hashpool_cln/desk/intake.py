@@ -5,7 +5,7 @@ the mint publishes. Everything here is local or a cached read of the mint: no sw
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from hashpool_cln.cashu.keysets import Keyset
 from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
 
 from . import policy, wallet
 from .config import DeskConfig
@@ -23,6 +23,9 @@ from .errors import Code, DeskError
 from .timing import Timings
 
 CACHE_SECONDS = 30
+# A keyset the cached list does not know makes the list be read again, at most this often: a new epoch's keyset
+# is found at once, and made-up keyset ids cannot make the desk hammer the mint.
+KEYSET_REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +108,24 @@ class Catalog:
         fee = info.get("ehash", {}).get("pool_fee_ppm", 0) if isinstance(info, dict) else 0
         return fee if type(fee) is int and 0 <= fee <= 1_000_000 else 0
 
-    async def keysets(self) -> list[Keyset]:
-        return await self._cached("keysets", self.mint.keysets)
+    async def keysets(self, missing: Iterable[str] = ()) -> list[Keyset]:
+        """The mint's keysets; read again (once, and not more often than ``KEYSET_REFRESH_SECONDS``) when the
+        cached list lacks one of the ids in ``missing`` (full ids, or short ids by prefix)."""
+        known = await self._cached("keysets", self.mint.keysets)
+        ids = [k.id for k in known]
+        if all(any(kid == i or (len(kid) == 16 and i.startswith(kid)) for i in ids) for kid in missing):
+            return known
+        hit = self.entries.get("keysets")
+        if hit is not None and time.monotonic() - hit[0] < KEYSET_REFRESH_SECONDS:
+            return known
+        return await self._cached("keysets", self.mint.keysets, fresh=True)
 
     async def keys(self, keyset_id: str) -> Keyset:
         return await self._cached("keys:" + keyset_id, lambda: self.mint.keys(keyset_id))
+
+    async def limits(self) -> MintLimits:
+        """How many inputs and outputs the mint takes per request (``MintClient.limits``, read once)."""
+        return await self._cached("limits", self.mint.limits)
 
 
 async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str) -> Checked:
@@ -124,8 +140,12 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
     policy.check_mint(token.mint, config)
     policy.check_unit(token.unit, config)
+    check_inputs(len(token.proofs), await catalog.limits())
     epoch = policy.check_epoch(token.unit, await catalog.epoch(token.unit), now)
-    unit_keysets = {k.id: k for k in await catalog.keysets() if k.unit == token.unit}
+    if token.amount > epoch.issued:
+        raise DeskError(Code.PROOF_INVALID, "the token holds more units than its epoch issued",
+                        {"unit": token.unit})
+    unit_keysets = {k.id: k for k in await catalog.keysets(token.keyset_ids) if k.unit == token.unit}
     try:
         token = resolve_short_ids(token, unit_keysets)
     except TokenError as e:
@@ -142,8 +162,29 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
     return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
 
 
+def check_inputs(count: int, limits: MintLimits) -> None:
+    """A token is swapped into custody in one request, so it may hold no more proofs than the mint takes in one
+    (refused before anything is asked or written: splitting it over several swaps would leave a redemption half
+    in custody whenever a later swap fails)."""
+    if count > limits.max_inputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"the token holds {count} proofs; the mint takes at most "
+                        f"{limits.max_inputs} in one swap: swap it into fewer proofs first",
+                        {"proofs": count, "max_inputs": limits.max_inputs})
+
+
+def check_outputs(count: int, limits: MintLimits) -> None:
+    if count > limits.max_outputs:
+        raise DeskError(Code.TOO_MANY_PROOFS, f"custody would need {count} outputs; the mint signs at most "
+                        f"{limits.max_outputs} in one swap", {"outputs": count, "max_outputs": limits.max_outputs})
+
+
 def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> tuple[str, ...]:
-    """Each proof's amount, spending condition and DLEQ proof (when it carries one); returns their Ys."""
+    """Each proof's amount, spending condition and DLEQ proof; returns their Ys.
+
+    Every proof must carry its DLEQ proof with the blinding factor (NUT-12 ``dleq.r``): it shows the mint signed
+    the proof, before anything is asked of the mint. A token of made-up proofs is refused here, and so never gets
+    a melt quote, which would hold part of the epoch's budget (DESIGN §1, threat model).
+    """
     ys: list[str] = []
     for i, proof in enumerate(token.proofs):
         keyset = keysets[proof.id]
@@ -154,8 +195,10 @@ def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> t
             conditions.require_spendable(proof, (own_pubkey,))
         except ConditionError as e:
             raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
-        if proof.dleq is not None and proof.dleq.r is not None:
-            _verify_dleq(i, proof, proof.dleq.r, keyset)
+        if proof.dleq is None or proof.dleq.r is None:
+            raise DeskError(Code.PROOF_INVALID, f"proof {i} carries no DLEQ proof (NUT-12, with r): the desk "
+                            "takes only proofs that show the mint signed them", {"index": i, "reason": "no_dleq"})
+        _verify_dleq(i, proof, proof.dleq.r, keyset)
         ys.append(crypto.proof_y(proof.secret))
     if len(set(ys)) != len(ys):
         raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.models import Proof
-from hashpool_cln.mintclient import MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable
 
 from .errors import Code, DeskError
 from .states import State
@@ -41,9 +41,18 @@ async def reconcile(desk: Desk) -> dict[str, int]:
         except DeskError as e:
             log.warning("redemption %s waits: %s", rec.id, e.message)
             rec = await desk.store.get(rec.id) or rec
+        except Exception as e:
+            # One redemption's failure (a mint answer nobody foresaw, say) never stops the others, nor the start:
+            # it stays where its ledger says, and the next round tries it again. The class only: messages may
+            # quote what the mint said about a token.
+            log.warning("redemption %s waits: %s while resuming it", rec.id, type(e).__name__)
         finally:
             desk._active.discard(rec.id)
         outcome[str(rec.state)] = outcome.get(str(rec.state), 0) + 1
+    try:
+        await desk.release_quotes()  # what earlier rounds could not release (the mint did not answer)
+    except Exception as e:
+        log.warning("releasing quotes waits: %s", type(e).__name__)
     return outcome
 
 
@@ -67,8 +76,8 @@ async def _resume_quoted(desk: Desk, rec: Record) -> Record:
     """The swap may or may not have happened: ask the mint before deciding."""
     inputs = [Proof.from_dict(json.loads(p)) for p in await desk.store.inputs(rec.id)]
     try:
-        states = await desk.mint.checkstate([crypto.proof_y(p.secret) for p in inputs])
-    except (MintUnavailable, MintProtocolError):
+        states = await desk.checkstate([crypto.proof_y(p.secret) for p in inputs])
+    except (MintUnavailable, MintProtocolError, MintError):
         raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer; the redemption waits for it") from None
     if {s.state for s in states} == {"UNSPENT"} and desk._unpayable(rec) is not None:
         # Untouched, and too late to pay: leave the token with its owner.

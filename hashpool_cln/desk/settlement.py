@@ -54,6 +54,9 @@ class Settlement:
             proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id, state="held")]
         kept = sum(p.amount for p in proofs)
         if rec.get("returned_units") and rec["quote_units"] != kept:
+            # The quote is for more units than are left to melt: it can never be paid, so its budget is given back
+            # before a quote for the units kept is asked (which it might otherwise crowd out).
+            await self.release_other_quotes(rec.id, keep=None)
             requoted = await self._requote(rec, kept)
             if requoted is None:
                 return await self._get(rec.id)
@@ -90,7 +93,8 @@ class Settlement:
     async def _requote(self: Desk, rec: Record, units: int) -> Record | None:
         """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""
         try:
-            quote = await self._mint_quote(rec["unit"], units, quote_request(rec["dest_kind"], rec["invoice"]))
+            quote = await self._mint_quote(rec.id, rec["unit"], units,
+                                           quote_request(rec["dest_kind"], rec["invoice"]))
         except DeskError as e:
             await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
             return None
@@ -102,6 +106,7 @@ class Settlement:
             await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry, quote_units=units,
                                     quote_amount_msat=quote.amount_msat)
         self._hook("after:requote")
+        await self.release_quotes(rec.id)  # the quote it replaced
         return await self._get(rec.id)
 
     async def _quote_state(self: Desk, rec: Record) -> EhashQuote | None:

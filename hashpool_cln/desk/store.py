@@ -115,6 +115,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE redemptions ADD COLUMN claim_hash TEXT;
     CREATE UNIQUE INDEX redemptions_claim ON redemptions(claim_hash) WHERE claim_hash IS NOT NULL
     """,
+    # The melt quotes the desk asked for and has not let go of yet, each under a reference of its own (the mint
+    # answers the same quote to the same reference): written before the ask, so that a lost answer is asked
+    # again and a quote no longer needed is released, across crashes too. quote_asks numbers the references.
+    """
+    CREATE TABLE quotes (
+        ref TEXT PRIMARY KEY,
+        redemption_id TEXT NOT NULL REFERENCES redemptions(id),
+        unit TEXT NOT NULL,
+        units INTEGER NOT NULL,
+        request TEXT,
+        quote_id TEXT
+    );
+    CREATE INDEX quotes_redemption ON quotes(redemption_id);
+    ALTER TABLE redemptions ADD COLUMN quote_asks INTEGER
+    """,
 )
 
 
@@ -293,6 +308,47 @@ class Store:
             await db.execute(f"UPDATE redemptions SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
                              (*fields.values(), redemption_id))
 
+    async def record_ask(self, redemption_id: str, unit: str, units: int, request: str | None) -> str:
+        """Write down a melt quote about to be asked for; returns its reference (new for every ask)."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE redemptions SET quote_asks = COALESCE(quote_asks, 0) + 1 WHERE id = ?",
+                             (redemption_id,))
+            cur = await db.execute("SELECT quote_asks FROM redemptions WHERE id = ?", (redemption_id,))
+            ref = f"{redemption_id}-{(await cur.fetchone())[0]}"
+            await db.execute("INSERT INTO quotes (ref, redemption_id, unit, units, request) VALUES (?, ?, ?, ?, ?)",
+                             (ref, redemption_id, unit, units, request))
+        return ref
+
+    async def answered(self, ref: str, quote_id: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("UPDATE quotes SET quote_id = ? WHERE ref = ?", (quote_id, ref))
+
+    async def forget_quote(self, ref: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM quotes WHERE ref = ?", (ref,))
+
+    async def quotes_to_release(self, redemption_id: str | None = None) -> list[dict[str, Any]]:
+        """Quotes the desk no longer needs (of one redemption, or of all): every one but the current quote of a
+        redemption that may still settle. Each row also says whether it is the quote a settlement paid."""
+        live = [s.value for s in (State.QUOTED, State.CUSTODY, State.PAYING, State.PAID)]
+        sql = ("SELECT q.ref, q.redemption_id, q.unit, q.units, q.request, q.quote_id, "
+               "(r.state = 'settled' AND q.quote_id = r.quote_id) AS paid "
+               "FROM quotes q JOIN redemptions r ON r.id = q.redemption_id "
+               f"WHERE NOT (r.state IN ({', '.join('?' * len(live))}) AND q.quote_id IS r.quote_id)")
+        args: list[Any] = list(live)
+        if redemption_id is not None:
+            sql += " AND q.redemption_id = ?"
+            args.append(redemption_id)
+        cur = await self._db.execute(sql + " ORDER BY q.rowid", args)
+        return [dict(row) for row in await cur.fetchall()]
+
+    async def quotes_but(self, redemption_id: str, keep: str | None) -> list[dict[str, Any]]:
+        """Every recorded quote of a redemption except ``keep`` (None: all of them), in the shape above."""
+        cur = await self._db.execute(
+            "SELECT ref, redemption_id, unit, units, request, quote_id, 0 AS paid FROM quotes "
+            "WHERE redemption_id = ? AND quote_id IS NOT ? ORDER BY rowid", (redemption_id, keep))
+        return [dict(row) for row in await cur.fetchall()]
+
     # --- reads --------------------------------------------------------------------------------------------
 
     async def get(self, redemption_id: str) -> Record | None:
@@ -323,6 +379,17 @@ class Store:
         args.append(limit)
         cur = await self._db.execute(sql, args)
         return [Record(dict(r)) for r in await cur.fetchall()]
+
+    async def claimed_by(self, ys: Sequence[str]) -> set[State]:
+        """The states of the live redemptions that claim any of these inputs."""
+        found: set[State] = set()
+        for start in range(0, len(ys), 500):  # within sqlite's bound on parameters
+            chunk = list(ys[start:start + 500])
+            cur = await self._db.execute(
+                "SELECT DISTINCT r.state FROM inputs i JOIN redemptions r ON r.id = i.redemption_id "
+                f"WHERE i.live = 1 AND i.y IN ({', '.join('?' * len(chunk))})", chunk)
+            found |= {State(row[0]) for row in await cur.fetchall()}
+        return found
 
     async def inputs(self, redemption_id: str) -> list[str]:
         """The caller's proofs (JSON), in token order."""

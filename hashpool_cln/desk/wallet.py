@@ -20,6 +20,8 @@ from hashpool_cln.cashu.models import BlindedMessage, Proof, Token
 from hashpool_cln.cashu.nut13 import derive_secret
 from hashpool_cln.cashu.tokens import serialize_v4
 
+from . import files
+
 SEED_BYTES = 32
 _P2PK_TAG = b"hashpool-desk/p2pk/v1"
 
@@ -62,13 +64,14 @@ def _fsync_dir(path: str) -> None:
 
 def _read_seed(path: str) -> bytes:
     with open(path) as f:
+        files.check_secret(f.fileno(), "desk seed file")
         text = f.read().strip()
     try:
         seed = bytes.fromhex(text)
     except ValueError:
-        raise ValueError(f"the desk seed file {path} does not hold hex") from None
+        raise ValueError("the desk seed file does not hold hex") from None
     if not 32 <= len(seed) <= 64:
-        raise ValueError(f"the desk seed in {path} must be 32 to 64 bytes, not {len(seed)}")
+        raise ValueError(f"the desk seed must be 32 to 64 bytes, not {len(seed)}")
     return seed
 
 

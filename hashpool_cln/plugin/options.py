@@ -27,6 +27,7 @@ DATA_DIR = "hashpool"  # under the node's network directory
 DEFAULT_DB = "desk.sqlite3"
 DEFAULT_SEED = "seed"
 
+MAX_INT = 2**63 - 1  # what the ledger can store
 _POOL_KEY = re.compile(r"^0[23][0-9a-f]{64}$")
 
 
@@ -98,13 +99,13 @@ def parse_int(name: str, value: Any, *, minimum: int = 0) -> int:
         raise OptionError(f"{name} must be an integer, got {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if not re.fullmatch(r"[0-9]+", text):
-            raise OptionError(f"{name} must be a whole number, got {value!r}")
+        if not re.fullmatch(r"[0-9]{1,19}", text):
+            raise OptionError(f"{name} must be a whole number, got {value[:40]!r}")
         value = int(text)
     if not isinstance(value, int):
-        raise OptionError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise OptionError(f"{name} must be at least {minimum}, got {value}")
+        raise OptionError(f"{name} must be an integer, got {str(value)[:40]!r}")
+    if not minimum <= value <= MAX_INT:
+        raise OptionError(f"{name} must be from {minimum} to {MAX_INT}, got {str(value)[:40]}")
     return value
 
 

@@ -16,7 +16,8 @@ from hashpool_cln.desk import claims
 from hashpool_cln.plugin.bridge import ParamError
 
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000  # no amount beyond the supply of bitcoin
-_MSAT_TEXT = re.compile(r"^([0-9]+)(msat|sat)?$")
+_MSAT_TEXT = re.compile(r"^([0-9]{1,24})(msat|sat)?$")
+_DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²" and "٣"
 
 
 def msat(name: str, value: Any) -> int:
@@ -54,7 +55,7 @@ def note(name: str, value: Any) -> str:
 
 
 def count(name: str, value: Any, *, low: int = 1, high: int = 1000) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ParamError(f"{name}: expected a whole number from {low} to {high}, got {value!r}")

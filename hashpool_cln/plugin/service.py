@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hashpool_cln.desk import files
 from hashpool_cln.desk.errors import Code, DeskError
 from hashpool_cln.plugin import options
 from hashpool_cln.plugin.bridge import LoopThread, serve
@@ -59,11 +60,11 @@ class Service:
         lightning_dir = str(configuration["lightning-dir"])
         try:
             self.settings = options.resolve(opts, lightning_dir)
-            _make_private_dir(self.settings.db_path.parent)
-            _make_private_dir(self.settings.seed_path.parent)
-        except (options.OptionError, OSError) as exc:
-            log.warning("hashpool-redeem disabled: %s", exc)
-            return {"disable": str(exc)}
+            files.private_dir(self.settings.db_path.parent)
+            files.private_dir(self.settings.seed_path.parent)
+        except (options.OptionError, files.FileRefused, OSError) as exc:
+            log.warning("hashpool-redeem disabled: %s", _describe(exc))
+            return {"disable": _describe(exc)}
         self.rpc_path = os.path.join(lightning_dir, str(configuration["rpc-file"]))
         self.loop = LoopThread()
         self.loop.start()
@@ -241,12 +242,10 @@ def omit_none(value: Any) -> Any:
     return value
 
 
-def _make_private_dir(path: Any) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-
-
 def _describe(exc: BaseException) -> str:
-    # Messages of these are about files and reachability, never about tokens or keys.
-    if isinstance(exc, (DeskError, OSError, ValueError, ImportError)):
+    """What a caller may read of why the desk cannot start: never a path, a token or a key."""
+    if isinstance(exc, OSError):  # its str() names the file; its strerror does not
+        return f"{type(exc).__name__}: {exc.strerror or 'cannot use a file'}"
+    if isinstance(exc, (DeskError, ValueError, files.FileRefused, options.OptionError)):
         return f"{type(exc).__name__}: {exc}"
     return type(exc).__name__

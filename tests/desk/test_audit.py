@@ -325,7 +325,7 @@ async def test_a_settlement_refused_for_an_expired_quote_is_requoted(desk, ehash
     old, new = asked
     assert rec["quote_id"] == new != old and rec["quote_units"] == 101  # the same units: 100 sat + 1 % reserve
     assert (await ehash.client.get_melt_quote_ehash(new)).state == "PAID"
-    assert (await ehash.client.get_melt_quote_ehash(old)).state == "UNPAID"
+    assert (await ehash.client.get_melt_quote_ehash(old)).state == "EXPIRED"  # released: its budget is free
     custody = [Proof.from_dict(json.loads(p)) for p in await desk.store.custody(rec.id)]
     assert set(await ehash.states(custody)) == {"SPENT"}
 
@@ -338,7 +338,7 @@ async def test_a_requote_refused_for_budget_waits_and_settles_later(desk, ehash,
     asked = expire_first_melt(desk.mint)
     out = await desk.redeem(await ehash.token(500), make_invoice(100_000).bolt11)
     assert out["state"] == "paid" and out["quote_id"] == asked[0]
-    assert out["error"]["code"] == int(Code.MINT_REFUSED) and "budget" in out["error"]["message"]
+    assert out["error"]["code"] == int(Code.EPOCH_BUDGET_EXHAUSTED) and "budget" in out["error"]["message"]
     assert await desk.settle() == {"settled": [out["id"]], "waiting": []}
     rec = await desk.store.get(out["id"])
     assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "PAID"

@@ -45,8 +45,8 @@ async def test_the_unused_reserve_comes_back_in_the_change_token(make_desk, ehas
     first_quotes = []
     real_quote = desk.mint.melt_quote_ehash
 
-    async def quote(unit, amount, request=None):
-        q = await real_quote(unit, amount, request)
+    async def quote(unit, amount, request=None, **kw):
+        q = await real_quote(unit, amount, request, **kw)
         first_quotes.append(q)
         return q
 
@@ -67,10 +67,11 @@ async def test_the_unused_reserve_comes_back_in_the_change_token(make_desk, ehas
     back = await _custody(desk, out["id"], "returned")
     assert sum(p.amount for p in back) == returned
     assert {p.secret for p in back} <= {p.secret for p in parse_token(out["change_token"]).proofs}
-    # a second quote only when something came back; the first one (all 210 units) is never melted
+    # a second quote only when something came back; the first one (all 210 units) is never melted, and its
+    # budget is given back to the epoch at once
     assert [q.amount for q in first_quotes] == ([210, kept] if returned else [210])
     if returned:
-        assert (await ehash.client.get_melt_quote_ehash(first_quotes[0].quote)).state == "UNPAID"
+        assert (await ehash.client.get_melt_quote_ehash(first_quotes[0].quote)).state == "EXPIRED"
     assert (await desk.info())["custody"] == {}
 
 
@@ -113,16 +114,40 @@ async def test_quote_says_who_keeps_the_unused_reserve(desk, ehash, node):
     assert whole["unused_fee_reserve"] == "desk"
 
 
-async def test_a_quote_for_the_kept_units_refused_for_budget_leaves_it_paid(make_desk, ehash, node):
-    # Someone else's quote holds all of the epoch's budget but the desk's 210 units: while the first quote lives,
-    # the mint has no room for one of 200 more. The caller already holds the returned units; settlement waits.
-    await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 210)
+async def test_the_quote_for_all_units_is_released_before_the_kept_units_are_quoted(make_desk, ehash, node):
+    # Someone else's quote holds all of the epoch's budget but the desk's 210 units: the first quote can never be
+    # melted once 10 units went back, so it is released first, and the quote for the 200 kept fits.
+    other = await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 210)
     desk = await make_desk(maxfee_ppm=PPM)
     out = await desk.redeem(await ehash.token(500), make_invoice(AMOUNT).bolt11)
+    assert out["state"] == "settled" and parse_token(out["change_token"]).amount == 300
+    assert (await ehash.client.get_melt_quote_ehash(out["quote_id"])).amount == 200
+    assert (await ehash.client.get_melt_quote_ehash(other.quote)).state == "UNPAID"
+    assert await desk.store.quotes_to_release() == []
+
+
+async def test_a_quote_for_the_kept_units_refused_for_budget_leaves_it_paid(make_desk, ehash, node):
+    # The budget the released quote gave back is taken by someone else before the desk asks again: the caller
+    # already holds the returned units; settlement waits, and goes through once the budget is free again.
+    await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 210)
+    desk = await make_desk(maxfee_ppm=PPM)
+    real_release = desk.mint.release_melt_quote_ehash
+    taken = []
+
+    async def release_then_lose_the_room(quote_id):
+        q = await real_release(quote_id)
+        if not taken:
+            taken.append(await ehash.client.melt_quote_ehash(ehash.unit, 205))
+        return q
+
+    desk.mint.release_melt_quote_ehash = release_then_lose_the_room
+    out = await desk.redeem(await ehash.token(500), make_invoice(AMOUNT).bolt11)
     assert out["state"] == "paid" and parse_token(out["change_token"]).amount == 300
-    assert out["error"]["code"] == int(Code.MINT_REFUSED) and "budget" in out["error"]["message"]
+    assert out["error"]["code"] == int(Code.EPOCH_BUDGET_EXHAUSTED) and "budget" in out["error"]["message"]
     rec = await desk.store.get(out["id"])
     assert rec["quote_units"] == 210 and rec["returned_units"] == 10
     assert sum(p.amount for p in await _custody(desk, out["id"], "held")) == 200
     assert await desk.settle() == {"settled": [], "waiting": [out["id"]]}
     assert set(await ehash.states(await _custody(desk, out["id"], "held"))) == {"UNSPENT"}
+    await ehash.client.release_melt_quote_ehash(taken[0].quote)
+    assert await desk.settle() == {"settled": [out["id"]], "waiting": []}

@@ -19,8 +19,38 @@ def test_seed_created_private_and_reused(tmp_path):
 def test_bad_seed_files_are_refused(tmp_path, text):
     path = tmp_path / "seed"
     path.write_text(text)
-    with pytest.raises(ValueError):
+    os.chmod(path, 0o600)
+    with pytest.raises(ValueError) as e:
         wallet.load_or_create_seed(str(path))
+    assert str(tmp_path) not in str(e.value)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o666])
+def test_a_seed_file_open_to_others_is_refused_and_left_as_it_is(tmp_path, mode):
+    from hashpool_cln.desk.files import FileRefused
+
+    path = tmp_path / "seed"
+    path.write_text("ab" * 32)
+    os.chmod(path, mode)
+    with pytest.raises(FileRefused) as e:
+        wallet.load_or_create_seed(str(path))
+    assert "open to others" in str(e.value) and str(tmp_path) not in str(e.value)
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    os.chmod(path, 0o600)
+    assert wallet.load_or_create_seed(str(path)) == bytes.fromhex("ab" * 32)
+
+
+def test_a_directory_open_to_others_is_made_owner_only(tmp_path, caplog):
+    from hashpool_cln.desk.files import private_dir
+
+    loose = tmp_path / "data"
+    loose.mkdir()
+    os.chmod(loose, 0o775)
+    private_dir(loose)
+    assert stat.S_IMODE(os.stat(loose).st_mode) == 0o700
+    assert "made owner-only" in caplog.text
+    private_dir(tmp_path / "new" / "deeper")
+    assert stat.S_IMODE(os.stat(tmp_path / "new" / "deeper").st_mode) == 0o700
 
 
 def test_outputs_are_deterministic_from_seed_and_counter():

@@ -95,6 +95,10 @@ def test_init_creates_private_data_dir(harness: PluginHarness) -> None:
     ("hashpool-redemptions", {"state": "lost"}, "state"),
     ("hashpool-redemptions", {"limit": 0}, "limit"),
     ("hashpool-redemptions", ["paid", 5000], "limit"),
+    ("hashpool-redemptions", {"limit": "²"}, "limit"),
+    ("hashpool-redemptions", {"limit": "٣"}, "limit"),
+    ("hashpool-redemptions", {"limit": "9" * 5000}, "limit"),
+    ("hashpool-redeem", {"token": "t", "invstring": "i", "amount_msat": "9" * 5000}, "amount_msat"),
     ("hashpool-info", ["x"], "too many parameters"),
     ("hashpool-settle", {"unit": 7}, "unit"),
 ])
@@ -128,6 +132,9 @@ def test_setconfig_checks_values(harness: PluginHarness) -> None:
     assert bad.error == {"code": -32602, "message": "hashpool-max-msat must be a whole number, got 'lots'"}
     bad = harness.setconfig("hashpool-max-msat", "0")
     assert bad.error is not None and bad.error["code"] == -32602
+    for huge in ("9" * 5000, str(2**63)):
+        bad = harness.setconfig("hashpool-max-msat", huge)
+        assert bad.error is not None and bad.error["code"] == -32602 and len(bad.error["message"]) < 200
     refused = harness.setconfig("hashpool-mint-url", "http://127.0.0.1:1")
     assert refused.error is not None and "cannot be changed" in refused.error["message"]
     assert any("hashpool-max-msat set to 2500" in line for line in harness.logs())
@@ -140,3 +147,46 @@ def test_shutdown_notification_ends_the_process(harness: PluginHarness) -> None:
     harness.shutdown()
     assert harness.wait_exit(30) == 0
     assert time.monotonic() - started < 15
+
+
+def test_a_failed_start_names_no_path(harness: PluginHarness, lightning_dir) -> None:
+    harness.getmanifest()
+    (lightning_dir / "db-is-a-dir").mkdir()
+    harness.init({**BASE_OPTIONS, "hashpool-db": "db-is-a-dir"})
+    reply = harness.call("hashpool-info")
+    assert reply.error is not None and reply.error["code"] == 3460
+    assert str(lightning_dir) not in str(reply.error) and "db-is-a-dir" not in str(reply.error)
+
+
+def test_a_seed_file_open_to_others_is_refused(harness: PluginHarness, lightning_dir) -> None:
+    import os
+
+    seed = lightning_dir / "loose-seed"
+    seed.write_text("ab" * 32 + "\n")
+    os.chmod(seed, 0o644)
+    harness.getmanifest()
+    harness.init({**BASE_OPTIONS, "hashpool-seed-file": "loose-seed"})
+    reply = harness.call("hashpool-info")
+    assert reply.error is not None and reply.error["code"] == 3460
+    assert "open to others" in reply.error["message"] and str(lightning_dir) not in reply.error["message"]
+    assert harness.wait_log("open to others (mode 644): refused")
+    assert os.stat(seed).st_mode & 0o777 == 0o644  # left as it is: the operator decides
+
+
+def test_a_loose_database_and_directory_are_made_owner_only(harness: PluginHarness, lightning_dir) -> None:
+    import os
+
+    data = lightning_dir / "hashpool"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)
+    db = data / "desk.sqlite3"
+    db.touch()
+    os.chmod(db, 0o664)
+    harness.getmanifest()
+    harness.init(BASE_OPTIONS)
+    assert harness.call("hashpool-redemptions", {}).ok() == {"redemptions": []}
+    assert os.stat(data).st_mode & 0o777 == 0o700
+    assert os.stat(db).st_mode & 0o777 == 0o600
+    assert os.stat(data / "seed").st_mode & 0o777 == 0o600
+    harness.wait_log("was open to others (mode 755); made owner-only")
+    harness.wait_log("was open to others (mode 664); made owner-only")

@@ -258,3 +258,41 @@ def test_an_error_after_the_redemption_began_carries_its_claim(plugin: PluginHar
     assert data["claim"] == claim
     rec = plugin.call("hashpool-status", {"id": data["id"], "claim": claim}).ok()
     assert rec["state"] == "rejected" and rec["error"]["code"] == 3424
+
+
+def test_a_token_over_the_mints_limit_wedges_nothing_across_a_restart(lightning_dir: Path, node: FakeNode,
+                                                                      ehash_mint) -> None:
+    from hashpool_cln.cashu.models import Token
+    from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+
+    *ones, token = ehash_mint.issue_settled([1] * 1001 + [64])
+    proofs = tuple(p for t in ones for p in parse_token(t).proofs)
+    first = parse_token(ones[0])
+    big = serialize_v4(Token(mint=first.mint, unit=first.unit, proofs=proofs))
+    inv = make_invoice(4_000_000)
+    node.script(inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
+
+    one = _start(PluginHarness(lightning_dir, python=sys.executable).start(), ehash_mint)
+    try:
+        paying = one.call("hashpool-redeem", [token, inv.bolt11]).ok()
+        assert paying["state"] == "paying"
+        refused = one.call("hashpool-redeem", [big, make_invoice(1_000_000).bolt11])
+        assert refused.error is not None and refused.error["code"] == 3409
+        assert refused.error["data"] == {"proofs": 1001, "max_inputs": 1000}
+        one.kill()
+    finally:
+        one.close()
+
+    node.resolve(inv.payment_hash)
+    two = _start(PluginHarness(lightning_dir, python=sys.executable).start(), ehash_mint)
+    try:
+        again = two.call("hashpool-quote", [big])
+        assert again.error is not None and again.error["code"] == 3409
+        done = two.wait_for(lambda: two.call("hashpool-status", [paying["id"]]).ok()["state"] in ("paid", "settled"),
+                            30, "the other redemption to be paid")
+        assert done and node.complete_count(inv.payment_hash) == 1
+        assert two.call("hashpool-info").ok()["redemptions"]
+    finally:
+        two.close()
+    assert_clean(one)
+    assert_clean(two)

@@ -114,6 +114,10 @@ async def assert_invariant(desk: Desk, ehash: Any, node: Any, ys: list[str]) -> 
     paid = node.complete_count(rec["payment_hash"])
     assert paid <= 1, "an invoice was paid twice"
     assert rec.state in (State.SETTLED, State.REFUNDED, State.REJECTED), f"left in {rec.state}"
+    # No quote the desk asked for still holds budget (its answer lost in the crash included): all released.
+    assert await desk.store.quotes_to_release() == [], "a quote the desk no longer needs was not released"
+    if rec.state is not State.SETTLED and rec["quote_id"]:
+        assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "EXPIRED"
     if rec.state is State.SETTLED:
         assert paid == 1 and set(states) == {"SPENT"}
         spent = await _custody(desk, rec.id, "spent")
