@@ -39,10 +39,10 @@ class MintQuote:
     amount: int
     state: str
     pubkey: str | None
-    expiry: int | None = None  # None while the quote's epoch is open
+    expiry: int | None = None  # None until the quote's epoch is settled: then the end of its redemption window
 
     def expired(self, now: int) -> bool:
-        return self.expiry is not None and now > self.expiry  # the mint's own rule
+        return self.expiry is not None and now >= self.expiry  # the mint's own rule (docs/ehash-mint-api.md 4.2)
 
 
 class Issuance:

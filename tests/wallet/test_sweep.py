@@ -39,25 +39,25 @@ async def test_many_quotes_are_swept_in_batches(refmint, open_wallet, mnemonic) 
     assert counts == {"ISSUED": 120}
 
 
-async def test_quotes_of_two_epochs_go_in_batches_of_one_unit(refmint_factory, open_wallet, mnemonic) -> None:
-    refmint = await refmint_factory(issue_grace=3600)
+async def test_quotes_of_two_epochs_go_in_batches_of_one_unit(refmint, open_wallet, mnemonic) -> None:
     wallet = await open_wallet(refmint.url, mnemonic)
     await _quotes(refmint, wallet.keys.lock_key, 3, leading_zeros=2)
-    await refmint.reward(1_000_000)  # the first epoch closes; its quotes stay mintable for the issue grace
+    await refmint.reward(1_000_000)  # the first epoch settles; its quotes stay mintable while it is redeemable
     await _quotes(refmint, wallet.keys.lock_key, 2, leading_zeros=4)
     result = await sweep(wallet, Issuance(wallet.mint))
     assert result.minted == 5 and result.batches == 2 and sorted(result.units.values()) == [12, 32]
 
 
-async def test_quotes_past_their_expiry_are_left_out_of_the_batch(refmint, open_wallet, mnemonic) -> None:
+async def test_quotes_past_their_expiry_are_left_out_of_the_batch(refmint_factory, open_wallet, mnemonic) -> None:
+    refmint = await refmint_factory(redeem_window=1)
     wallet = await open_wallet(refmint.url, mnemonic)
     old = await _quotes(refmint, wallet.keys.lock_key, 3, leading_zeros=2)
     await wallet.store.see_quotes((q["quote"], q["unit"], q["amount"], "PAID") for q in old)  # seen earlier
-    await refmint.reward(1_000_000)  # no issue grace: the closed epoch's quotes expire at once
-    await asyncio.sleep(1.1)
+    await refmint.reward(1_000_000)  # settled, redeemable for one second: then its quotes expire
+    await asyncio.sleep(2.1)
     await _quotes(refmint, wallet.keys.lock_key, 2, leading_zeros=4)
     result = await sweep(wallet, Issuance(wallet.mint))
-    assert result.minted == 2 and result.units and list(result.units.values()) == [32]
+    assert result.minted == 2 and list(result.units.values()) == [32]
     assert (await wallet.store.quote_counts()) == {"EXPIRED": 3, "ISSUED": 2}
 
 
