@@ -3,6 +3,7 @@
 
     bench/run.py                 all benchmarks
     bench/run.py cashu mint      only bench_cashu.py and bench_mint.py
+    bench/run.py fairness        only bench_fairness.py (small calls while a 4,000-proof token is quoted)
     bench/run.py --list          names and one-line descriptions
     bench/run.py cashu -- --sizes 1,64   options after ``--`` go to each benchmark's ``main``
 

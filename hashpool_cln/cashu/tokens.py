@@ -10,9 +10,8 @@ by ``resolve_short_ids`` once the mint's keysets are known.
 
 Caps (why these numbers):
 
-- ``MAX_TOKEN_CHARS`` = 1 MiB: a V3 token of 1,024 proofs with v2 keyset ids and DLEQ proofs is about 630 kB
-  (V4: about 300 kB); nothing a wallet sends by paste or RPC is larger, and the cap bounds the work done
-  before anything else is checked.
+- ``MAX_TOKEN_CHARS`` = 2 MiB: a V4 token of ``MAX_PROOFS`` proofs with v2 keyset ids and DLEQ proofs is about
+  1.2 MB (V3 of 1,024 such proofs: about 630 kB); the cap bounds the work done before anything else is checked.
 - ``MAX_PROOFS`` = 4,096: four times the largest token we expect (1,024 proofs); an amount below 2**64 needs at
   most 64 proofs per keyset, so larger tokens are unconsolidated and can be swapped down first.
 - ``MAX_SECRET_CHARS`` = 1,024: random secrets are 64 characters and a NUT-11 secret with a few keys and tags
@@ -40,7 +39,7 @@ from .errors import KeysetError, TokenError
 from .keysets import resolve_short_id
 from .models import DLEQ, Proof, Token
 
-MAX_TOKEN_CHARS = 1 << 20
+MAX_TOKEN_CHARS = 2 << 20
 MAX_PROOFS = 4096
 MAX_SECRET_CHARS = 1024
 MAX_WITNESS_CHARS = 16384

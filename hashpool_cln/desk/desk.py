@@ -33,7 +33,7 @@ from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, ProofState
 
-from . import claims, intake, policy, reserve, wallet
+from . import claims, cpu, intake, policy, reserve, wallet
 from .config import DeskConfig
 from .destination import Resolver, Target
 from .errors import Code, DeskError
@@ -98,6 +98,7 @@ class Desk(Quotes, Settlement):
         self._paying: set[str] = set()
         self._active: set[str] = set()  # redemptions a live call is driving; recovery leaves them alone
         self.catalog = intake.Catalog(mint, config, self.timings)
+        self.worker = cpu.Worker()  # verifies large tokens off the event loop
         self.destinations = Resolver(node, self._node, config, self.timings)
         self._closing = False
 
@@ -120,6 +121,7 @@ class Desk(Quotes, Settlement):
 
     async def close(self) -> None:
         self._closing = True
+        self.worker.close()
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -269,7 +271,8 @@ class Desk(Quotes, Settlement):
     # ------------------------------------------------------------------------- 1. parse, 2. destination
 
     async def _check_token(self, text: str) -> Checked:
-        return await intake.check_token(text, self.catalog, now=self.now(), own_pubkey=self._p2pk_pub)
+        return await intake.check_token(text, self.catalog, now=self.now(), own_pubkey=self._p2pk_pub,
+                                        worker=self.worker)
 
     async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None, checked: Checked,
                        maxfee_msat: int | None) -> Target:

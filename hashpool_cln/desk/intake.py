@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hashpool_cln.cashu import conditions, crypto
-from hashpool_cln.cashu.errors import ConditionError, CryptoError, TokenError
+from hashpool_cln.cashu import conditions
+from hashpool_cln.cashu.errors import ConditionError, TokenError
 from hashpool_cln.cashu.keysets import Keyset
-from hashpool_cln.cashu.models import Proof, Token
+from hashpool_cln.cashu.models import Token
 from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch
 from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
 
-from . import policy, wallet
+from . import cpu, policy, wallet
 from .config import DeskConfig
 from .errors import Code, DeskError
 from .timing import Timings
@@ -128,14 +128,15 @@ class Catalog:
         return await self._cached("limits", self.mint.limits)
 
 
-async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str) -> Checked:
-    """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault."""
+async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str, worker: cpu.Worker) -> Checked:
+    """Parse ``text`` and check mint, unit, epoch, keysets, proofs and conditions; DeskError on the first fault.
+    A large token is read and verified off the event loop (``cpu``)."""
     config, timings = catalog.config, catalog.timings
     if not isinstance(text, str):
         raise DeskError(Code.INVALID_PARAMS, "token must be a string")
     try:
         with timings.measure("crypto"):
-            token = parse_token(text)
+            token = await cpu.off_loop(len(text) > cpu.INLINE_CHARS, parse_token, text)
     except TokenError as e:
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
     policy.check_mint(token.mint, config)
@@ -156,7 +157,7 @@ async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str)
             raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
         unit_keysets[kid] = await catalog.keys(kid)
     with timings.measure("crypto"):
-        ys = check_proofs(token, unit_keysets, own_pubkey)
+        ys = await check_proofs(token, unit_keysets, own_pubkey, worker)
     # The mint's current fee is only a fallback: an epoch's price rests on the fee fixed into it.
     fee = 0 if epoch.net_reward_msat is not None else await catalog.pool_fee()
     return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
@@ -178,14 +179,15 @@ def check_outputs(count: int, limits: MintLimits) -> None:
                         f"{limits.max_outputs} in one swap", {"outputs": count, "max_outputs": limits.max_outputs})
 
 
-def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> tuple[str, ...]:
+async def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str, worker: cpu.Worker
+                       ) -> tuple[str, ...]:
     """Each proof's amount, spending condition and DLEQ proof; returns their Ys.
 
     Every proof must carry its DLEQ proof with the blinding factor (NUT-12 ``dleq.r``): it shows the mint signed
     the proof, before anything is asked of the mint. A token of made-up proofs is refused here, and so never gets
     a melt quote, which would hold part of the epoch's budget (DESIGN §1, threat model).
     """
-    ys: list[str] = []
+    items: list[cpu.DleqItem] = []
     for i, proof in enumerate(token.proofs):
         keyset = keysets[proof.id]
         if proof.amount not in keyset.keys:
@@ -195,23 +197,14 @@ def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> t
             conditions.require_spendable(proof, (own_pubkey,))
         except ConditionError as e:
             raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
-        if proof.dleq is None or proof.dleq.r is None:
+        dleq = proof.dleq
+        if dleq is None or dleq.r is None:
             raise DeskError(Code.PROOF_INVALID, f"proof {i} carries no DLEQ proof (NUT-12, with r): the desk "
                             "takes only proofs that show the mint signed them", {"index": i, "reason": "no_dleq"})
-        _verify_dleq(i, proof, proof.dleq.r, keyset)
-        ys.append(crypto.proof_y(proof.secret))
+        items.append((proof.secret, proof.C, dleq.r, dleq.e, dleq.s, keyset.keys[proof.amount]))
+    bad, ys = await worker.verify(items)
+    if bad is not None:
+        raise DeskError(Code.PROOF_INVALID, f"proof {bad} carries a DLEQ proof that does not verify", {"index": bad})
     if len(set(ys)) != len(ys):
         raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
     return tuple(ys)
-
-
-def _verify_dleq(i: int, proof: Proof, r: str, keyset: Keyset) -> None:
-    dleq = proof.dleq
-    try:
-        ok = dleq is not None and crypto.dleq_verify_proof(
-            proof.secret.encode(), crypto.point(proof.C), crypto.scalar(r),
-            bytes.fromhex(dleq.e), bytes.fromhex(dleq.s), keyset.public_key(proof.amount))
-    except (CryptoError, ValueError):
-        ok = False
-    if not ok:
-        raise DeskError(Code.PROOF_INVALID, f"proof {i} carries a DLEQ proof that does not verify", {"index": i})

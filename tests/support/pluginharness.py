@@ -291,8 +291,9 @@ class ThreadedMint:
     is a blocking front to ``MintHandle``.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **config: Any) -> None:
         self.data_dir = data_dir
+        self.config = config  # MintConfig overrides (support.refmint.mint_config)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="refmint")
         self._mint: InProcessMint | None = None
@@ -300,7 +301,7 @@ class ThreadedMint:
 
     def start(self) -> ThreadedMint:
         self._thread.start()
-        self._mint = self._run(start_mint(mint_config(self.data_dir)))
+        self._mint = self._run(start_mint(mint_config(self.data_dir, **self.config)))
         info = self._run(self.handle.ok("GET", "/v1/info"))
         self.pool = info["ehash"]["pool"]  # the pool's public key, as hashpool-pool names it
         return self
@@ -334,13 +335,20 @@ class ThreadedMint:
         ``msat_per_unit``."""
         return self._run(self._issue_settled(amounts, msat_per_unit))
 
-    async def _issue_settled(self, amounts: list[int], msat_per_unit: int) -> list[str]:
+    def tokens_settled(self, proof_amounts: list[list[int]], msat_per_unit: int = 1_000_000) -> list[str]:
+        """Like ``issue_settled``, but each token made of proofs of exactly the amounts listed (one swap each)."""
+        return self._run(self._issue_settled([sum(a) for a in proof_amounts], msat_per_unit, proof_amounts), 120)
+
+    async def _issue_settled(self, amounts: list[int], msat_per_unit: int,
+                             proof_amounts: list[list[int]] | None = None) -> list[str]:
         handle = self.handle
         issued = []
-        for amount in amounts:
+        for n, amount in enumerate(amounts):
             proofs: list[Proof] = []
             for part in split_amount(amount):  # one share per power of two: 2^n units for n leading zero bits
                 proofs += await handle.issue(part.bit_length() - 1)
+            if proof_amounts is not None:
+                proofs = await handle.swap(proofs, proof_amounts[n])
             issued.append(proofs)
         settled = (await handle.reward(sum(amounts) * msat_per_unit))[0]
         assert settled["state"] == "settled", settled
