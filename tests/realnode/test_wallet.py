@@ -60,10 +60,10 @@ def _wallet_session(pool, mint: ThreadedMint, tmp_path: Path, rune: str, tokens:
 
 def test_the_wallet_redeems_over_commando_with_a_real_rune(node_factory, mint, tmp_path: Path) -> None:
     pool, payee = _pool_and_payee(node_factory, mint)
-    rune = pool.rpc.createrune(restrictions=MINER_RESTRICTIONS)["rune"]
+    rune = pool.rpc.call("createrune", {"restrictions": MINER_RESTRICTIONS})["rune"]
     tokens = mint.issue_settled([64, 64], msat_per_unit=1_000_000)
     invoice = payee.rpc.invoice(10_000_000, "hp-wallet-1", "ehash over commando")["bolt11"]
-    offer = payee.rpc.offer("any", "ehash over commando (BOLT12)")["bolt12"]
+    offer = payee.rpc.call("offer", {"amount": "any", "description": "ehash over commando (BOLT12)"})["bolt12"]
 
     async def scenario(wallet: Wallet, desk: CommandoDesk, keys: WalletKeys) -> Any:
         units = [b.unit for b in await wallet.balance()]
@@ -84,7 +84,7 @@ def test_the_wallet_redeems_over_commando_with_a_real_rune(node_factory, mint, t
 
 def test_a_rune_for_quotes_only_cannot_redeem(node_factory, mint, tmp_path: Path) -> None:
     pool, payee = _pool_and_payee(node_factory, mint)
-    rune = pool.rpc.createrune(restrictions=[["method=hashpool-quote"]])["rune"]
+    rune = pool.rpc.call("createrune", {"restrictions": [["method=hashpool-quote"]]})["rune"]
     tokens = mint.issue_settled([16], msat_per_unit=1_000_000)
     invoice = payee.rpc.invoice(1_000_000, "hp-wallet-2", "refused")["bolt11"]
 
