@@ -148,3 +148,25 @@ def test_watch_reports_a_failed_round_and_goes_on(capsys: pytest.CaptureFixture[
         asyncio.run(watch(args, round_, lambda lines: lines))
     out, err = capsys.readouterr()
     assert out == "swept 3 quotes\n" and err.startswith("error 4006: GET /v1/info: mint unreachable")
+
+
+def test_the_progress_bar_shows_only_to_a_terminal_and_only_for_many_quotes(monkeypatch) -> None:
+    from hashpool_cln.wallet.cli import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = ProgressBar()
+    for done in (0, 50, 100):
+        bar(done, 100)
+    bar(3, 5)  # a handful: no bar
+    text = screen.getvalue()
+    assert text.count("\r") == 3 and "[" + "#" * 15 + "." * 15 + "] 50/100" in text
+    assert text.endswith("100/100 quotes\n")
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    bar(50, 100)
+    assert pipe.getvalue() == ""
