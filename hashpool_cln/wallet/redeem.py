@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from hashpool_cln.cashu.crypto import proof_y
+from hashpool_cln.cashu.models import Proof
 from hashpool_cln.desk.wallet import make_token
 from hashpool_cln.wallet.commando import (
+    COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,
     CommandoError,
     CommandoUnavailable,
@@ -68,6 +70,7 @@ async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msa
     proofs = (await wallet.unspent(unit))[:(await wallet.mint.limits()).max_inputs]
     if not proofs:
         raise WalletError(Code.NOTHING_TO_DO, f"no spendable ehash of {unit}")
+    proofs = await _enough(wallet, desk, proofs, unit, destination.strip(), amount_msat)
     claim = secrets.token_hex(32)
     ys = [proof_y(p.secret) for p in proofs]
     await wallet.store.begin_redemption(claim, destination.strip(), unit, sum(p.amount for p in proofs), ys)
@@ -96,6 +99,35 @@ async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msa
                               "of it; the proofs stay pending, `hashpool-wallet redemptions` asks again") from None
         answer = found
     return await settle(wallet, claim, answer)
+
+
+async def _enough(wallet: Wallet, desk: DeskLink, proofs: list[Proof], unit: str, destination: str,
+                  amount_msat: int | None) -> list[Proof]:
+    """The proofs the payment needs, by ``hashpool-quote`` (it commits nothing): the rest stays spendable in the
+    wallet instead of waiting in the desk's custody until the payment is over. A rune without hashpool-quote
+    means the whole lot goes."""
+    params: dict[str, Any] = {"token": make_token(wallet.mint.url, unit, proofs), "invstring": destination}
+    if amount_msat is not None:
+        params["amount_msat"] = amount_msat
+    try:
+        quoted = await desk.call("hashpool-quote", params)
+    except CommandoError as exc:
+        if exc.code == COMMANDO_ERROR_REMOTE_AUTH:
+            return proofs
+        raise WalletError(exc.code, exc.message, exc.data) from None
+    except (CommandoUnavailable, OutcomeUnknown) as exc:  # a quote changes nothing: nothing to resolve
+        raise WalletError(Code.NODE_UNAVAILABLE, f"{exc}; nothing was sent") from None
+    target = quoted.get("destination") if isinstance(quoted, dict) else None
+    if not isinstance(target, dict):
+        return proofs
+    if target.get("payable") is False:
+        code = target.get("code")
+        raise WalletError(code if isinstance(code, int) else Code.INSUFFICIENT_FUNDS,
+                          str(target.get("reason") or "the desk cannot pay this destination with this ehash"))
+    needed = target.get("units_needed")
+    if not isinstance(needed, int) or isinstance(needed, bool) or needed >= sum(p.amount for p in proofs):
+        return proofs
+    return await wallet.select(proofs, needed, unit)
 
 
 async def pick_unit(wallet: Wallet, amount_msat: int | None) -> str:

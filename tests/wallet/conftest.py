@@ -91,6 +91,7 @@ def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
 
 WALLET_RUNE = "rune-wallet"  # what the stand-in accepts: the three methods a miner's rune allows
 QUOTE_ONLY_RUNE = "rune-quote"
+NO_QUOTE_RUNE = "rune-no-quote"  # redeem and status, not quote
 
 
 @dataclass
@@ -119,7 +120,7 @@ def pool_node(tmp_path: Path) -> Iterator[PoolNode]:
     holder: list[PoolNode] = []
     commando = CommandoStandin(lambda m, p: holder[0].forward(m, p), runes={
         WALLET_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"},
-        QUOTE_ONLY_RUNE: {"hashpool-quote"}}).start()
+        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"}}).start()
     pool = PoolNode(harness, fake, mint, commando)
     holder.append(pool)
     harness.getmanifest()

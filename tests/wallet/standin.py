@@ -53,6 +53,7 @@ class CommandoStandin:
         self.port = self.sock.getsockname()[1]
         self.split = 65000
         self.drop = 0  # commands still to be dropped
+        self.drop_method: str | None = None  # only commands of this method are dropped (None: any)
         self.ping = False
         self.offline = False
         self.offline_after_drop = False
@@ -119,7 +120,7 @@ class CommandoStandin:
     def _answer(self, conn: Any, rid: int, raw: bytes) -> bool:
         request = json.loads(raw)
         self.commands.append(request)
-        if self.drop:
+        if self.drop and self.drop_method in (None, request.get("method")):
             self.drop -= 1
             # Run the command, then vanish: the caller cannot know it ran.
             self._reply_doc(request)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from support.fakenode import Outcome
 from support.invoices import make_invoice, make_offer
-from wallet.conftest import QUOTE_ONLY_RUNE, WALLET_RUNE, Crash, FaultyMint, PoolNode
+from wallet.conftest import NO_QUOTE_RUNE, QUOTE_ONLY_RUNE, WALLET_RUNE, Crash, FaultyMint, PoolNode
 
+from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.mintclient import MintClient
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
@@ -70,7 +71,32 @@ def test_redeem_a_bolt11_invoice_and_take_the_change_back(pool_node: PoolNode, t
     _run(pool_node, tmp_path, scenario)
     assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
     assert pool_node.commando.peers  # it came over BOLT8
-    assert {c["method"] for c in pool_node.commando.commands} == {"hashpool-redeem"}
+    # Quoted first (nothing committed), so only the proofs the payment needs go into custody.
+    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-quote", "hashpool-redeem"]
+
+
+def test_only_the_proofs_the_payment_needs_go_to_the_desk(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(20_000_000)  # 20 units and the fee reserve
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        assert sorted(p.proof.amount for p in await wallet.store.proofs(state="unspent")) == [16, 32, 64]
+        result = await redeem(wallet, desk, invoice.bolt11)
+        assert result["state"] in ("paid", "settled")
+        assert 112 - 21 <= await _spendable(wallet) <= 112 - 20
+
+    _run(pool_node, tmp_path, scenario, amounts=(64, 32, 16))
+    (sent,) = [c for c in pool_node.commando.commands if c["method"] == "hashpool-redeem"]
+    assert parse_token(sent["params"]["token"]).amount == 64  # the 32 and the 16 never left the wallet
+
+
+def test_a_rune_without_quote_sends_the_whole_epoch(pool_node: PoolNode, tmp_path: Path) -> None:
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        result = await redeem(wallet, desk, make_invoice(20_000_000).bolt11)
+        assert result["state"] in ("paid", "settled")
+
+    _run(pool_node, tmp_path, scenario, rune=NO_QUOTE_RUNE, amounts=(64, 32))
+    (sent,) = [c for c in pool_node.commando.commands if c["method"] == "hashpool-redeem"]
+    assert parse_token(sent["params"]["token"]).amount == 96
 
 
 def test_redeem_a_bolt12_offer(pool_node: PoolNode, tmp_path: Path) -> None:
@@ -113,7 +139,7 @@ def test_a_failed_payment_comes_back_as_a_refund(pool_node: PoolNode, tmp_path: 
 
 def test_a_lost_answer_is_resolved_with_the_claim(pool_node: PoolNode, tmp_path: Path) -> None:
     invoice = make_invoice(8_000_000)
-    pool_node.commando.drop = 1  # the desk pays, then the connection drops before the reply
+    pool_node.commando.drop, pool_node.commando.drop_method = 1, "hashpool-redeem"  # paid, then the line drops
 
     async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
         result = await redeem(wallet, desk, invoice.bolt11)
@@ -121,14 +147,15 @@ def test_a_lost_answer_is_resolved_with_the_claim(pool_node: PoolNode, tmp_path:
         assert 64 - 9 <= await _spendable(wallet) <= 64 - 8
 
     _run(pool_node, tmp_path, scenario)
-    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-redeem", "hashpool-status"]
-    assert "claim" in pool_node.commando.commands[1]["params"]
+    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-quote", "hashpool-redeem",
+                                                                 "hashpool-status"]
+    assert "claim" in pool_node.commando.commands[2]["params"]
     assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
 
 
 def test_a_lost_answer_with_the_node_gone_keeps_the_proofs_pending(pool_node: PoolNode, tmp_path: Path) -> None:
     invoice = make_invoice(8_000_000)
-    pool_node.commando.drop = 1
+    pool_node.commando.drop, pool_node.commando.drop_method = 1, "hashpool-redeem"
     pool_node.commando.offline_after_drop = True  # the desk pays, the reply is lost, then the node is unreachable
 
     async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
@@ -157,8 +184,10 @@ def test_a_crash_before_the_answer_is_finished_at_the_next_run(pool_node: PoolNo
         real_call = desk.call
 
         async def call_then_die(method: str, params: dict[str, Any]) -> Any:
-            await real_call(method, params)
-            raise Dies()
+            answer = await real_call(method, params)
+            if method == "hashpool-redeem":
+                raise Dies()
+            return answer
 
         desk.call = call_then_die  # type: ignore[method-assign]
         with pytest.raises(Dies):
@@ -181,7 +210,9 @@ def test_a_crash_before_the_call_leaves_the_proofs_to_the_next_run(pool_node: Po
         real_call = desk.call
 
         async def die(method: str, params: dict[str, Any]) -> Any:
-            raise Dies()
+            if method == "hashpool-redeem":
+                raise Dies()
+            return await real_call(method, params)
 
         desk.call = die  # type: ignore[method-assign]
         with pytest.raises(Dies):
@@ -194,7 +225,7 @@ def test_a_crash_before_the_call_leaves_the_proofs_to_the_next_run(pool_node: Po
         assert row["state"] == "not_received"
 
     _run(pool_node, tmp_path, scenario)
-    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-status"]
+    assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-quote", "hashpool-status"]
 
 
 def test_a_crash_while_swapping_the_change_back_is_finished_next_time(pool_node: PoolNode, tmp_path: Path) -> None:
