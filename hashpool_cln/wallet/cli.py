@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from hashpool_cln.mintclient import MintClient, MintClientError
+from hashpool_cln.mintclient import MintClient, MintClientError, MintError
 from hashpool_cln.wallet import config as cfg
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeedError as exc:
         return _fail(args, WalletError(Code.NOT_CONFIGURED, str(exc)))
     except MintClientError as exc:
-        return _fail(args, WalletError(Code.MINT_UNAVAILABLE, f"{exc}"))
+        return _fail(args, coded(exc))
     except KeyboardInterrupt:
         return 130  # an interrupted request is finished by the next command (operations are written first)
     except Exception as exc:  # a bug: say what, without a traceback that could quote a token
@@ -107,6 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           "recovers any unfinished request"))
     _print(args, result)
     return 0
+
+
+def coded(exc: MintClientError) -> WalletError:
+    """A mint failure no command turned into a wallet error: a refusal keeps the mint's code."""
+    if isinstance(exc, MintError):
+        return WalletError.from_mint(exc)
+    return WalletError(Code.MINT_UNAVAILABLE, str(exc))
 
 
 def _fail(args: argparse.Namespace, exc: WalletError) -> int:
@@ -293,7 +300,7 @@ async def watch(args: argparse.Namespace, round_: Any, lines: Any) -> None:
             for line in lines(await round_()):
                 print(line, flush=True)
         except (WalletError, MintClientError) as exc:
-            err = exc if isinstance(exc, WalletError) else WalletError(Code.MINT_UNAVAILABLE, str(exc))
+            err = exc if isinstance(exc, WalletError) else coded(exc)
             print(json.dumps({"error": err.to_dict()}) if args.json else f"error {err.code}: {err.message}; "
                   f"trying again in {args.interval:g} s", file=sys.stderr, flush=True)
         await asyncio.sleep(args.interval)

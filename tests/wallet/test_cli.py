@@ -170,3 +170,12 @@ def test_the_progress_bar_shows_only_to_a_terminal_and_only_for_many_quotes(monk
     monkeypatch.setattr(sys, "stderr", pipe)
     bar(50, 100)
     assert pipe.getvalue() == ""
+
+
+def test_mint_failures_keep_their_meaning() -> None:
+    from hashpool_cln.mintclient import MintError, MintUnavailable
+    from hashpool_cln.wallet.cli import coded
+
+    refused = coded(MintError(400, 20008, "lookup signature invalid"))
+    assert (refused.code, refused.data) == (4011, {"mint_code": 20008})
+    assert coded(MintUnavailable("POST /v1/swap: no answer")).code == 4006
