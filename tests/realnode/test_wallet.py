@@ -62,7 +62,7 @@ def test_the_wallet_redeems_over_commando_with_a_real_rune(node_factory, mint, t
     pool, payee = _pool_and_payee(node_factory, mint)
     rune = pool.rpc.call("createrune", {"restrictions": MINER_RESTRICTIONS})["rune"]
     tokens = mint.issue_settled([64, 64], msat_per_unit=1_000_000)
-    invoice = payee.rpc.invoice(10_000_000, "hp-wallet-1", "ehash over commando")["bolt11"]
+    invoice = payee.rpc.invoice(10_000_000, "miner-wallet-1", "ehash over commando")["bolt11"]
     offer = payee.rpc.call("offer", {"amount": "any", "description": "ehash over commando (BOLT12)"})["bolt12"]
 
     async def scenario(wallet: Wallet, desk: CommandoDesk, keys: WalletKeys) -> Any:
@@ -78,7 +78,7 @@ def test_the_wallet_redeems_over_commando_with_a_real_rune(node_factory, mint, t
         return paid11
 
     paid11 = _wallet_session(pool, mint, tmp_path, rune, tokens, scenario)
-    received = payee.rpc.listinvoices("hp-wallet-1")["invoices"][0]
+    received = payee.rpc.listinvoices("miner-wallet-1")["invoices"][0]
     assert received["status"] == "paid" and received["payment_preimage"] == paid11["payment_preimage"]
 
 
@@ -86,7 +86,7 @@ def test_a_rune_for_quotes_only_cannot_redeem(node_factory, mint, tmp_path: Path
     pool, payee = _pool_and_payee(node_factory, mint)
     rune = pool.rpc.call("createrune", {"restrictions": [["method=hashpool-quote"]]})["rune"]
     tokens = mint.issue_settled([16], msat_per_unit=1_000_000)
-    invoice = payee.rpc.invoice(1_000_000, "hp-wallet-2", "refused")["bolt11"]
+    invoice = payee.rpc.invoice(1_000_000, "miner-wallet-2", "refused")["bolt11"]
 
     async def scenario(wallet: Wallet, desk: CommandoDesk, keys: WalletKeys) -> Any:
         with pytest.raises(WalletError) as refused:
@@ -95,4 +95,4 @@ def test_a_rune_for_quotes_only_cannot_redeem(node_factory, mint, tmp_path: Path
         assert sum(b.unspent for b in await wallet.balance()) == 16  # untouched, spendable again
 
     _wallet_session(pool, mint, tmp_path, rune, tokens, scenario)
-    assert payee.rpc.listinvoices("hp-wallet-2")["invoices"][0]["status"] == "unpaid"
+    assert payee.rpc.listinvoices("miner-wallet-2")["invoices"][0]["status"] == "unpaid"
