@@ -7,6 +7,10 @@ FakeWallet-paid mint quote) and swaps them over and over into fresh proofs of am
 request, 1 client sequentially or 8 concurrent clients. Reported: proofs per second and the ratio
 reference / nutshell per configuration.
 
+Then share issuance at the reference mint as a miner's wallet sweeps it: NUT-20 locked ``ehash`` quotes of 1
+unit minted one request per quote (``/v1/mint/ehash``) against NUT-29 batches of ``ISSUE_BATCH`` quotes
+(``/v1/mint/ehash/batch``). Reported: quotes minted per second each way and the ratio.
+
     python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell]
 """
 
@@ -30,17 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from coincurve import PrivateKey
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hashpool_cln.cashu import crypto  # noqa: E402
-from hashpool_cln.cashu.models import Proof  # noqa: E402
+from hashpool_cln.cashu.models import BlindedMessage, Proof  # noqa: E402
 from hashpool_cln.refmint.config import load_auth  # noqa: E402
-from hashpool_cln.refmint.shares import random_share_hash  # noqa: E402
+from hashpool_cln.refmint.shares import random_share_hash, sign_quote  # noqa: E402
 
 CONFIGS = [(1, 1), (64, 1), (1, 8), (64, 8)]  # (proofs per request, concurrent clients)
 FUND_BATCH = 512  # proofs of amount 1 minted per funding request
+ISSUE_BATCH = 50  # quotes per NUT-29 batch mint
+ISSUE_QUOTES = 400  # quotes minted each way
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Target:
     url: str
     keyset_id: str
     keys: dict[int, Any]
+    issue: Any = None  # () -> {"single": quotes/s, "batch": quotes/s}, for mints that issue ehash
 
 
 def _free_port() -> int:
@@ -144,6 +152,7 @@ async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> Async
         info = await _json(session, "GET", url + "/v1/info")
         kid, keys = await _load_keys(session, url, info["ehash"]["open_unit"])
         target = Target("reference", url, kid, keys)
+        target.issue = lambda: measure_issuance(session, url, pool, target)
 
         async def fund(n: int) -> list[Proof]:
             proofs: list[Proof] = []
@@ -157,6 +166,41 @@ async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> Async
         yield target, fund
     finally:
         _stop(proc)
+
+
+async def measure_issuance(session: aiohttp.ClientSession, url: str, pool: str,
+                           target: Target) -> dict[str, float]:
+    """Quotes minted per second at the reference mint: one request per quote, and NUT-29 batches."""
+    key = PrivateKey()
+    pubkey = key.public_key.format().hex()
+
+    async def quotes(n: int) -> list[str]:
+        made = []
+        for _ in range(n):
+            body = {"unit": "hash", "pubkey": pubkey, "header_hash": random_share_hash(0)[::-1].hex()}
+            made.append((await _json(session, "POST", url + "/v1/mint/quote/ehash", body,
+                                     {"Authorization": f"Bearer {pool}"}))["quote"])
+        return made
+
+    async def mint(ids: list[str]) -> None:
+        outs, secs, rs = _blind(target.keyset_id, len(ids))
+        messages = [BlindedMessage(1, o["id"], o["B_"]) for o in outs]
+        signatures = [sign_quote(key, q, messages) for q in ids]
+        if len(ids) == 1:
+            body: dict[str, Any] = {"quote": ids[0], "outputs": outs, "signature": signatures[0]}
+            path = "/v1/mint/ehash"
+        else:
+            body, path = {"quotes": ids, "outputs": outs, "signatures": signatures}, "/v1/mint/ehash/batch"
+        _unblind(target, (await _json(session, "POST", url + path, body))["signatures"], secs, rs)
+
+    rates = {}
+    for name, size in (("single", 1), ("batch", ISSUE_BATCH)):
+        ids = await quotes(ISSUE_QUOTES)
+        start = time.monotonic()
+        for i in range(0, len(ids), size):
+            await mint(ids[i:i + size])
+        rates[name] = len(ids) / (time.monotonic() - start)
+    return rates
 
 
 @contextlib.asynccontextmanager
@@ -257,6 +301,11 @@ async def run(duration: float, skip_nutshell: bool) -> dict[str, dict[tuple[int,
                         note = f" ({refused} swaps refused and retried)" if refused else ""
                         print(f"{target.name:9s} batch {batch:2d} clients {clients}: {rate:8.0f} proofs/s{note}",
                               flush=True)
+                    if target.issue is not None:
+                        issued = await target.issue()
+                        results["issuance"] = {(1, 1): issued["single"], (ISSUE_BATCH, 1): issued["batch"]}
+                        print(f"issuance single: {issued['single']:8.0f} quotes/s, batch of {ISSUE_BATCH}: "
+                              f"{issued['batch']:8.0f} quotes/s", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
@@ -271,6 +320,12 @@ def report(results: dict[str, dict[tuple[int, int], float]]) -> str:
         ratio = f"{ref / nut:6.2f}" if nut else "     -"
         nut_text = f"{nut:10.0f}" if nut else f"{'-':>10}"
         lines.append(f"{batch:>10} {clients:>7} {ref:10.0f} {nut_text} {ratio}")
+    issued = results.get("issuance")
+    if issued:
+        single, batch = issued[(1, 1)], issued[(ISSUE_BATCH, 1)]
+        lines += ["", "share issuance at the reference mint (locked quotes minted/s, one client)",
+                  f"{'one per request':>16} {'NUT-29 batch of ' + str(ISSUE_BATCH):>20} {'ratio':>6}",
+                  f"{single:16.0f} {batch:20.0f} {batch / single:6.2f}"]
     return "\n".join(lines)
 
 

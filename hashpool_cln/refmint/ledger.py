@@ -632,7 +632,7 @@ class Ledger:
         async with self.db.transaction() as conn:
             row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS}, owner FROM melt_quotes WHERE quote = ?",
                                      (quote_id,))
-            if row is None or (row[-1] or "") != owner:
+            if row is None or (row[-1] is not None and row[-1] != owner):  # quotes of older versions: no owner
                 raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
             q = _melt_quote(row[:-1], now)
             if q.state == "PAID":

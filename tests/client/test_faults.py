@@ -400,3 +400,18 @@ async def test_an_endpoint_the_mint_does_not_serve_is_unsupported(mint: FakeMint
     assert refused.value.code == 11013 and not isinstance(refused.value, MintUnsupported)
     sent = [b for m, p, _, b in mint.requests if p == "/v1/melt/quote/ehash"][-1]
     assert sent == {"method": "ehash", "request": "", "unit": UNIT, "amount": 1}
+
+
+async def test_cdk_shaped_settlement_answers(mint: FakeMint, client: MintClient) -> None:
+    """A CDK mint answers MeltQuoteCustomResponse with the processor's extra fields flattened in."""
+    cdk_quote = {"quote": "0190f1e2-aaaa-7000-8000-000000000001", "method": "ehash", "amount": 8, "fee_reserve": 0,
+                 "state": "UNPAID", "expiry": 2_000_000_000, "request": "lnbcrt1x", "unit": UNIT, "amount_msat": 8000}
+    mint.answer("POST", "/v1/melt/quote/ehash", cdk_quote)
+    q = await client.melt_quote_ehash(UNIT, 8, "lnbcrt1x", reference="rid")
+    assert (q.quote, q.amount_msat, q.request, q.reference) == (cdk_quote["quote"], 8000, "lnbcrt1x", None)
+    paid = {**cdk_quote, "state": "PAID", "payment_preimage": "22" * 32}
+    mint.answer("POST", "/v1/melt/ehash", paid)
+    melted = await client.melt_ehash(cdk_quote["quote"], [PROOF], "11" * 32, "22" * 32)
+    assert melted.state == "PAID" and melted.payment_preimage == "22" * 32
+    sent = [b for m, p, _, b in mint.requests if p == "/v1/melt/ehash"][-1]
+    assert set(sent) == {"quote", "inputs", "payment"}  # CDK's MeltRequest fields, and our proof beside them

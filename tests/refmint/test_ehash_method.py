@@ -11,10 +11,17 @@ from coincurve import PrivateKey
 from support.refmint import MintHandle
 
 from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.models import BlindedMessage
 from hashpool_cln.refmint.errors import MintError
-from hashpool_cln.refmint.lookup import NonceBook
+from hashpool_cln.refmint.lookup import NonceBook, lookup_digest, sign_lookup
 from hashpool_cln.refmint.miner import blind_outputs
-from hashpool_cln.refmint.shares import quote_message_v1, random_share_hash, sign_quote
+from hashpool_cln.refmint.shares import (
+    quote_message,
+    quote_message_v1,
+    random_share_hash,
+    sign_quote,
+    verify_schnorr,
+)
 
 # Bitcoin's genesis block header (80 bytes): version, previous hash, merkle root, time, bits, nonce.
 GENESIS_HEADER = bytes.fromhex(
@@ -228,3 +235,25 @@ def test_a_request_signed_before_the_mint_started_is_stale() -> None:
         assert exc.code == 51008
     else:
         raise AssertionError("a nonce is good once")
+
+
+def test_the_signed_messages_byte_for_byte() -> None:
+    """Vectors for other implementations: the lookup preimage of the draft NUT (e799ab4) and CDK's
+    domain-separated NUT-20 message, rebuilt here by hand from their specifications."""
+    mint = PrivateKey(bytes.fromhex("00" * 31 + "01")).public_key.format().hex()
+    owner = PrivateKey(bytes.fromhex("00" * 31 + "02"))
+    nonce, timestamp = "0f" * 16, 1788825600
+    preimage = ("Cashu_MintQuoteLookup_v1"
+                "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+                "02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5"
+                "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f" "1788825600")
+    digest = lookup_digest(mint.upper(), owner.public_key.format().hex(), nonce, timestamp)
+    assert digest == hashlib.sha256(preimage.encode()).digest()
+    assert verify_schnorr(owner.public_key.format().hex(), digest, sign_lookup(owner, mint, nonce, timestamp))
+
+    b_ = "02" + "ab" * 32
+    outputs = [BlindedMessage(amount=300, id="00" * 8, B_=b_)]
+    framed = (b"Cashu_MintQuoteSig_v1" + (4).to_bytes(4, "big") + b"q-id"
+              + (2).to_bytes(4, "big") + bytes([0x01, 0x2c]) + (33).to_bytes(4, "big") + bytes.fromhex(b_))
+    assert quote_message_v1("q-id", outputs) == hashlib.sha256(framed).digest()
+    assert quote_message("q-id", outputs) == hashlib.sha256(("q-id" + b_).encode()).digest()
