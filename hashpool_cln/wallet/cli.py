@@ -8,7 +8,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from hashpool_cln.wallet import config as cfg
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.issuance import Issuance
+from hashpool_cln.wallet.lock import held
 from hashpool_cln.wallet.redeem import CommandoDesk, autopay, public, redeem, resolve_open
 from hashpool_cln.wallet.seed import SeedError, WalletKeys, check_mnemonic, new_mnemonic, read_mnemonic
 from hashpool_cln.wallet.store import WalletStore
@@ -152,19 +153,22 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 # ---- opening the wallet ---------------------------------------------------------------------------------------
 
 @asynccontextmanager
-async def opened(directory: Path, *, recover: bool = True) -> AsyncIterator[tuple[Wallet, cfg.WalletConfig]]:
+async def opened(directory: Path, *, hold: bool = True) -> AsyncIterator[tuple[Wallet, cfg.WalletConfig]]:
+    """The wallet, its unfinished requests finished first, under the wallet's lock (``hold=False``: the caller
+    takes the lock round by round, and recovers in each)."""
     keys = WalletKeys(read_mnemonic(directory / cfg.MNEMONIC_FILE))
     config = cfg.load(directory)
     config.require("mint")
-    store = await WalletStore.open(directory / cfg.DATABASE_FILE)
-    wallet = Wallet(store, keys, MintClient(config.mint or ""))
-    try:
-        if recover:
-            await wallet.recover()
-        yield wallet, config
-    finally:
-        await wallet.mint.close()
-        await store.close()
+    async with held(directory) if hold else nullcontext():
+        store = await WalletStore.open(directory / cfg.DATABASE_FILE)
+        wallet = Wallet(store, keys, MintClient(config.mint or ""))
+        try:
+            if hold:
+                await wallet.recover()
+            yield wallet, config
+        finally:
+            await wallet.mint.close()
+            await store.close()
 
 
 def desk_of(wallet: Wallet, config: cfg.WalletConfig) -> CommandoDesk:
@@ -263,7 +267,7 @@ async def cmd_redeem(args: argparse.Namespace, directory: Path) -> Any:
 
 
 async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
-    async with opened(directory) as (wallet, config):
+    async with opened(directory, hold=not args.watch) as (wallet, config):
         desk = desk_of(wallet, config)
         try:
             async def round_() -> list[dict[str, Any]]:
@@ -272,7 +276,7 @@ async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
 
             if not args.watch:
                 return {"redemptions": await round_()}
-            await watch(args, round_, lambda paid: [
+            await watch(args, directory, wallet, round_, lambda paid: [
                 json.dumps(r) if args.json else f"redeemed {r.get('unit')}: {r.get('state')} "
                 f"{r.get('amount_msat')} msat" for r in paid])
         finally:
@@ -280,24 +284,29 @@ async def cmd_autopay(args: argparse.Namespace, directory: Path) -> Any:
 
 
 async def cmd_sweep(args: argparse.Namespace, directory: Path) -> Any:
-    async with opened(directory) as (wallet, _):
+    async with opened(directory, hold=not args.watch) as (wallet, _):
         async def round_() -> Any:
             return await sweep(wallet, Issuance(wallet.mint), batch_size=args.batch,
                                progress=None if args.json else ProgressBar())
 
         if not args.watch:
             return (await round_()).to_dict()
-        await watch(args, round_, lambda result: [] if not result.minted else [
+        await watch(args, directory, wallet, round_, lambda result: [] if not result.minted else [
             json.dumps(result.to_dict()) if args.json else
             f"swept {result.minted} quotes: " + ", ".join(f"{u} +{n}" for u, n in result.units.items())])
 
 
-async def watch(args: argparse.Namespace, round_: Any, lines: Any) -> None:
-    """Run ``round_`` every ``args.interval`` seconds for good. A failed round (the mint or the node away for a
-    while) is reported and the next one tried: an unfinished request is finished by the next round."""
+async def watch(args: argparse.Namespace, directory: Path, wallet: Wallet | None, round_: Any, lines: Any) -> None:
+    """Run ``round_`` every ``args.interval`` seconds for good, each round under the wallet's lock and after
+    finishing what an earlier one left open. A failed round (the mint or the node away for a while) is reported
+    and the next one tried."""
     while True:
         try:
-            for line in lines(await round_()):
+            async with held(directory):
+                if wallet is not None:
+                    await wallet.recover()
+                result = await round_()
+            for line in lines(result):
                 print(line, flush=True)
         except (WalletError, MintClientError) as exc:
             err = exc if isinstance(exc, WalletError) else coded(exc)

@@ -128,7 +128,7 @@ def test_help_starts_with_the_first_steps() -> None:
     assert "first steps:" in out and "hashpool-wallet init" in out and "redeem" in out
 
 
-def test_watch_reports_a_failed_round_and_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_reports_a_failed_round_and_goes_on(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import argparse
     import asyncio
 
@@ -145,7 +145,7 @@ def test_watch_reports_a_failed_round_and_goes_on(capsys: pytest.CaptureFixture[
 
     args = argparse.Namespace(json=False, interval=0.01)
     with pytest.raises(asyncio.CancelledError):
-        asyncio.run(watch(args, round_, lambda lines: lines))
+        asyncio.run(watch(args, tmp_path, None, round_, lambda lines: lines))
     out, err = capsys.readouterr()
     assert out == "swept 3 quotes\n" and err.startswith("error 4006: GET /v1/info: mint unreachable")
 
@@ -179,3 +179,20 @@ def test_mint_failures_keep_their_meaning() -> None:
     refused = coded(MintError(400, 20008, "lookup signature invalid"))
     assert (refused.code, refused.data) == (4011, {"mint_code": 20008})
     assert coded(MintUnavailable("POST /v1/swap: no answer")).code == 4006
+
+
+def test_one_command_at_a_time_per_wallet(mint: ThreadedMint, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from hashpool_cln.wallet import lock
+
+    home = tmp_path / "w"
+    ok_json(capsys, "--dir", str(home), "init", "--mint", mint.url)
+    monkeypatch.setattr(lock, "WAIT", 0.3)
+    with open(home / lock.LOCK_FILE, "a") as other:  # another process, mid-command
+        fcntl.flock(other, fcntl.LOCK_EX)
+        code, _, err = run(capsys, "--dir", str(home), "balance")
+        assert code == 1 and err.startswith("error 4012") and "another hashpool-wallet command" in err
+        fcntl.flock(other, fcntl.LOCK_UN)
+    assert ok_json(capsys, "--dir", str(home), "balance") == {"balances": []}
