@@ -45,39 +45,47 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=None, help=f"wallet directory (default ${cfg.ENV_DIR} or "
                    "~/.hashpool-wallet)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    # The same two options after the command too (`hashpool-wallet balance --json`), without overriding the
+    # values given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    init = sub.add_parser("init", help="create the wallet: a new mnemonic (or --restore one), and its settings")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    init = command("init", help="create the wallet: a new mnemonic (or --restore one), and its settings")
     init.add_argument("--restore", action="store_true", help="read an existing mnemonic from stdin")
     init.add_argument("--words", type=int, choices=(12, 24), default=12)
     _settings(init)
-    _settings(sub.add_parser("config", help="show or change the mint, the pool node and the rune"))
-    sub.add_parser("info", help="the wallet's keys (the one to give the pool), settings and counts")
-    sub.add_parser("mnemonic", help="show the words that restore this wallet (keep them offline)")
-    sub.add_parser("balance", help="ehash per epoch: units, epoch state, value for settled epochs")
-    send = sub.add_parser("send", help="make a token of AMOUNT units (pending until someone swaps it)")
+    _settings(command("config", help="show or change the mint, the pool node and the rune"))
+    command("info", help="the wallet's keys (the one to give the pool), settings and counts")
+    command("mnemonic", help="show the words that restore this wallet (keep them offline)")
+    command("balance", help="ehash per epoch: units, epoch state, value for settled epochs")
+    send = command("send", help="make a token of AMOUNT units (pending until someone swaps it)")
     send.add_argument("amount", type=int)
     send.add_argument("--unit", required=True, help="the epoch unit (hash_<pool>_<height>), see balance")
-    receive = sub.add_parser("receive", help="swap a token's ehash into this wallet ('-' reads it from stdin)")
+    receive = command("receive", help="swap a token's ehash into this wallet ('-' reads it from stdin)")
     receive.add_argument("token")
-    sub.add_parser("pending", help="tokens sent: ask the mint which were spent")
-    sub.add_parser("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
-    sw = sub.add_parser("sweep", help="collect the ehash of your shares: quotes locked to your key, minted in batches")
+    command("pending", help="tokens sent: ask the mint which were spent")
+    command("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
+    sw = command("sweep", help="collect the ehash of your shares: quotes locked to your key, minted in batches")
     sw.add_argument("--watch", action="store_true", help="keep sweeping every --interval seconds")
     sw.add_argument("--interval", type=float, default=30.0)
     sw.add_argument("--batch", type=int, default=None, help="quotes per batch (default: the mint's maximum)")
-    rd = sub.add_parser("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
+    rd = command("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
     rd.add_argument("destination", help="BOLT11 invoice, BOLT12 offer or BIP353 name (user@domain)")
     rd.add_argument("--amount", type=int, default=None, help="msat, for destinations that name no amount")
     rd.add_argument("--unit", default=None, help="the epoch to pay from (default: the one worth most)")
     rd.add_argument("--maxfee", type=int, default=None, help="routing fee cap, msat")
-    ap = sub.add_parser("autopay", help="redeem every settled epoch to DESTINATION (an offer without amount or "
+    ap = command("autopay", help="redeem every settled epoch to DESTINATION (an offer without amount or "
                         "a BIP353 name)")
     ap.add_argument("destination")
     ap.add_argument("--min-msat", type=int, default=0, help="leave epochs worth less than this")
     ap.add_argument("--watch", action="store_true", help="keep going: sweep, then redeem, every --interval")
     ap.add_argument("--interval", type=float, default=300.0, help="seconds between rounds (default 300)")
-    sub.add_parser("redemptions", help="redemptions sent to the desk, and their outcome (asks about open ones)")
+    command("redemptions", help="redemptions sent to the desk, and their outcome (asks about open ones)")
     return p
 
 

@@ -196,3 +196,13 @@ def test_one_command_at_a_time_per_wallet(mint: ThreadedMint, tmp_path: Path, ca
         assert code == 1 and err.startswith("error 4012") and "another hashpool-wallet command" in err
         fcntl.flock(other, fcntl.LOCK_UN)
     assert ok_json(capsys, "--dir", str(home), "balance") == {"balances": []}
+
+
+def test_json_and_dir_also_go_after_the_command(mint: ThreadedMint, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "w")
+    assert run(capsys, "init", "--mint", mint.url, "--dir", home, "--json")[0] == 0
+    code, out, _ = run(capsys, "balance", "--json", "--dir", home)
+    assert code == 0 and json.loads(out) == {"balances": []}
+    code, out, _ = run(capsys, "--json", "--dir", home, "balance")  # before it, as well
+    assert code == 0 and json.loads(out) == {"balances": []}
