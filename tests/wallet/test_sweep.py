@@ -127,3 +127,23 @@ async def test_a_stale_lookup_is_signed_again_with_a_fresh_timestamp(refmint, op
     monkeypatch.setattr(issuance_module, "time", Clock)
     found = await Issuance(wallet.mint).lookup([wallet.keys.lock_key])
     assert len(found) == 2 and len(calls) == 2
+
+
+async def test_a_full_lookup_is_followed_by_another(refmint, open_wallet, mnemonic, monkeypatch) -> None:
+    from hashpool_cln.wallet import sweep as sweep_module
+
+    wallet = await open_wallet(refmint.url, mnemonic)
+    await _quotes(refmint, wallet.keys.lock_key, 12)
+    monkeypatch.setattr(sweep_module, "LOOKUP_LIMIT", 12)  # as if the mint had answered its most
+    looked: list[int] = []
+    issuance = Issuance(wallet.mint)
+    real_lookup = issuance.lookup
+
+    async def counting(keys):  # the real signed lookup, counted
+        found = await real_lookup(keys)
+        looked.append(len(found))
+        return found
+
+    issuance.lookup = counting  # type: ignore[method-assign]
+    result = await sweep(wallet, issuance)
+    assert looked == [12, 0] and result.minted == 12
