@@ -349,6 +349,11 @@ class MintClient:
 
     # ---- HTTP -------------------------------------------------------------------------------------------------
 
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST an endpoint this client has no method for (issuance, for a miner's wallet), unauthenticated, with
+        the same deadline and error rules; the caller checks the answer's shape."""
+        return await self._post(path, body)
+
     async def _get(self, path: str) -> Any:
         return await self._request("GET", path, None, auth=False)
 

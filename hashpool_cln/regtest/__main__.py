@@ -1,6 +1,6 @@
 """``python -m hashpool_cln.regtest <command>``: the regtest stack and the end-to-end demo.
 
-Commands: up, down, status, demo, clean {cashu,regtest,logs}, db {desk,mint}, generate-blocks COUNT,
+Commands: up, down, status, demo, clean {cashu,wallet,regtest,logs}, db {desk,mint,wallet}, generate-blocks COUNT,
 redeem TOKEN INVSTRING. State lives in .state/regtest/ of the checkout (or $HASHPOOL_REGTEST_DIR).
 """
 
@@ -32,10 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop everything the stack started")
     sub.add_parser("status", help="which processes run, ports, addresses")
     sub.add_parser("demo", help="up, then redeem ehash into a BOLT11 invoice and a BOLT12 offer")
-    clean = sub.add_parser("clean", help="delete state: cashu (mint and desk databases), regtest (all), logs")
-    clean.add_argument("what", choices=["cashu", "regtest", "logs"])
-    db = sub.add_parser("db", help="an sqlite shell on the desk's or the mint's database")
-    db.add_argument("which", choices=["desk", "mint"])
+    clean = sub.add_parser("clean", help="delete state: cashu (mint, desk and wallet databases), wallet (the "
+                           "miner's wallet), regtest (all), logs")
+    clean.add_argument("what", choices=["cashu", "wallet", "regtest", "logs"])
+    db = sub.add_parser("db", help="an sqlite shell on the desk's, the mint's or the miner wallet's database")
+    db.add_argument("which", choices=["desk", "mint", "wallet"])
     gen = sub.add_parser("generate-blocks", help="mine COUNT blocks (--to-mint: their coinbase pays the mint)")
     gen.add_argument("count", type=int)
     gen.add_argument("--to-mint", action="store_true")
@@ -61,6 +62,10 @@ def _clean(stack: Stack, what: str) -> int:
         shutil.rmtree(layout.log_dir, ignore_errors=True)
         print(f"removed {layout.log_dir}")
         return 0
+    if what == "wallet":  # nothing of the stack uses it: safe while it runs
+        shutil.rmtree(layout.wallet_dir, ignore_errors=True)
+        print(f"removed the miner's wallet ({layout.wallet_dir}: mnemonic, config, database)")
+        return 0
     if running:
         print(f"the stack is running ({', '.join(running)}); stop it first: just down", file=sys.stderr)
         return 1
@@ -68,16 +73,17 @@ def _clean(stack: Stack, what: str) -> int:
         shutil.rmtree(layout.root, ignore_errors=True)
         print(f"removed {layout.root}")
         return 0
-    # cashu: the ecash state on both sides; a fresh mint makes the desk's old records meaningless.
+    shutil.rmtree(layout.wallet_dir, ignore_errors=True)
+    # cashu: the ecash state on every side; a fresh mint makes the desk's and the wallet's records meaningless.
     shutil.rmtree(layout.mint_dir, ignore_errors=True)
     for path in (layout.desk_db, layout.desk_seed, *layout.desk_db.parent.glob(layout.desk_db.name + "-*")):
         path.unlink(missing_ok=True)
-    print(f"removed the mint's data ({layout.mint_dir}) and the desk's database and seed")
+    print(f"removed the mint's data ({layout.mint_dir}), the desk's database and seed, and the miner's wallet")
     return 0
 
 
 def _db_shell(stack: Stack, which: str) -> int:
-    path = stack.layout.desk_db if which == "desk" else stack.layout.mint_db
+    path = {"desk": stack.layout.desk_db, "mint": stack.layout.mint_db, "wallet": stack.layout.wallet_db}[which]
     if not path.exists():
         print(f"no {which} database at {path} (run: just up)", file=sys.stderr)
         return 1

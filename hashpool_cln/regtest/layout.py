@@ -88,6 +88,15 @@ class Layout:
     def chainwatch_state(self) -> Path:
         return self.mint_dir / "chainwatch.json"
 
+    # the miner's wallet
+    @property
+    def wallet_dir(self) -> Path:
+        return self.root / "wallet"
+
+    @property
+    def wallet_db(self) -> Path:
+        return self.wallet_dir / "wallet.sqlite3"
+
     # bookkeeping
     @property
     def run_dir(self) -> Path:

@@ -28,19 +28,23 @@ def test_demo_redeems_ehash_into_an_invoice_and_an_offer(stack):
     lines: list[str] = []
     result = demo.run(stack, lines.append)
     receipts = result.receipts
-    assert [r.kind for r in receipts] == ["BOLT11", "BOLT12"]
-    for receipt, amount in zip(receipts, (demo.INVOICE_MSAT, demo.OFFER_MSAT)):
+    # The miner's wallet over commando into the offer, then the operator's lightning-cli into the invoice.
+    assert [r.kind for r in receipts] == ["BOLT12", "BOLT11"]
+    for receipt, amount in zip(receipts, (demo.OFFER_MSAT, demo.INVOICE_MSAT)):
         r = receipt.result
         assert r["state"] in ("paid", "settled"), r
         assert r["amount_msat"] == amount and r["fee_msat"] == 0  # a direct channel: no routing fee
         assert hashlib.sha256(bytes.fromhex(r["payment_preimage"])).hexdigest() == r["payment_hash"]
-        assert r["change_token"].startswith("cashuB")  # the rest of the token's value, back to the miner
+    assert receipts[1].result["change_token"].startswith("cashuB")  # the operator's change
+    assert "change_token" not in receipts[0].result  # the wallet swapped its change back in
     paid = {p["payment_hash"]: p for p in stack.node("miner").listinvoices()["invoices"] if p["status"] == "paid"}
     assert {r.result["payment_hash"] for r in receipts} <= set(paid)
     paid_msat = demo.INVOICE_MSAT + demo.OFFER_MSAT
     delta = {n: result.after[n]["channel_msat"] - result.before[n]["channel_msat"] for n in ("pool", "miner")}
     assert delta == {"pool": -paid_msat, "miner": paid_msat}
-    assert any("balances after:" in line for line in lines)
+    assert any("wallet sweep:" in line for line in lines) and any("balances after:" in line for line in lines)
+    (held,) = demo.wallet_balance(stack, demo.wallet_keys(stack))
+    assert held["unspent"] > 0 and held["pending"] == 0  # the change is back in the wallet, spendable
 
 
 def test_up_is_idempotent_and_down_stops_everything(stack):

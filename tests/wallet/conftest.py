@@ -1,0 +1,137 @@
+"""Fixtures for the wallet: a fresh mnemonic, wallets on real sqlite files, and a mint client that crashes on cue."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fakenode import FakeNode
+from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
+from wallet.standin import CommandoStandin, StandinError
+
+from hashpool_cln.cashu.models import Proof, Token
+from hashpool_cln.cashu.tokens import serialize_v4
+from hashpool_cln.mintclient import MintClient, MintUnavailable
+from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
+from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.wallet import Wallet
+
+
+class Crash(BaseException):
+    """The process dies here: nothing in the wallet catches a BaseException."""
+
+
+class FaultyMint(MintClient):
+    """A real client of the real mint that, once, dies or loses the answer around one kind of request.
+
+    ``fault = ("swap", "before" | "after" | "lost")``: ``before`` dies before the request goes out, ``after``
+    dies once the mint has answered, ``lost`` drops the answer (the mint acted) as a timeout would.
+    """
+
+    fault: tuple[str, str] | None = None
+
+    async def _request(self, method: str, path: str, body: Any, *, auth: bool) -> Any:
+        fault = self.fault
+        if fault is not None and path.endswith(fault[0]):
+            self.fault = None
+            if fault[1] == "before":
+                raise Crash(path)
+            await super()._request(method, path, body, auth=auth)
+            if fault[1] == "after":
+                raise Crash(path)
+            raise MintUnavailable(f"POST {path}: no answer within 10 s; the outcome is unknown")
+        return await super()._request(method, path, body, auth=auth)
+
+
+@pytest.fixture
+def mnemonic() -> str:
+    return new_mnemonic()
+
+
+@pytest.fixture
+async def open_wallet(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Wallet]]]:
+    opened: list[Wallet] = []
+
+    async def make(url: str, words: str, name: str = "wallet", mint_class: type[MintClient] = MintClient) -> Wallet:
+        store = await WalletStore.open(tmp_path / f"{name}.sqlite3")
+        wallet = Wallet(store, WalletKeys(words), mint_class(url))
+        opened.append(wallet)
+        await wallet.recover()
+        return wallet
+
+    yield make
+    for w in opened:
+        await w.mint.close()
+        await w.store.close()
+
+
+async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tuple[str, str]:
+    """``(token, unit)``: fresh ehash of the open epoch from the reference mint, as a pool's miner would get it."""
+    proofs = await refmint.issue(leading_zeros, count)
+    unit = await unit_of(refmint, proofs)
+    return token_of(refmint.url, unit, proofs), unit
+
+
+async def unit_of(refmint: Any, proofs: list[Proof]) -> str:
+    keysets = (await refmint.ok("GET", "/v1/keysets"))["keysets"]
+    return next(k["unit"] for k in keysets if k["id"] == proofs[0].id)
+
+
+def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
+    return serialize_v4(Token(mint=url, unit=unit, proofs=tuple(proofs)))
+
+
+# ---- the desk for real: the plugin process behind a stand-in node that speaks BOLT8 and commando ------------
+
+WALLET_RUNE = "rune-wallet"  # what the stand-in accepts: the three methods a miner's rune allows
+QUOTE_ONLY_RUNE = "rune-quote"
+NO_QUOTE_RUNE = "rune-no-quote"  # redeem and status, not quote
+
+
+@dataclass
+class PoolNode:
+    """The pool's node as a wallet meets it: the plugin (real process), its Lightning stand-in, the mint, and the
+    commando listener in front."""
+
+    harness: PluginHarness
+    lightning: FakeNode
+    mint: ThreadedMint
+    commando: CommandoStandin
+
+    def forward(self, method: str, params: Any) -> Any:
+        reply = self.harness.call(method, params, timeout=60)
+        if reply.error is not None:
+            raise StandinError(reply.error["code"], reply.error.get("message", ""), reply.error.get("data"))
+        return reply.result
+
+
+@pytest.fixture
+def pool_node(tmp_path: Path) -> Iterator[PoolNode]:
+    lightning_dir = Path(tempfile.mkdtemp(prefix="hp-wl-"))  # short: unix socket paths are limited
+    fake = FakeNode(lightning_dir / "lightning-rpc").start_in_thread()
+    mint = ThreadedMint(tmp_path / "mint").start()
+    harness = PluginHarness(lightning_dir, python=sys.executable).start()
+    holder: list[PoolNode] = []
+    commando = CommandoStandin(lambda m, p: holder[0].forward(m, p), runes={
+        WALLET_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"},
+        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"}}).start()
+    pool = PoolNode(harness, fake, mint, commando)
+    holder.append(pool)
+    harness.getmanifest()
+    assert harness.init({"hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key,
+                         "hashpool-pool": [mint.pool]}) is None
+    try:
+        yield pool
+    finally:
+        commando.stop()
+        harness.close()
+        mint.stop()
+        fake.stop_thread()
+        shutil.rmtree(lightning_dir, ignore_errors=True)
+    assert_clean(harness)
