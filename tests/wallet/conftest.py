@@ -92,6 +92,7 @@ def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
 WALLET_RUNE = "rune-wallet"  # what the stand-in accepts: the three methods a miner's rune allows
 QUOTE_ONLY_RUNE = "rune-quote"
 NO_QUOTE_RUNE = "rune-no-quote"  # redeem and status, not quote
+RATED_RUNE = "rune-rated"  # the miner's three methods with rate=60: a second between two commands
 
 
 @dataclass
@@ -120,7 +121,8 @@ def pool_node(tmp_path: Path) -> Iterator[PoolNode]:
     holder: list[PoolNode] = []
     commando = CommandoStandin(lambda m, p: holder[0].forward(m, p), runes={
         WALLET_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"},
-        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"}}).start()
+        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"},
+        RATED_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"}}, rates={RATED_RUNE: 60}).start()
     pool = PoolNode(harness, fake, mint, commando)
     holder.append(pool)
     harness.getmanifest()
