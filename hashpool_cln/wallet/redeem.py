@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
-from hashpool_cln.desk.wallet import make_token
+from hashpool_cln.cashu.tokens import make_token
 from hashpool_cln.wallet.commando import (
     COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,

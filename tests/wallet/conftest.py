@@ -15,8 +15,8 @@ from support.fakenode import FakeNode
 from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
 from wallet.standin import CommandoStandin, StandinError
 
-from hashpool_cln.cashu.models import Proof, Token
-from hashpool_cln.cashu.tokens import serialize_v4
+from hashpool_cln.cashu.models import Proof
+from hashpool_cln.cashu.tokens import make_token
 from hashpool_cln.mintclient import MintClient, MintUnavailable
 from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
 from hashpool_cln.wallet.store import WalletStore
@@ -75,16 +75,12 @@ async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tupl
     """``(token, unit)``: fresh ehash of the open epoch from the reference mint, as a pool's miner would get it."""
     proofs = await refmint.issue(leading_zeros, count)
     unit = await unit_of(refmint, proofs)
-    return token_of(refmint.url, unit, proofs), unit
+    return make_token(refmint.url, unit, proofs) or "", unit
 
 
 async def unit_of(refmint: Any, proofs: list[Proof]) -> str:
     keysets = (await refmint.ok("GET", "/v1/keysets"))["keysets"]
     return next(k["unit"] for k in keysets if k["id"] == proofs[0].id)
-
-
-def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
-    return serialize_v4(Token(mint=url, unit=unit, proofs=tuple(proofs)))
 
 
 # ---- the desk for real: the plugin process behind a stand-in node that speaks BOLT8 and commando ------------
