@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from support.fakenode import FakeNode
 from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
+from support.wallets import Wallets
 from wallet.standin import CommandoStandin, StandinError
 
 from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import make_token
 from hashpool_cln.mintclient import MintClient, MintUnavailable
-from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
-from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.seed import new_mnemonic
 from hashpool_cln.wallet.wallet import Wallet
 
 
@@ -56,19 +56,13 @@ def mnemonic() -> str:
 
 @pytest.fixture
 async def open_wallet(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Wallet]]]:
-    opened: list[Wallet] = []
+    wallets = Wallets(tmp_path)
 
     async def make(url: str, words: str, name: str = "wallet", mint_class: type[MintClient] = MintClient) -> Wallet:
-        store = await WalletStore.open(tmp_path / f"{name}.sqlite3")
-        wallet = Wallet(store, WalletKeys(words), mint_class(url))
-        opened.append(wallet)
-        await wallet.recover()
-        return wallet
+        return await wallets.open(url, words, name, mint_class)
 
     yield make
-    for w in opened:
-        await w.mint.close()
-        await w.store.close()
+    await wallets.close()
 
 
 async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tuple[str, str]:
