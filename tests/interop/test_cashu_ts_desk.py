@@ -17,8 +17,7 @@ from support.fakenode import FakeNode, Outcome
 from support.invoices import make_invoice
 
 from hashpool_cln.cashu import conditions
-from hashpool_cln.cashu.models import Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.desk.desk import Desk
 from interop.harness import FEE_PPK, CashuTs, fee
 
@@ -36,7 +35,7 @@ class Cashout:
     async def fill(self) -> None:
         """cashu-ts receives the whole bank of the settled epoch (less the input fee)."""
         bank, self.ehash.bank = self.ehash.bank, []
-        token = serialize_v4(Token(mint=self.ehash.url, unit=self.ehash.unit, proofs=tuple(bank)))
+        token = make_token(self.ehash.url, self.ehash.unit, bank)
         answer = await self.wallet.ok("receive", token=token)
         assert sum(p["amount"] for p in answer["proofs"]) == sum(p.amount for p in bank) - fee(len(bank))
         self.purse = answer["proofs"]
