@@ -119,13 +119,15 @@ const scenarios = {
     return { proofs: proofsJson(received), fee: num(w.getFeesForProofs(getDecodedToken(token, [w.keysetId]).proofs)) };
   },
 
-  // Send `amount` out of `proofs` through a swap at the mint; the sender pays the receiver's input fee when asked.
+  // Send `amount` out of `proofs`; the sender pays the receiver's input fee when asked. cashu-ts first tries an
+  // offline exact match, whose proofs leave without their DLEQ proofs; `swap` always swaps at the mint, so every
+  // proof sent carries the DLEQ the mint just gave it.
   async send(job) {
     const w = await wallet(job);
     let builder = w.ops.send(job.amount, job.proofs).includeFees(job.include_fees ?? false);
     if (job.pubkey) builder = builder.asP2PK({ pubkey: job.pubkey });
     else builder = builder.asRandom();
-    const { keep, send } = await builder.run();
+    const { keep, send } = job.swap ? await w.completeSwap(await builder.prepare()) : await builder.run();
     return {
       keep: proofsJson(keep),
       send: proofsJson(send),

@@ -41,8 +41,9 @@ class Cashout:
         self.purse = answer["proofs"]
 
     async def send(self, amount: int, **options: Any) -> dict[str, Any]:
-        """cashu-ts sends ``amount`` out of its purse and keeps the rest."""
-        sent = await self.wallet.ok("send", proofs=self.purse, amount=amount, **options)
+        """cashu-ts sends ``amount`` out of its purse and keeps the rest, through a swap at the mint: the desk
+        takes only proofs with their DLEQ, and cashu-ts's offline exact-match send leaves them out."""
+        sent = await self.wallet.ok("send", proofs=self.purse, amount=amount, swap=True, **options)
         self.purse = sent["keep"]
         return sent
 
