@@ -32,19 +32,19 @@ down: env
 status: env
     {{regtest}} status
 
-# the main job: ehash from simulated shares, a reward to the mint, redemptions into a BOLT11 invoice and a BOLT12 offer
+# the main job: a miner wallet sweeps ehash of simulated shares, a reward settles the epoch, the wallet redeems over commando into a BOLT12 offer and the operator into a BOLT11 invoice
 demo: env
     {{regtest}} demo
 
-# delete state: cashu (mint and desk databases), wallet (the miner wallet's state), regtest (everything, stack stopped), logs
+# delete state: cashu (mint data, desk database and seed, miner's wallet; stack stopped), wallet (miner's wallet alone), regtest (everything; stack stopped), logs
 clean TYPE: env
     {{regtest}} clean {{quote(TYPE)}}
 
-# an sqlite shell on a database (TYPE: desk | mint | wallet)
+# an sqlite shell on a database (TYPE: desk: the pool node's desk | mint: the reference mint | wallet: the miner's wallet)
 db TYPE: env
     {{regtest}} db {{quote(TYPE)}}
 
-# mine COUNT blocks (to the wallet; `just generate-blocks-to-mint COUNT` pays the mint)
+# mine COUNT blocks (to bitcoind's wallet; `just generate-blocks-to-mint COUNT` pays the mint)
 generate-blocks COUNT: env
     {{regtest}} generate-blocks {{quote(COUNT)}}
 

@@ -41,8 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 from hashpool_cln.cashu import crypto  # noqa: E402
 from hashpool_cln.cashu.models import BlindedMessage, Proof  # noqa: E402
+from hashpool_cln.cashu.nut20 import sign_quote  # noqa: E402
 from hashpool_cln.refmint.config import load_auth  # noqa: E402
-from hashpool_cln.refmint.shares import random_share_hash, sign_quote  # noqa: E402
+from hashpool_cln.refmint.shares import random_share_hash  # noqa: E402
 
 CONFIGS = [(1, 1), (64, 1), (1, 8), (64, 8)]  # (proofs per request, concurrent clients)
 FUND_BATCH = 512  # proofs of amount 1 minted per funding request

@@ -54,3 +54,16 @@ def checked_sum(values: Iterable[int], limit: int = U64_MAX) -> int:
         if total > limit:
             raise AmountError(f"sum of amounts exceeds the limit {limit}", reason="overflow")
     return total
+
+
+def pick_exact(amounts: list[int], target: int) -> list[int]:
+    """Indices into ``amounts`` (powers of two) whose values sum to exactly ``target``: largest first, which for
+    powers of two finds a subset whenever one exists. ValueError when none does."""
+    picked, left = [], target
+    for i in sorted(range(len(amounts)), key=lambda i: -amounts[i]):
+        if amounts[i] <= left:
+            picked.append(i)
+            left -= amounts[i]
+    if left:
+        raise ValueError(f"no subset of the amounts sums to {target}")
+    return sorted(picked)

@@ -268,3 +268,21 @@ def dleq_verify_proof(secret: bytes, C: PublicKey, r: PrivateKey, e: bytes, s: b
     except ValueError:
         return False
     return dleq_verify(B_, C_, e, s, A)
+
+
+# --- BIP340 ----------------------------------------------------------------------------------------------------
+
+
+def sign_schnorr(key: PrivateKey, digest: bytes) -> str:
+    """A BIP340 signature (128 hex) of the 32-byte ``digest``, with fresh auxiliary randomness."""
+    return key.sign_schnorr(digest, secrets.token_bytes(32)).hex()
+
+
+def verify_schnorr(pubkey: str, digest: bytes, signature: str) -> bool:
+    """A BIP340 signature (128 hex) of the 32-byte ``digest`` by the key ``pubkey`` (compressed hex)."""
+    try:
+        sig = bytes.fromhex(signature)
+        xonly = PublicKeyXOnly(bytes.fromhex(pubkey)[1:])
+    except ValueError:
+        return False
+    return len(sig) == 64 and xonly.verify(sig, digest)

@@ -1,4 +1,4 @@
-"""Deterministic secrets and blinding factors (NUT-13), BIP32 private derivation and BIP39 seeds.
+"""Deterministic secrets, blinding factors and outputs (NUT-13), BIP32 private derivation and BIP39 seeds.
 
 Version ``00`` keyset ids use the legacy BIP32 paths ``m/129372'/0'/{keyset_id_int}'/{counter}'/{0|1}``;
 version ``01`` ids use the HMAC-SHA256 scheme::
@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from dataclasses import dataclass
 
 from coincurve import PrivateKey, PublicKey
 
-from hashpool_cln.cashu.crypto import N, scalar_from_int
+from hashpool_cln.cashu.crypto import N, blind, scalar_from_int
 from hashpool_cln.cashu.errors import CryptoError, KeysetError
+from hashpool_cln.cashu.models import BlindedMessage
 
 HARDENED = 2**31
 CASHU_PURPOSE = 129372  # UTF-8 of the peanut emoji, read as an integer
@@ -140,6 +142,25 @@ def _derive_hmac(seed: bytes, keyset_id: str, counter: int) -> tuple[str, Privat
     if r == 0:  # probability ~2^-256
         raise CryptoError("derived blinding factor is zero", reason="bad_counter")
     return secret.hex(), scalar_from_int(r)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One deterministic output: what the mint sees (``message``) and what only its wallet knows."""
+
+    message: BlindedMessage
+    secret: str
+    r: PrivateKey
+
+
+def derive_outputs(seed: bytes, keyset_id: str, counter_start: int, amounts: list[int]) -> list[Output]:
+    """The outputs of ``amounts`` for counters ``counter_start``, ``counter_start + 1``, ... of ``keyset_id``."""
+    outputs = []
+    for i, amount in enumerate(amounts):
+        secret, r = derive_secret(seed, keyset_id, counter_start + i)
+        B_, _ = blind(secret.encode(), r)
+        outputs.append(Output(BlindedMessage(amount, keyset_id, B_.format().hex()), secret, r))
+    return outputs
 
 
 # --- BIP39 -----------------------------------------------------------------------------------------------------

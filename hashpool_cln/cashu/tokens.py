@@ -712,3 +712,8 @@ def _proof_to_v4(proof: Proof) -> dict[str, Any]:
     if proof.witness is not None:
         d["w"] = proof.witness
     return d
+
+
+def make_token(mint: str, unit: str, proofs: list[Proof] | tuple[Proof, ...], memo: str | None = None) -> str | None:
+    """A V4 token of ``proofs`` of one mint and unit; None for no proofs (there is no empty token)."""
+    return serialize_v4(Token(mint=mint, unit=unit, proofs=tuple(proofs), memo=memo)) if proofs else None

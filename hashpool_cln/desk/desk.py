@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hashpool_cln.cashu import conditions, crypto
+from hashpool_cln.cashu import conditions, crypto, nut13
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
-from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, ProofState
@@ -460,12 +460,12 @@ class Desk(Quotes, Settlement):
             signatures = await self._restore_or_decide(rec, outputs, inputs, untouched)
         return await self._hold(rec, outputs, signatures)
 
-    def _outputs(self, rec: Record) -> list[wallet.Output]:
+    def _outputs(self, rec: Record) -> list[nut13.Output]:
         with self.timings.measure("crypto"):
-            return wallet.derive_outputs(self._seed, rec["keyset_id"], rec["counter_start"],
-                                         rec.amounts("custody_amounts") + rec.amounts("change_amounts"))
+            return nut13.derive_outputs(self._seed, rec["keyset_id"], rec["counter_start"],
+                                        rec.amounts("custody_amounts") + rec.amounts("change_amounts"))
 
-    async def _swap(self, inputs: list[Proof], outputs: list[wallet.Output]) -> list[BlindSignature]:
+    async def _swap(self, inputs: list[Proof], outputs: list[nut13.Output]) -> list[BlindSignature]:
         messages = [o.message for o in outputs]
         try:
             with self.timings.measure("mint"):
@@ -475,7 +475,7 @@ class Desk(Quotes, Settlement):
             with self.timings.measure("mint"):
                 return await self.mint.swap(inputs, messages)
 
-    async def _restore_or_decide(self, rec: Record, outputs: list[wallet.Output], inputs: list[Proof],
+    async def _restore_or_decide(self, rec: Record, outputs: list[nut13.Output], inputs: list[Proof],
                                  untouched: DeskError) -> list[BlindSignature]:
         """After a failed or unclear swap: our signatures if the mint made them, else reject, else wait."""
         try:
@@ -501,7 +501,7 @@ class Desk(Quotes, Settlement):
         # Spent, and not into our outputs: someone else spent (part of) the token.
         return await self._reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
 
-    async def _hold(self, rec: Record, outputs: list[wallet.Output], signatures: list[BlindSignature]) -> Record:
+    async def _hold(self, rec: Record, outputs: list[nut13.Output], signatures: list[BlindSignature]) -> Record:
         messages = [o.message for o in outputs]
         secrets_, rs = [o.secret for o in outputs], [o.r for o in outputs]
         try:
@@ -690,7 +690,7 @@ class Desk(Quotes, Settlement):
 
     def _token(self, rec: Record, proofs: list[Proof]) -> str | None:
         with self.timings.measure("crypto"):
-            return wallet.make_token(rec["mint"], rec["unit"], proofs)
+            return make_token(rec["mint"], rec["unit"], proofs)
 
     def _emit(self, rec: Record, old: str) -> None:
         if not self._callbacks:

@@ -19,7 +19,8 @@ payment can cost: the value of the units bought), ``units_needed`` and ``unused_
 
 from __future__ import annotations
 
-from hashpool_cln.desk import policy, wallet
+from hashpool_cln.cashu.amounts import pick_exact
+from hashpool_cln.desk import policy
 from hashpool_cln.desk.config import DeskConfig
 from hashpool_cln.desk.destination import Target
 from hashpool_cln.desk.intake import Checked
@@ -68,4 +69,4 @@ def unused(rec: Record, sent_msat: int | None) -> tuple[list[int], int] | None:
     used = policy.units_used(sent_msat, rec["payment_units"], total, rec["rate_net_msat"], rec["rate_issued"])
     if used == total:
         return None
-    return wallet.pick_exact(amounts, total - used), total - used
+    return pick_exact(amounts, total - used), total - used

@@ -1,7 +1,8 @@
-"""The desk's own small Cashu wallet: its seed, its P2PK key, its deterministic outputs and the proofs they become.
+"""The desk's own small Cashu wallet: its seed, its P2PK key and the denominations of its outputs.
 
-Outputs come from NUT-13 counters, so a swap whose answer was lost can be asked again (identical request) or
-recovered with NUT-09 restore from nothing but the seed and the counters in the ledger.
+Outputs come from NUT-13 counters (``hashpool_cln.cashu.nut13.derive_outputs``), so a swap whose answer was lost
+can be asked again (identical request) or recovered with NUT-09 restore from nothing but the seed and the
+counters in the ledger.
 """
 
 from __future__ import annotations
@@ -9,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
 
 from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.keysets import input_fee
-from hashpool_cln.cashu.models import BlindedMessage, Proof, Token
-from hashpool_cln.cashu.nut13 import derive_secret
-from hashpool_cln.cashu.tokens import serialize_v4
+from hashpool_cln.cashu.models import Proof
 
 from . import files
 
@@ -80,24 +78,6 @@ def p2pk_key(seed: bytes) -> PrivateKey:
     return crypto.scalar(hashlib.sha256(_P2PK_TAG + seed).hexdigest())
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One deterministic output: what the mint sees (``message``) and what only the desk knows."""
-
-    message: BlindedMessage
-    secret: str
-    r: PrivateKey
-
-
-def derive_outputs(seed: bytes, keyset_id: str, counter_start: int, amounts: list[int]) -> list[Output]:
-    outputs = []
-    for i, amount in enumerate(amounts):
-        secret, r = derive_secret(seed, keyset_id, counter_start + i)
-        B_, _ = crypto.blind(secret.encode(), r)
-        outputs.append(Output(BlindedMessage(amount, keyset_id, B_.format().hex()), secret, r))
-    return outputs
-
-
 def _fee(count: int, fee_ppk: int) -> int:
     return -(-count * fee_ppk // 1000)
 
@@ -129,19 +109,6 @@ def reserve_amounts(units: int) -> list[int]:
     return sorted([1 << i for i in range(run)] + split_amount(units - ((1 << run) - 1)))
 
 
-def pick_exact(amounts: list[int], target: int) -> list[int]:
-    """Indices into ``amounts`` (powers of two) whose values sum to exactly ``target``: largest first, which for
-    powers of two finds a subset whenever one exists. ValueError when none does."""
-    picked, left = [], target
-    for i in sorted(range(len(amounts)), key=lambda i: -amounts[i]):
-        if amounts[i] <= left:
-            picked.append(i)
-            left -= amounts[i]
-    if left:
-        raise ValueError(f"no subset of the reserve sums to {target}")
-    return sorted(picked)
-
-
 def units_after_fee(available: int, fee_ppk: int) -> int:
     """Units left when ``available`` units are all spent as proofs that each carry the input fee."""
     return available - _fee(len(split_amount(max(available, 0))), fee_ppk)
@@ -149,7 +116,3 @@ def units_after_fee(available: int, fee_ppk: int) -> int:
 
 def swap_fee(proofs: list[Proof] | tuple[Proof, ...], fees_ppk: dict[str, int]) -> int:
     return input_fee([p.id for p in proofs], fees_ppk)
-
-
-def make_token(mint: str, unit: str, proofs: list[Proof], memo: str | None = None) -> str | None:
-    return serialize_v4(Token(mint=mint, unit=unit, proofs=tuple(proofs), memo=memo)) if proofs else None

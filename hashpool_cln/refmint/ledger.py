@@ -35,6 +35,7 @@ from hashpool_cln.cashu import conditions, crypto
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, derive_keyset_id_v2, derive_mint_keys, input_fee
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
+from hashpool_cln.cashu.nut20 import verify_quote_signature
 from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
 from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch, quote_amount_msat
 from hashpool_cln.refmint import db as dbm
@@ -43,7 +44,7 @@ from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
 from hashpool_cln.refmint.errors import Code, MintError, malformed
 from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS, NonceBook, verify_lookup
 from hashpool_cln.refmint.reservations import Key, Reservations
-from hashpool_cln.refmint.shares import HashOrder, display_order, share_amount, verify_quote_signature
+from hashpool_cln.refmint.shares import HashOrder, display_order, share_amount
 
 log = logging.getLogger(__name__)
 

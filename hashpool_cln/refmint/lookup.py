@@ -1,39 +1,21 @@
 """The signed lookup of mint quotes by NUT-20 key (draft NUT "Mint Quote Lookup by Public Key", cashubtc/nuts
 branch ``get-quotes-by-pubkeys``, ``xx.md`` at commit ``e799ab4``).
 
-A wallet proves it holds each key by a BIP340 signature of
-``SHA256("Cashu_MintQuoteLookup_v1" || mint_pubkey || pubkey || nonce || timestamp)``, every field as its UTF-8
-text (keys and nonce lowercase hex, the timestamp in decimal). A request is good for ``max_age`` seconds either
-side of the mint's clock, and each nonce once within that window.
+The mint's side: every key's signature (``hashpool_cln.cashu.lookup``) must verify, a request is good for
+``max_age`` seconds either side of the mint's clock, and each nonce once within that window.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 
-from coincurve import PrivateKey
-
+from hashpool_cln.cashu.crypto import verify_schnorr
+from hashpool_cln.cashu.lookup import lookup_digest
 from hashpool_cln.refmint.errors import Code, MintError
-from hashpool_cln.refmint.shares import verify_schnorr
 
-LOOKUP_TAG = "Cashu_MintQuoteLookup_v1"
 MAX_LOOKUP_PUBKEYS = 50  # every signature is verified before anything is known about the caller
 MAX_REMEMBERED_NONCES = 100_000
 _NONCE = re.compile(r"[0-9a-f]{32}")
-
-
-def lookup_digest(mint_pubkey: str, pubkey: str, nonce: str, timestamp: int) -> bytes:
-    """The 32-byte digest a lookup signature signs."""
-    text = LOOKUP_TAG + mint_pubkey.lower() + pubkey.lower() + nonce.lower() + str(timestamp)
-    return hashlib.sha256(text.encode("utf-8")).digest()
-
-
-def sign_lookup(key: PrivateKey, mint_pubkey: str, nonce: str, timestamp: int) -> str:
-    """What a wallet sends for its key ``key``: the BIP340 signature (hex) of ``lookup_digest``."""
-    pubkey = key.public_key.format().hex()
-    return key.sign_schnorr(lookup_digest(mint_pubkey, pubkey, nonce, timestamp), secrets.token_bytes(32)).hex()
 
 
 class NonceBook:

@@ -17,8 +17,9 @@ from coincurve import PrivateKey
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof, Token
+from hashpool_cln.cashu.nut20 import sign_quote
 from hashpool_cln.mintclient import MintClient
-from hashpool_cln.refmint.shares import random_share_hash, sign_quote
+from hashpool_cln.refmint.shares import random_share_hash
 
 
 class PoolRequestError(Exception):

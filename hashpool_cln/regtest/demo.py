@@ -37,7 +37,8 @@ OFFER_MSAT = 15_000_000
 SHARE_EXPONENT = 40
 OTHER_SHARES = 4
 WALLET_SHARES = 2  # shares the pool quotes locked to the miner wallet's key
-# What the operator allows a miner's wallet: three methods, ten calls a minute, for thirty days.
+# What the operator allows a miner's wallet: three methods, a call at most every six seconds (rate=10: lightningd
+# reads rate=N as a minimum interval of 60/N seconds), for thirty days.
 RUNE_METHODS = ("hashpool-quote", "hashpool-redeem", "hashpool-status")
 RUNE_RATE = 10
 RUNE_DAYS = 30
@@ -229,7 +230,7 @@ def run(stack: Stack, say: Callable[[str], None] = print) -> DemoResult:
             f"{b['value_msat']} msat")
 
     say("== the operator creates a rune for the miner: " + ", ".join(RUNE_METHODS)
-        + f", {RUNE_RATE} calls/min, {RUNE_DAYS} days")
+        + f", rate={RUNE_RATE} (a call every {60 // RUNE_RATE} s at most), {RUNE_DAYS} days")
     rune = miner_rune(stack)
     config = wallet_config.load(stack.layout.wallet_dir)
     wallet_config.save(stack.layout.wallet_dir, wallet_config.WalletConfig(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 import sys
 import urllib.error
@@ -281,6 +282,9 @@ class Stack:
         pool, miner = self.node("pool"), self.node("miner")
         settings = self.settings()
         miner_id = miner.getinfo()["id"]
+        # lightningd answers its JSON-RPC before it listens for peers (connectd starts listening last).
+        procs.wait_until("the miner node's peer port", lambda: _listening(settings.miner_ln_port), 60,
+                         self.layout.log_file("miner"))
         pool.connect(miner_id, "127.0.0.1", settings.miner_ln_port)
         if self.channel() is None:
             if not [o for o in pool.listfunds()["outputs"] if o["status"] == "confirmed"]:
@@ -323,3 +327,12 @@ class Stack:
                 "onchain_msat": sum(int(o["amount_msat"]) for o in funds["outputs"] if o["status"] == "confirmed"),
             }
         return out
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -16,7 +16,8 @@ Three outcomes besides a result:
 * CommandoUnavailable: no connection, no handshake, no ``init``, or the connection failed before the command's
   last part went out. The node did not run the command.
 * CommandoError: the node answered with an error (the desk's JSON-RPC codes pass through unchanged; commando's
-  own are ``0x4c50`` and ``0x4c51`` for a refused rune).
+  own are ``0x4c50`` and ``0x4c51`` for a refused rune). A rune refused as ``too soon`` (its ``rate=N`` or
+  ``per=`` restriction: at least 60/N seconds between two uses) never ran the command; ``too_soon`` tells it.
 * OutcomeUnknown: the command went out and no complete answer came back (dropped connection, timeout, garbled
   reply). The node may have run it: ask again by a means that cannot act twice.
 """
@@ -232,6 +233,11 @@ def parse_reply(raw: bytes) -> Any:
     if "result" not in doc:
         raise OutcomeUnknown("the node's reply has neither result nor error")
     return doc["result"]
+
+
+def too_soon(exc: CommandoError) -> bool:
+    """Whether the rune was refused only because it was used too recently: the command did not run."""
+    return exc.code == COMMANDO_ERROR_REMOTE_AUTH and exc.message.endswith("too soon")
 
 
 def _raise(exc: Exception) -> Any:

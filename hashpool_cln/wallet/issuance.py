@@ -19,10 +19,10 @@ from typing import Any
 
 from coincurve import PrivateKey
 
+from hashpool_cln.cashu.lookup import sign_lookup
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature
+from hashpool_cln.cashu.nut20 import sign_quote
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError
-from hashpool_cln.refmint.lookup import sign_lookup
-from hashpool_cln.refmint.shares import sign_quote
 
 METHOD = "ehash"
 STALE_LOOKUP, NONCE_USED = 51007, 51008  # docs/ehash-mint-api.md 4.4

@@ -10,13 +10,15 @@ payment preimage), or back in the wallet (a refund, the change, or untouched pro
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
-from hashpool_cln.desk.wallet import make_token
+from hashpool_cln.cashu.tokens import make_token
 from hashpool_cln.wallet.commando import (
     COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,
@@ -24,6 +26,7 @@ from hashpool_cln.wallet.commando import (
     CommandoUnavailable,
     NodeAddress,
     OutcomeUnknown,
+    too_soon,
 )
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.wallet import Wallet
@@ -35,6 +38,10 @@ UNKNOWN_REDEMPTION = 3450
 UNKNOWN_CLAIM = object()  # what hashpool-status answered for a claim the desk has never seen
 STATUS_TRIES = 4
 STATUS_PAUSE = 1.5
+# A rune's ``rate=N`` is a minimum interval of 60/N seconds between two commands, and a redemption sends two
+# (hashpool-quote, then hashpool-redeem). Waiting covers rate=1 and a little more; longer, the refusal stands.
+RATE_WAIT = 75.0
+RATE_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)  # then 8 s between tries
 
 
 class DeskLink(Protocol):
@@ -46,14 +53,26 @@ class DeskLink(Protocol):
 class CommandoDesk:
     """The desk on the pool's node, through commando over one BOLT8 connection (kept open between calls)."""
 
-    def __init__(self, node: NodeAddress, node_key: bytes, rune: str, *, timeout: float = 90.0) -> None:
+    def __init__(self, node: NodeAddress, node_key: bytes, rune: str, *, timeout: float = 90.0,
+                 rate_wait: float = RATE_WAIT) -> None:
         self._client = CommandoClient(node, node_key, timeout=timeout)
         self._rune = rune
+        self._rate_wait = rate_wait
         self._lock = asyncio.Lock()
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """Run ``method``; a rune refused as too soon (the command did not run) is sent again after a pause, for
+        up to ``rate_wait`` seconds, then the refusal is raised."""
         async with self._lock:  # one command at a time on the connection, as commando expects of a peer
-            return await asyncio.to_thread(self._client.call, method, params, self._rune)
+            deadline = time.monotonic() + self._rate_wait
+            for attempt in itertools.count():
+                try:
+                    return await asyncio.to_thread(self._client.call, method, params, self._rune)
+                except CommandoError as exc:
+                    pause = RATE_PAUSES[min(attempt, len(RATE_PAUSES) - 1)]
+                    if not too_soon(exc) or time.monotonic() + pause > deadline:
+                        raise
+                await asyncio.sleep(pause)
 
     def close(self) -> None:
         self._client.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from hashpool_cln.cashu.amounts import split_amount
 from hashpool_cln.cashu.models import BlindSignature
-from hashpool_cln.desk.wallet import Output
+from hashpool_cln.cashu.nut13 import Output
 from hashpool_cln.wallet.issuance import LOOKUP_LIMIT, Issuance, MintQuote
 from hashpool_cln.wallet.wallet import Wallet
 

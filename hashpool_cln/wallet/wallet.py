@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.amounts import pick_exact, split_amount
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, input_fee
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
-from hashpool_cln.cashu.tokens import parse_token, resolve_short_ids
-from hashpool_cln.desk.wallet import Output, derive_outputs, make_token, pick_exact
+from hashpool_cln.cashu.nut13 import Output, derive_outputs
+from hashpool_cln.cashu.tokens import make_token, parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch, quote_amount_msat
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
 from hashpool_cln.wallet.errors import Code, WalletError

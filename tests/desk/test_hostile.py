@@ -313,9 +313,9 @@ async def test_checkstate_and_restore_stay_within_the_mints_limits(desk, ehash, 
     proofs = await ehash.proofs([1] * 7)
     states = await desk.checkstate([crypto.proof_y(p.secret) for p in proofs])
     assert [s.state for s in states] == ["UNSPENT"] * 7
-    from hashpool_cln.desk import wallet
+    from hashpool_cln.cashu.nut13 import derive_outputs
 
-    outputs = wallet.derive_outputs(b"\1" * 32, proofs[0].id, 0, [1] * 5)
+    outputs = derive_outputs(b"\1" * 32, proofs[0].id, 0, [1] * 5)
     known, sigs = await desk.restore([o.message for o in outputs])
     assert known == [] and sigs == []
     assert seen == [("checkstate", 3), ("checkstate", 3), ("checkstate", 1), ("restore", 2), ("restore", 2),

@@ -10,7 +10,7 @@ from support.ehash import BANK_EXPONENT, RATE_MSAT
 from support.fakenode import Outcome
 from support.invoices import make_invoice, make_offer
 
-from hashpool_cln.cashu.amounts import is_power_of_two
+from hashpool_cln.cashu.amounts import is_power_of_two, pick_exact
 from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.desk import wallet
@@ -30,10 +30,10 @@ def test_every_part_of_a_reserve_is_an_exact_sum_of_its_outputs():
         amounts = wallet.reserve_amounts(units)
         assert sum(amounts) == units and all(is_power_of_two(a) for a in amounts)
         for target in range(units + 1):
-            assert sum(amounts[i] for i in wallet.pick_exact(amounts, target)) == target
+            assert sum(amounts[i] for i in pick_exact(amounts, target)) == target
     assert wallet.reserve_amounts(10) == [1, 1, 2, 2, 4]
     with pytest.raises(ValueError):
-        wallet.pick_exact([1, 4], 2)
+        pick_exact([1, 4], 2)
 
 
 @pytest.mark.parametrize(("fee_msat", "kept"), [(0, 200), (3_500, 204), (10_000, 210)],

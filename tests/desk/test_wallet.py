@@ -4,6 +4,7 @@ import stat
 import pytest
 
 from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.nut13 import derive_outputs
 from hashpool_cln.desk import wallet
 
 
@@ -56,9 +57,9 @@ def test_a_directory_open_to_others_is_made_owner_only(tmp_path, caplog):
 def test_outputs_are_deterministic_from_seed_and_counter():
     seed = bytes(range(32))
     kid = "00" + "ab" * 7
-    a = wallet.derive_outputs(seed, kid, 10, [1, 2, 4])
-    b = wallet.derive_outputs(seed, kid, 10, [1, 2, 4])
-    c = wallet.derive_outputs(seed, kid, 11, [1, 2, 4])
+    a = derive_outputs(seed, kid, 10, [1, 2, 4])
+    b = derive_outputs(seed, kid, 10, [1, 2, 4])
+    c = derive_outputs(seed, kid, 11, [1, 2, 4])
     assert [o.message for o in a] == [o.message for o in b]
     assert a[1].message.B_ == c[0].message.B_  # counter 11 is counter 11, whatever the batch
     assert [o.message.amount for o in a] == [1, 2, 4]

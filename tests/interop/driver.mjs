@@ -21,7 +21,7 @@ import {
   hasValidDleq,
   schnorrSignMessage,
 } from '@cashu/cashu-ts';
-import { randomBytes } from 'node:crypto';
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
 
 const hexToBytes = (hex) => Uint8Array.from(Buffer.from(hex, 'hex'));
 const num = (amount) => Number(Amount.from(amount).toBigInt());
@@ -73,7 +73,12 @@ async function wallet(job, options = {}) {
   return w;
 }
 
+// A wallet's seed: `seed` (hex), or BIP39's seed of `mnemonic` as any wallet app computes it (PBKDF2-HMAC-SHA512
+// of the NFKD words, salt "mnemonic", 2048 rounds, 64 bytes), here with node's own crypto.
 function seeded(job) {
+  if (job.mnemonic) {
+    return { bip39seed: Uint8Array.from(pbkdf2Sync(job.mnemonic.normalize('NFKD'), 'mnemonic', 2048, 64, 'sha512')) };
+  }
   return { bip39seed: hexToBytes(job.seed) };
 }
 
@@ -114,13 +119,15 @@ const scenarios = {
     return { proofs: proofsJson(received), fee: num(w.getFeesForProofs(getDecodedToken(token, [w.keysetId]).proofs)) };
   },
 
-  // Send `amount` out of `proofs` through a swap at the mint; the sender pays the receiver's input fee when asked.
+  // Send `amount` out of `proofs`; the sender pays the receiver's input fee when asked. cashu-ts first tries an
+  // offline exact match, whose proofs leave without their DLEQ proofs; `swap` always swaps at the mint, so every
+  // proof sent carries the DLEQ the mint just gave it.
   async send(job) {
     const w = await wallet(job);
     let builder = w.ops.send(job.amount, job.proofs).includeFees(job.include_fees ?? false);
     if (job.pubkey) builder = builder.asP2PK({ pubkey: job.pubkey });
     else builder = builder.asRandom();
-    const { keep, send } = await builder.run();
+    const { keep, send } = job.swap ? await w.completeSwap(await builder.prepare()) : await builder.run();
     return {
       keep: proofsJson(keep),
       send: proofsJson(send),
@@ -157,6 +164,13 @@ const scenarios = {
       restored: proofsJson(proofs),
       last_counter: lastCounterWithSignature ?? null,
     };
+  },
+
+  // A wallet that has nothing but its seed (or mnemonic): NUT-09 restore over its NUT-13 counters.
+  async restore_only(job) {
+    const w = await wallet(job, seeded(job));
+    const { proofs, lastCounterWithSignature } = await w.batchRestore(job.gap_limit ?? 20, job.batch_size ?? 10);
+    return { restored: proofsJson(proofs), last_counter: lastCounterWithSignature ?? null };
   },
 
   // Mint paid quotes of a custom method; with several quotes, one NUT-29 batch (check, then mint).

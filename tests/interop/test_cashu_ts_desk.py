@@ -17,8 +17,7 @@ from support.fakenode import FakeNode, Outcome
 from support.invoices import make_invoice
 
 from hashpool_cln.cashu import conditions
-from hashpool_cln.cashu.models import Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.desk.desk import Desk
 from interop.harness import FEE_PPK, CashuTs, fee
 
@@ -36,14 +35,15 @@ class Cashout:
     async def fill(self) -> None:
         """cashu-ts receives the whole bank of the settled epoch (less the input fee)."""
         bank, self.ehash.bank = self.ehash.bank, []
-        token = serialize_v4(Token(mint=self.ehash.url, unit=self.ehash.unit, proofs=tuple(bank)))
+        token = make_token(self.ehash.url, self.ehash.unit, bank)
         answer = await self.wallet.ok("receive", token=token)
         assert sum(p["amount"] for p in answer["proofs"]) == sum(p.amount for p in bank) - fee(len(bank))
         self.purse = answer["proofs"]
 
     async def send(self, amount: int, **options: Any) -> dict[str, Any]:
-        """cashu-ts sends ``amount`` out of its purse and keeps the rest."""
-        sent = await self.wallet.ok("send", proofs=self.purse, amount=amount, **options)
+        """cashu-ts sends ``amount`` out of its purse and keeps the rest, through a swap at the mint: the desk
+        takes only proofs with their DLEQ, and cashu-ts's offline exact-match send leaves them out."""
+        sent = await self.wallet.ok("send", proofs=self.purse, amount=amount, swap=True, **options)
         self.purse = sent["keep"]
         return sent
 

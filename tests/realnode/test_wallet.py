@@ -24,7 +24,9 @@ from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic  # noqa: E402
 from hashpool_cln.wallet.store import WalletStore  # noqa: E402
 from hashpool_cln.wallet.wallet import Wallet  # noqa: E402
 
-MINER_RESTRICTIONS = [["method=hashpool-quote", "method=hashpool-redeem", "method=hashpool-status"], ["rate=60"]]
+# The README's recipe: rate=10 is at least six seconds between two commands, so each redemption (a quote, then the
+# redemption) waits once between its two calls.
+MINER_RESTRICTIONS = [["method=hashpool-quote", "method=hashpool-redeem", "method=hashpool-status"], ["rate=10"]]
 
 
 @pytest.fixture

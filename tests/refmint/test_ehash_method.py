@@ -11,17 +11,14 @@ from coincurve import PrivateKey
 from support.refmint import MintHandle
 
 from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.crypto import verify_schnorr
+from hashpool_cln.cashu.lookup import lookup_digest, sign_lookup
 from hashpool_cln.cashu.models import BlindedMessage
+from hashpool_cln.cashu.nut20 import quote_message, quote_message_v1, sign_quote
 from hashpool_cln.refmint.errors import MintError
-from hashpool_cln.refmint.lookup import NonceBook, lookup_digest, sign_lookup
+from hashpool_cln.refmint.lookup import NonceBook
 from hashpool_cln.refmint.miner import blind_outputs
-from hashpool_cln.refmint.shares import (
-    quote_message,
-    quote_message_v1,
-    random_share_hash,
-    sign_quote,
-    verify_schnorr,
-)
+from hashpool_cln.refmint.shares import random_share_hash
 
 # Bitcoin's genesis block header (80 bytes): version, previous hash, merkle root, time, bits, nonce.
 GENESIS_HEADER = bytes.fromhex(

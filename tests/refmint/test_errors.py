@@ -186,7 +186,7 @@ async def test_share_issuance_refusals(refmint_factory) -> None:
     outs = [o.to_dict() for o in blind_outputs(kid, [2]).outputs]
     await _expect(await mint.call("POST", "/v1/mint/mining_share", {"quote": locked["quote"], "outputs": outs}),
                   400, 20008)
-    from hashpool_cln.refmint.shares import sign_quote
+    from hashpool_cln.cashu.nut20 import sign_quote
     wrong = sign_quote(PrivateKey(), locked["quote"], blind_outputs(kid, [2]).outputs)
     await _expect(await mint.call("POST", "/v1/mint/mining_share",
                                   {"quote": locked["quote"], "outputs": outs, "signature": wrong}), 400, 20008)

@@ -23,14 +23,15 @@ from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
+from hashpool_cln.cashu.lookup import sign_lookup
 from hashpool_cln.cashu.models import BlindSignature, Proof
+from hashpool_cln.cashu.nut20 import sign_quote
 from hashpool_cln.mintclient import MintClient
 from hashpool_cln.refmint.app import LEDGER, create_app
 from hashpool_cln.refmint.config import MintConfig, load_auth
 from hashpool_cln.refmint.ledger import Ledger
-from hashpool_cln.refmint.lookup import sign_lookup
 from hashpool_cln.refmint.miner import Blinded, blind_outputs
-from hashpool_cln.refmint.shares import random_share_hash, sign_quote
+from hashpool_cln.refmint.shares import random_share_hash
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
 

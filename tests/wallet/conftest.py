@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from support.fakenode import FakeNode
 from support.pluginharness import PluginHarness, ThreadedMint, assert_clean
+from support.wallets import Wallets
 from wallet.standin import CommandoStandin, StandinError
 
-from hashpool_cln.cashu.models import Proof, Token
-from hashpool_cln.cashu.tokens import serialize_v4
+from hashpool_cln.cashu.models import Proof
+from hashpool_cln.cashu.tokens import make_token
 from hashpool_cln.mintclient import MintClient, MintUnavailable
-from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
-from hashpool_cln.wallet.store import WalletStore
+from hashpool_cln.wallet.seed import new_mnemonic
 from hashpool_cln.wallet.wallet import Wallet
 
 
@@ -56,26 +56,20 @@ def mnemonic() -> str:
 
 @pytest.fixture
 async def open_wallet(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Wallet]]]:
-    opened: list[Wallet] = []
+    wallets = Wallets(tmp_path)
 
     async def make(url: str, words: str, name: str = "wallet", mint_class: type[MintClient] = MintClient) -> Wallet:
-        store = await WalletStore.open(tmp_path / f"{name}.sqlite3")
-        wallet = Wallet(store, WalletKeys(words), mint_class(url))
-        opened.append(wallet)
-        await wallet.recover()
-        return wallet
+        return await wallets.open(url, words, name, mint_class)
 
     yield make
-    for w in opened:
-        await w.mint.close()
-        await w.store.close()
+    await wallets.close()
 
 
 async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tuple[str, str]:
     """``(token, unit)``: fresh ehash of the open epoch from the reference mint, as a pool's miner would get it."""
     proofs = await refmint.issue(leading_zeros, count)
     unit = await unit_of(refmint, proofs)
-    return token_of(refmint.url, unit, proofs), unit
+    return make_token(refmint.url, unit, proofs) or "", unit
 
 
 async def unit_of(refmint: Any, proofs: list[Proof]) -> str:
@@ -83,15 +77,12 @@ async def unit_of(refmint: Any, proofs: list[Proof]) -> str:
     return next(k["unit"] for k in keysets if k["id"] == proofs[0].id)
 
 
-def token_of(url: str, unit: str, proofs: list[Proof]) -> str:
-    return serialize_v4(Token(mint=url, unit=unit, proofs=tuple(proofs)))
-
-
 # ---- the desk for real: the plugin process behind a stand-in node that speaks BOLT8 and commando ------------
 
 WALLET_RUNE = "rune-wallet"  # what the stand-in accepts: the three methods a miner's rune allows
 QUOTE_ONLY_RUNE = "rune-quote"
 NO_QUOTE_RUNE = "rune-no-quote"  # redeem and status, not quote
+RATED_RUNE = "rune-rated"  # the miner's three methods with rate=60: a second between two commands
 
 
 @dataclass
@@ -120,7 +111,8 @@ def pool_node(tmp_path: Path) -> Iterator[PoolNode]:
     holder: list[PoolNode] = []
     commando = CommandoStandin(lambda m, p: holder[0].forward(m, p), runes={
         WALLET_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"},
-        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"}}).start()
+        QUOTE_ONLY_RUNE: {"hashpool-quote"}, NO_QUOTE_RUNE: {"hashpool-redeem", "hashpool-status"},
+        RATED_RUNE: {"hashpool-quote", "hashpool-redeem", "hashpool-status"}}, rates={RATED_RUNE: 60}).start()
     pool = PoolNode(harness, fake, mint, commando)
     holder.append(pool)
     harness.getmanifest()

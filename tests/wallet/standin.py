@@ -2,7 +2,10 @@
 ``init`` exchange and answers commando commands the way CLN's ``plugins/commando.c`` does.
 
 Each command is handed to ``handler(method, params)``; its result (or a ``StandinError``) becomes the reply. Runes
-are checked against ``runes`` (rune -> allowed methods), refused as commando refuses them (code 0x4c51). Faults
+are checked against ``runes`` (rune -> allowed methods) and ``rates`` (rune -> N of its ``rate=N``), refused as
+commando refuses them (code 0x4c51). A rate is what lightningd's ``rate_limit_check`` makes of it: at least 60/N
+seconds between two uses of the rune, counted from the last use that passed every check (a refused use does not
+count); sooner is ``Invalid rune: Not permitted: too soon``. Faults
 for tests: ``split`` (reply parts of that many bytes), ``drop`` (close after reading a command, without a reply),
 ``ping`` (send a ping before each reply and require the pong), ``offline`` (hang up on every new connection
 right after the handshake; ``offline_after_drop`` turns it on when a dropped command has run).
@@ -14,6 +17,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +46,12 @@ class StandinError(Exception):
 
 class CommandoStandin:
     def __init__(self, handler: Callable[[str, Any], Any], runes: dict[str, set[str]] | None = None,
-                 key: bytes = NODE_KEY) -> None:
+                 key: bytes = NODE_KEY, rates: dict[str, int] | None = None) -> None:
         self.handler = handler
         self.runes = runes if runes is not None else {"rune-all": {"*"}}
+        self.rates = rates if rates is not None else {}
+        self.last_used: dict[str, float] = {}
+        self.too_soon = 0  # uses refused for the rate
         self.key = PrivateKey(key)
         self.node_id = self.key.public_key().serializeCompressed().hex()
         self.sock = LightningServerSocket(self.key)
@@ -143,10 +150,17 @@ class CommandoStandin:
     def _reply_doc(self, request: dict[str, Any]) -> dict[str, Any]:
         base = {"jsonrpc": "2.0", "id": request.get("id")}
         method = request.get("method")
-        allowed = self.runes.get(request.get("rune", ""))
+        rune = request.get("rune", "")
+        allowed = self.runes.get(rune)
         if allowed is None or ("*" not in allowed and method not in allowed):
             return {**base, "error": {"code": COMMANDO_ERROR_REMOTE_AUTH,
                                       "message": f"Not authorized: method is not one of {sorted(allowed or [])}"}}
+        now = time.monotonic()
+        if rune in self.rates and rune in self.last_used and now - self.last_used[rune] < 60 / self.rates[rune]:
+            self.too_soon += 1
+            return {**base, "error": {"code": COMMANDO_ERROR_REMOTE_AUTH,
+                                      "message": "Invalid rune: Not permitted: too soon"}}
+        self.last_used[rune] = now
         try:
             return {**base, "result": self.handler(method, request.get("params"))}
         except StandinError as exc:

@@ -3,6 +3,7 @@ that speaks BOLT8 and commando (split replies, pings, refused runes, a connectio
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import time
@@ -24,7 +25,9 @@ from hashpool_cln.wallet.commando import (
     StrictConnection,
     commando_parts,
     init_message,
+    too_soon,
 )
+from hashpool_cln.wallet.redeem import CommandoDesk
 
 # lightning/bolts 08-transport.md, "Initiator Tests" and "Message Encryption Tests".
 RS_PUB = "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7"
@@ -147,7 +150,8 @@ def _echo(method: str, params: object) -> object:
 
 @pytest.fixture
 def node() -> Iterator[CommandoStandin]:
-    standin = CommandoStandin(_echo, runes={"rune-all": {"*"}, "rune-quote": {"hashpool-quote"}}).start()
+    standin = CommandoStandin(_echo, runes={"rune-all": {"*"}, "rune-quote": {"hashpool-quote"}, "rune-fast": {"*"},
+                                            "rune-slow": {"*"}}, rates={"rune-fast": 240, "rune-slow": 1}).start()
     try:
         yield standin
     finally:
@@ -241,3 +245,58 @@ def test_an_idle_connection_is_made_afresh_before_the_next_command(node: Command
     client.call("second", {}, "rune-all")
     client.close()
     assert len(node.peers) == 2  # two BOLT8 sessions, one per command
+
+
+def test_a_rune_rate_is_a_minimum_interval_between_uses(node: CommandoStandin) -> None:
+    # rate=240: a quarter of a second between two uses, as lightningd counts it (not 240 uses in any minute).
+    with _client(node) as client:
+        assert client.call("a", {}, "rune-fast")["method"] == "a"
+        with pytest.raises(CommandoError) as refused:
+            client.call("b", {}, "rune-fast")
+        assert (refused.value.code, refused.value.message) == (0x4C51, "Invalid rune: Not permitted: too soon")
+        assert too_soon(refused.value)
+        time.sleep(0.3)
+        assert client.call("c", {}, "rune-fast")["method"] == "c"
+    assert [c["method"] for c in node.commands] == ["a", "b", "c"]
+    assert node.too_soon == 1
+
+
+def test_other_refusals_are_not_too_soon(node: CommandoStandin) -> None:
+    with _client(node) as client:
+        with pytest.raises(CommandoError) as refused:
+            client.call("hashpool-redemptions", {}, "rune-quote")
+        assert not too_soon(refused.value)
+        with pytest.raises(CommandoError) as failed:
+            client.call("fail", {}, "rune-all")
+        assert not too_soon(failed.value)
+
+
+def test_the_desk_link_waits_out_a_rune_rate(node: CommandoStandin) -> None:
+    async def two_calls() -> list[object]:
+        desk = CommandoDesk(NodeAddress.parse(node.address), b"\x07" * 32, "rune-fast", timeout=10)
+        try:
+            return [await desk.call("first", {}), await desk.call("second", {})]
+        finally:
+            desk.close()
+
+    first, second = asyncio.run(two_calls())
+    assert (first, second) == ({"method": "first", "params": {}}, {"method": "second", "params": {}})
+    assert node.too_soon == 1
+    assert [c["method"] for c in node.commands] == ["first", "second", "second"]
+
+
+def test_the_desk_link_gives_up_on_a_rate_it_cannot_wait_for(node: CommandoStandin) -> None:
+    async def two_calls() -> None:
+        desk = CommandoDesk(NodeAddress.parse(node.address), b"\x07" * 32, "rune-slow", timeout=10, rate_wait=1.0)
+        try:
+            await desk.call("first", {})
+            await desk.call("second", {})
+        finally:
+            desk.close()
+
+    started = time.monotonic()
+    with pytest.raises(CommandoError) as refused:
+        asyncio.run(two_calls())
+    assert too_soon(refused.value)
+    assert time.monotonic() - started < 5
+    assert 2 <= node.too_soon <= 3  # tried again within the second it was given, then the refusal stands

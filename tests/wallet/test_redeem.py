@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support.fakenode import Outcome
 from support.invoices import make_invoice, make_offer
-from wallet.conftest import NO_QUOTE_RUNE, QUOTE_ONLY_RUNE, WALLET_RUNE, Crash, FaultyMint, PoolNode
+from wallet.conftest import NO_QUOTE_RUNE, QUOTE_ONLY_RUNE, RATED_RUNE, WALLET_RUNE, Crash, FaultyMint, PoolNode
 
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.mintclient import MintClient
@@ -73,6 +73,20 @@ def test_redeem_a_bolt11_invoice_and_take_the_change_back(pool_node: PoolNode, t
     assert pool_node.commando.peers  # it came over BOLT8
     # Quoted first (nothing committed), so only the proofs the payment needs go into custody.
     assert [c["method"] for c in pool_node.commando.commands] == ["hashpool-quote", "hashpool-redeem"]
+
+
+def test_a_rune_rate_between_quote_and_redeem_is_waited_out(pool_node: PoolNode, tmp_path: Path) -> None:
+    invoice = make_invoice(20_000_000)
+
+    async def scenario(wallet: Wallet, desk: CommandoDesk) -> Any:
+        return await redeem(wallet, desk, invoice.bolt11)
+
+    assert _run(pool_node, tmp_path, scenario, rune=RATED_RUNE)["state"] in ("paid", "settled")
+    assert pool_node.lightning.complete_count(invoice.payment_hash) == 1
+    # hashpool-redeem came too soon after hashpool-quote, was refused unrun, and went again.
+    assert pool_node.commando.too_soon >= 1
+    assert [c["method"] for c in pool_node.commando.commands][-1] == "hashpool-redeem"
+    assert {c["method"] for c in pool_node.commando.commands} == {"hashpool-quote", "hashpool-redeem"}
 
 
 def test_only_the_proofs_the_payment_needs_go_to_the_desk(pool_node: PoolNode, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mnemonic import Mnemonic
 
-from hashpool_cln.desk.wallet import derive_outputs
+from hashpool_cln.cashu.nut13 import derive_outputs
 from hashpool_cln.wallet.seed import (
     SeedError,
     WalletKeys,

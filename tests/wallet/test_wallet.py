@@ -8,9 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from wallet.conftest import Crash, FaultyMint, issued_token, token_of, unit_of
+from wallet.conftest import Crash, FaultyMint, issued_token, unit_of
 
-from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.seed import new_mnemonic
 
@@ -131,7 +131,7 @@ async def test_refusals_are_coded(refmint, refmint_factory, open_wallet, mnemoni
     other = await refmint_factory()
     proofs = await other.issue(2)
     for text, code in (("cashuBnonsense", Code.BAD_TOKEN), ("hello", Code.BAD_TOKEN),
-                       (token_of(other.url, await unit_of(other, proofs), proofs), Code.WRONG_MINT)):
+                       (make_token(other.url, await unit_of(other, proofs), proofs), Code.WRONG_MINT)):
         with pytest.raises(WalletError) as err:
             await wallet.receive(text)
         assert err.value.code == code
