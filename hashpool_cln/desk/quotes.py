@@ -31,11 +31,14 @@ class Quotes:
     """Asking for melt quotes and letting them go."""
 
     async def _mint_quote(self: Desk, redemption_id: str, unit: str, units: int,
-                          request: str | None = None) -> EhashQuote:
-        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first; a lost answer is
-        asked for once more under the same reference. DeskError when the mint gives none."""
+                          request: str | None = None, reuse: bool = False) -> EhashQuote:
+        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first (``reuse``: under
+        the redemption's open reference for the same ask, when there is one); a lost answer is asked for once
+        more under the same reference. DeskError when the mint gives none."""
         with self.timings.measure("sqlite"):
-            ref = await self.store.record_ask(redemption_id, unit, units, request)
+            ref = await self.store.open_ask(redemption_id, unit, units, request) if reuse else None
+            if ref is None:
+                ref = await self.store.record_ask(redemption_id, unit, units, request)
         try:
             try:
                 with self.timings.measure("mint"):

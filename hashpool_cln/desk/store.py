@@ -326,6 +326,14 @@ class Store:
                              (ref, redemption_id, unit, units, request))
         return ref
 
+    async def open_ask(self, redemption_id: str, unit: str, units: int, request: str | None) -> str | None:
+        """The newest recorded reference of this redemption for exactly this ask, if any."""
+        cur = await self._db.execute(
+            "SELECT ref FROM quotes WHERE redemption_id = ? AND unit = ? AND units = ? AND request IS ? "
+            "ORDER BY rowid DESC LIMIT 1", (redemption_id, unit, units, request))
+        row = await cur.fetchone()
+        return None if row is None else row[0]
+
     async def answered(self, ref: str, quote_id: str) -> None:
         async with self.transaction() as db:
             await db.execute("UPDATE quotes SET quote_id = ? WHERE ref = ?", (quote_id, ref))
