@@ -139,6 +139,25 @@ class Desk(Quotes, Settlement):
         """Call ``callback(redemption_id, old_state, new_state, public_fields)`` after every committed move."""
         self._callbacks.append(callback)
 
+    def driven(self, redemption_id: str) -> bool:
+        """Whether a live call (a redeem, a resolve, a reconcile or a settle) is driving this redemption."""
+        return redemption_id in self._active
+
+    def drive(self, redemption_id: str) -> bool:
+        """Mark a redemption as driven by the caller; False (and nothing marked) when another already drives it.
+        The caller lets it go with ``let_go``."""
+        if redemption_id in self._active:
+            return False
+        self._active.add(redemption_id)
+        return True
+
+    def let_go(self, redemption_id: str) -> None:
+        self._active.discard(redemption_id)
+
+    def drivers(self) -> int:
+        """How many redemptions live calls are driving now."""
+        return len(self._active)
+
     def in_flight(self) -> int:
         """Redemptions whose payment may still be under way."""
         return len(self._paying)
@@ -313,7 +332,7 @@ class Desk(Quotes, Settlement):
     async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
                       claim_hash: str) -> Record:
         # An invoice the node has paid, or is paying, is never taken again.
-        status = await self._payment_status(target.payment_hash)
+        status = await self.payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
             raise DeskError(Code.DESTINATION_IN_USE, f"this invoice is already {status.status} on the node")
         proofs = [self._signed(p) for p in checked.token.proofs]
@@ -360,7 +379,7 @@ class Desk(Quotes, Settlement):
         try:
             plan = await self._plan(rec.id, checked, target, maxfee_msat)
         except DeskError as e:
-            await self._reject(rec, e)
+            await self.reject(rec, e)
             raise
         try:
             return await self._move(
@@ -377,7 +396,7 @@ class Desk(Quotes, Settlement):
         except BudgetExceeded:
             err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
                             {"unit": rec["unit"]})
-            await self._reject(rec, err)
+            await self.reject(rec, err)
             raise err from None
 
     async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
@@ -420,7 +439,7 @@ class Desk(Quotes, Settlement):
                              "value_msat": checked.value(available)})
         # Refused here, with the token untouched, rather than refunded after custody by ``unpayable``.
         if epoch.redeem_until is not None and \
-                epoch.redeem_until - self.now() < self._payment_window() + self.config.min_invoice_life:
+                epoch.redeem_until - self.now() < self.payment_window() + self.config.min_invoice_life:
             raise DeskError(Code.RATE_REFUSED, "the epoch's redemption window closes too soon",
                             {"expiry": epoch.redeem_until})
         return Plan(units=units, amount_msat=amount_msat, custody_amounts=custody,
@@ -519,9 +538,9 @@ class Desk(Quotes, Settlement):
             raise DeskError(Code.MINT_UNAVAILABLE, "the swap's outcome is not known yet; the redemption waits for "
                             "the mint", {"id": rec.id, "state": str(rec.state)})
         if states == {"UNSPENT"}:
-            return await self._reject(rec, untouched, raise_it=True)
+            return await self.reject(rec, untouched, raise_it=True)
         # Spent, and not into our outputs: someone else spent (part of) the token.
-        return await self._reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
+        return await self.reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
 
     async def _hold(self, rec: Record, outputs: list[wallet.Output], signatures: list[BlindSignature]) -> Record:
         messages = [o.message for o in outputs]
@@ -558,10 +577,10 @@ class Desk(Quotes, Settlement):
             if isinstance(asked, Record):
                 return asked
             quote = asked
-        why = self._unpayable(rec, quote.get("quote_expiry", rec["quote_expiry"]))
+        why = self.unpayable(rec, quote.get("quote_expiry", rec["quote_expiry"]))
         if why is not None:
             return await self.refund(rec, Code.DESTINATION_EXPIRED, why)
-        status = await self._payment_status(rec["payment_hash"])
+        status = await self.payment_status(rec["payment_hash"])
         # The quote is committed with the move: a crash before it leaves ``custody``, whose recovery asks again
         # under the same reference.
         moved = await self._advance(rec, State.PAYING, paying_at=self.now(), **quote)
@@ -572,19 +591,19 @@ class Desk(Quotes, Settlement):
             return await self.follow_payment(moved, status)
         return await self.send_payment(moved)
 
-    def _unpayable(self, rec: Record, quote_expiry: int | None = None) -> str | None:
+    def unpayable(self, rec: Record, quote_expiry: int | None = None) -> str | None:
         now = self.now()
         quote_expiry = rec["quote_expiry"] if quote_expiry is None else quote_expiry
         # The settlement follows the payment, which may run its whole retry window: a quote that ends first may
         # be refused at the mint (its budget released to others) after the sats have left the node.
-        if quote_expiry is not None and quote_expiry - now <= self._payment_window():
+        if quote_expiry is not None and quote_expiry - now <= self.payment_window():
             return "the mint's quote expires before the payment could end"
         expires = rec.get("invoice_expires_at")
         if expires is not None and expires - now < self.config.min_invoice_life:
             return "the invoice expires too soon to be paid safely"
         return None
 
-    def _payment_window(self) -> int:
+    def payment_window(self) -> int:
         """Seconds a payment may take from its call to its outcome: the node's retries and their grace."""
         return self.config.retry_for + self.config.payment_grace
 
@@ -609,7 +628,7 @@ class Desk(Quotes, Settlement):
         return await self.follow_payment(rec, payment)
 
     async def _after_pay_error(self, rec: Record, error: NodeError) -> Record:
-        status = await self._payment_status(rec["payment_hash"])
+        status = await self.payment_status(rec["payment_hash"])
         if status is not None and status.status == "complete":
             return await self.follow_payment(rec, status)
         if error.code == XPAY_ALREADY_PAID:
@@ -695,7 +714,7 @@ class Desk(Quotes, Settlement):
         self._emit(moved, str(rec.state))
         return moved
 
-    async def _reject(self, rec: Record, error: DeskError, raise_it: bool = False) -> Any:
+    async def reject(self, rec: Record, error: DeskError, raise_it: bool = False) -> Any:
         await self._move(rec, State.REJECTED, error_code=int(error.code), error=error.message[:300])
         error.data.setdefault("id", rec.id)
         if raise_it:
@@ -787,7 +806,7 @@ class Desk(Quotes, Settlement):
                 raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
         return self._node_info
 
-    async def _payment_status(self, payment_hash: str) -> Payment | None:
+    async def payment_status(self, payment_hash: str) -> Payment | None:
         """What the node knows of a payment; None when the node cannot say right now."""
         try:
             with self.timings.measure("node"):
@@ -814,7 +833,7 @@ class Desk(Quotes, Settlement):
                             {"id": rec.id})
         self._active.add(rec.id)
         try:
-            payment = await self._payment_status(rec["payment_hash"])
+            payment = await self.payment_status(rec["payment_hash"])
             if payment is None:
                 raise DeskError(Code.NODE_UNAVAILABLE, "the node did not say what it knows of this payment")
             written = held.record(choice, self.now())

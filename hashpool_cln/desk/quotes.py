@@ -5,7 +5,8 @@ written down (``quotes`` in the ledger) under a reference of its own before it i
 quote to the same reference, so an answer lost on the way is asked for again without holding the budget twice.
 Any quote the desk no longer needs (its redemption rejected or refunded, or the quote replaced by another) is
 released (``POST /v1/melt/quote/ehash/release``) right away, or by the next reconciliation when the mint does not
-answer; a quote whose answer never came is first found again by its reference.
+answer; a quote whose answer never came is first found again by its reference. A mint without the release route
+leaves the quote to expire.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from hashpool_cln.ehash import EhashQuote
-from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable, MintUnsupported
 
 from .errors import Code, DeskError
 
@@ -69,7 +70,7 @@ class Quotes:
             rows = await self.store.quotes_to_release(redemption_id)
         waiting = 0
         for row in rows:
-            if redemption_id is None and row["redemption_id"] in self._active:
+            if redemption_id is None and self.driven(row["redemption_id"]):
                 continue  # its call may still be asking for it
             if not await self._release(row):
                 waiting += 1
@@ -95,6 +96,11 @@ class Quotes:
                     await self.mint.release_melt_quote_ehash(quote_id)
         except MintError:
             pass  # refused now (no quote under the reference, or it was paid): nothing is held for the desk
+        except MintUnsupported:
+            # A mint without the release route: asking again would never succeed. The quote holds its budget
+            # until it expires, as it would at any mint without releases.
+            log.info("quote %s of redemption %s is left to expire: the mint cannot release quotes", row["ref"],
+                     row["redemption_id"])
         except (MintUnavailable, MintProtocolError) as e:
             log.info("quote %s of redemption %s waits to be released: %s", row["ref"], row["redemption_id"],
                      type(e).__name__)

@@ -193,8 +193,15 @@ class Service:
         """
         from hashpool_cln.desk.recovery import reconcile
 
+        idle = 0.0
         while True:
-            await asyncio.sleep(WATCH_PAYING if desk.in_flight() else WATCH_IDLE)
+            # Short naps, looking each time: a payment put in flight while the desk was idle is looked at within
+            # WATCH_PAYING, not after the rest of an idle wait.
+            await asyncio.sleep(WATCH_PAYING)
+            idle += WATCH_PAYING
+            if not desk.in_flight() and idle < WATCH_IDLE:
+                continue
+            idle = 0.0
             try:
                 async with self.metrics.recovery():
                     await reconcile(desk)

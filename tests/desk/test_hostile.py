@@ -188,6 +188,27 @@ async def test_a_refunded_redemption_gives_its_quote_back(desk, ehash, node):
     assert await budget_free_msat(ehash)
 
 
+async def test_a_mint_without_the_release_route_leaves_the_quote_to_expire(desk, ehash, node, monkeypatch):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.mintclient import MintUnsupported
+
+    calls = []
+
+    async def unsupported(quote_id):
+        calls.append(quote_id)
+        raise MintUnsupported("release: the mint does not serve this endpoint (HTTP 404)")
+
+    monkeypatch.setattr(desk.mint, "release_melt_quote_ehash", unsupported)
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.fail(205))
+    assert (await desk.redeem(await ehash.token(400), inv.bolt11))["state"] == "refunded"
+    assert len(calls) == 1
+    # Dropped, not retried at every reconciliation for ever.
+    assert await desk.store.quotes_to_release() == []
+    assert await desk.release_quotes() == 0 and len(calls) == 1
+
+
 async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
     token = await ehash.token(400)
     err_token = parse_token(token)
