@@ -230,9 +230,9 @@ class Desk(Quotes, Settlement):
         redemption_id = secrets.token_hex(16)
         self._active.add(redemption_id)
         try:
-            rec = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
+            rec, looked = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
             try:
-                rec = await self._drive(rec, checked, target, maxfee_msat)
+                rec = await self._drive(rec, checked, target, maxfee_msat, looked)
             except DeskError as e:
                 e.data.update(id=redemption_id, claim=claim)
                 raise
@@ -246,12 +246,13 @@ class Desk(Quotes, Settlement):
             self._active.discard(redemption_id)
         return {**await self._public(rec, reveal=True), "claim": claim}
 
-    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None,
+                     looked: Payment | None) -> Record:
         rec = await self._price(rec, checked, target, maxfee_msat)
         if rec.state is State.QUOTED:
             rec = await self.take_custody(rec)
         if rec.state is State.CUSTODY:
-            rec = await self.pay(rec)
+            rec = await self.pay(rec, looked)
         if rec.state is State.PAID and self.config.settle == "immediate":
             rec = await self.settle_one(rec)
         return rec
@@ -330,7 +331,8 @@ class Desk(Quotes, Settlement):
     # ---------------------------------------------------------------------------------------- 3. quote
 
     async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
-                      claim_hash: str) -> Record:
+                      claim_hash: str) -> tuple[Record, Payment | None]:
+        """The redemption written down, and what the node said of its payment hash just before."""
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self.payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
@@ -358,7 +360,7 @@ class Desk(Quotes, Settlement):
                 from None
         self._hook("after:->new")
         self._emit(rec, "")
-        return rec
+        return rec, status
 
     async def _claimed(self, checked: Checked) -> DeskError:
         """Why a token whose inputs another redemption holds is refused: spent, once that one has paid."""
@@ -385,6 +387,8 @@ class Desk(Quotes, Settlement):
             return await self._move(
                 rec, State.QUOTED,
                 reserve=(plan.output_keyset, len(plan.custody_amounts) + len(plan.change_amounts)),
+                # The melt quote's reference is written now, to be asked once custody is taken.
+                ask=(rec["unit"], plan.units, quote_request(target.kind, target.invoice)),
                 budget_msat=self.config.epoch_budget_msat,
                 quote_units=plan.units, quote_amount_msat=plan.amount_msat, swap_fee=plan.swap_fee,
                 maxfee_msat=plan.maxfee_msat,
@@ -456,17 +460,25 @@ class Desk(Quotes, Settlement):
         that does not answer leaves the redemption in ``custody`` for recovery (MINT_UNAVAILABLE).
         """
         units, unit = rec["quote_units"], rec["unit"]
+        request = quote_request(rec["dest_kind"], rec["invoice"])
         try:
-            quote = await self._mint_quote(rec.id, unit, units, quote_request(rec["dest_kind"], rec["invoice"]),
-                                           reuse=True)
-            policy.check_rate(quote, units, unit, rec["quote_amount_msat"], self.config)
+            with self.timings.measure("sqlite"):
+                ref = await self.store.open_ask(rec.id, unit, units, request) \
+                    or await self.store.record_ask(rec.id, unit, units, request)
+            quote = await self.ask_quote(ref, unit, units, request)
+            try:
+                policy.check_rate(quote, units, unit, rec["quote_amount_msat"], self.config)
+            except DeskError:
+                with self.timings.measure("sqlite"):
+                    await self.store.answered(ref, quote.quote)  # so that the refund releases it at once
+                raise
         except DeskError as e:
             if e.code is Code.MINT_UNAVAILABLE:
                 await self._note(rec, e.code, e.message)
                 raise DeskError(e.code, e.message + "; the redemption waits in custody",
                                 {"id": rec.id, "state": str(rec.state)}) from None
             return await self.refund(rec, e.code, f"the mint gave no usable quote: {e.message}"[:300])
-        return {"quote_id": quote.quote, "quote_expiry": quote.expiry}
+        return {"quote_id": quote.quote, "quote_expiry": quote.expiry, "answer": (ref, quote.quote)}
 
     # -------------------------------------------------------------------------------------- 4. custody
 
@@ -569,8 +581,13 @@ class Desk(Quotes, Settlement):
 
     # ------------------------------------------------------------------------------------------ 5. pay
 
-    async def pay(self, rec: Record) -> Record:
-        """From ``custody``: pay if the destination and the quote still allow it, else refund."""
+    async def pay(self, rec: Record, looked: Payment | None = None) -> Record:
+        """From ``custody``: pay if the destination and the quote still allow it, else refund.
+
+        ``looked``: what the node said of the payment hash moments ago (the call that created the redemption
+        asked it), spared a second look. A payment someone starts on the node meanwhile is still never doubled:
+        the node refuses a second payment of one hash, and that answer is followed (``_after_pay_error``).
+        """
         quote: dict[str, Any] = {}
         if rec["quote_id"] is None:
             asked = await self._custody_quote(rec)
@@ -580,7 +597,7 @@ class Desk(Quotes, Settlement):
         why = self.unpayable(rec, quote.get("quote_expiry", rec["quote_expiry"]))
         if why is not None:
             return await self.refund(rec, Code.DESTINATION_EXPIRED, why)
-        status = await self.payment_status(rec["payment_hash"])
+        status = looked if looked is not None else await self.payment_status(rec["payment_hash"])
         # The quote is committed with the move: a crash before it leaves ``custody``, whose recovery asks again
         # under the same reference.
         moved = await self._advance(rec, State.PAYING, paying_at=self.now(), **quote)

@@ -32,14 +32,20 @@ class Quotes:
     """Asking for melt quotes and letting them go."""
 
     async def _mint_quote(self: Desk, redemption_id: str, unit: str, units: int,
-                          request: str | None = None, reuse: bool = False) -> EhashQuote:
-        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first (``reuse``: under
-        the redemption's open reference for the same ask, when there is one); a lost answer is asked for once
-        more under the same reference. DeskError when the mint gives none."""
+                          request: str | None = None) -> EhashQuote:
+        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first; its answer is
+        recorded too. DeskError when the mint gives none."""
         with self.timings.measure("sqlite"):
-            ref = await self.store.open_ask(redemption_id, unit, units, request) if reuse else None
-            if ref is None:
-                ref = await self.store.record_ask(redemption_id, unit, units, request)
+            ref = await self.store.record_ask(redemption_id, unit, units, request)
+        quote = await self.ask_quote(ref, unit, units, request)
+        with self.timings.measure("sqlite"):
+            await self.store.answered(ref, quote.quote)
+        return quote
+
+    async def ask_quote(self: Desk, ref: str, unit: str, units: int, request: str | None) -> EhashQuote:
+        """Ask the mint for the quote of a recorded reference; a lost answer is asked for once more under the
+        same reference (the mint answers the same quote). The answer is the caller's to record. DeskError when
+        the mint gives none (a refusal forgets the reference: nothing is held under it)."""
         try:
             try:
                 with self.timings.measure("mint"):
@@ -59,8 +65,6 @@ class Quotes:
                                 {"mint_code": e.code}) from None
             raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}"[:300],
                             {"mint_code": e.code}) from None
-        with self.timings.measure("sqlite"):
-            await self.store.answered(ref, quote.quote)
         return quote
 
     async def release_quotes(self: Desk, redemption_id: str | None = None) -> int:
@@ -87,7 +91,9 @@ class Quotes:
         """Let one recorded quote go; False when the mint cannot be asked now (the row stays for a later try)."""
         quote_id = row["quote_id"]
         try:
-            if not row["paid"]:
+            if quote_id is None and not row["sent"]:
+                pass  # written down with the plan, never asked: nothing is held under it
+            elif not row["paid"]:
                 if quote_id is None:  # the answer was lost: the same reference finds the same quote
                     with self.timings.measure("mint"):
                         quote_id = (await self.mint.melt_quote_ehash(row["unit"], row["units"], row["request"],
