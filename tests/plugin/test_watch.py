@@ -32,7 +32,42 @@ async def test_a_payment_in_flight_is_looked_at_within_the_short_nap(monkeypatch
         await asyncio.sleep(0.2)
         assert rounds == []  # idle: nothing to look at before the idle wait ends
         desk.paying = 1  # a payment starts while the watcher is in the middle of an idle wait
-        await asyncio.sleep(0.2)
+        for _ in range(100):
+            if rounds:
+                break
+            await asyncio.sleep(0.05)
         assert rounds and rounds[0] == 1
     finally:
         watcher.cancel()
+
+
+async def test_paid_redemptions_are_settled_together_at_the_batch_interval(monkeypatch, tmp_path) -> None:
+    from hashpool_cln.plugin import options
+
+    settles = []
+
+    class PaidDesk(IdleDesk):
+        async def settle(self) -> dict:
+            settles.append(1)
+            return {"settled": [], "waiting": []}
+
+    monkeypatch.setattr(service, "WATCH_PAYING", 0.02)
+    monkeypatch.setattr(service, "WATCH_IDLE", 30.0)
+    host = service.Service(None)
+    host.settings = options.resolve({options.MINT_URL: "http://127.0.0.1:3338", options.POOL: ["02" + "ab" * 32],
+                                     options.SETTLE_BATCH: 1}, str(tmp_path))
+    assert host._desk_config().settle == "batch"
+    watcher = asyncio.get_running_loop().create_task(host._watch(PaidDesk()))
+    try:
+        await asyncio.sleep(0.5)
+        assert settles == []  # not before the interval
+        for _ in range(100):
+            if settles:
+                break
+            await asyncio.sleep(0.05)
+        assert len(settles) == 1
+    finally:
+        watcher.cancel()
+    host.settings = options.resolve({options.MINT_URL: "http://127.0.0.1:3338", options.POOL: ["02" + "ab" * 32]},
+                                    str(tmp_path))
+    assert host._desk_config().settle == "immediate"  # the default: each after its payment
