@@ -4,7 +4,7 @@ is quoted over and over, through the real plugin process.
 The plugin runs as lightningd runs it (JSON-RPC on stdin/stdout, ``support.pluginharness``) with the node
 stand-in on its unix socket and the reference mint on loopback (input and output limits raised to 4,096 so that
 the large token is a valid one). One caller quotes the large token back to back (every quote parses it and
-verifies its 4,000 DLEQ proofs); another measures the small calls one at a time. Target: loaded within 2x of
+hashes its 4,000 secrets to curve points); another measures the small calls one at a time. Target: loaded within 2x of
 idle, p50 and p99, for both calls.
 """
 

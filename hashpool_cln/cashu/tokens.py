@@ -54,7 +54,6 @@ V4_VERSION = "B"
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX66 = re.compile(r"[0-9a-fA-F]{66}")
-_B64_ALPHABETS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/"  # url-safe and standard
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _JSON_WS = " \t\n\r"
 
@@ -169,16 +168,15 @@ def _b64decode(body: str) -> bytes:
     stripped = body.rstrip("=")
     if len(body) - len(stripped) > 2 or not stripped.isascii():
         raise _err("token payload is not base64url text", "bad_encoding")
-    data = stripped.encode("ascii")
-    if data.translate(None, _B64_ALPHABETS):  # whatever is left is outside both alphabets
-        raise _err("token payload is not base64url text", "bad_encoding")
-    if len(data) % 4 == 1:
+    if len(stripped) % 4 == 1:
         raise _err("token payload has an impossible base64 length (truncated?)", "bad_encoding")
+    data = stripped.encode("ascii").translate(_URLSAFE_TO_STANDARD)
     try:
-        # Only alphabet characters remain, so the lenient decoder skips nothing.
-        return binascii.a2b_base64(data.translate(_URLSAFE_TO_STANDARD) + b"=" * (-len(data) % 4))
+        # Strict: a character outside the alphabet is refused, not skipped (one pass instead of a check and a
+        # decode).
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
-        raise _err("token payload is not valid base64url", "bad_encoding") from exc
+        raise _err("token payload is not base64url text", "bad_encoding") from exc
 
 
 def _b64encode(data: bytes) -> str:

@@ -1,8 +1,9 @@
-"""Work too heavy for the desk's one event loop: reading and verifying a large token.
+"""Work too heavy for the desk's one event loop: reading a large token and hashing its secrets to curve points.
 
-Verifying a token's DLEQ proofs costs about 0.4 ms a proof, so a token of thousands would hold every other call
-for a second or more. Tokens of up to ``INLINE_PROOFS`` proofs (or ``INLINE_CHARS`` characters) are handled on
-the loop (a thread or a process would cost more than the work); larger ones are read and verified in a worker
+Reading a token and finding each proof's Y (NUT-00 ``hash_to_curve``) costs tens of microseconds a proof, so a
+token of thousands would hold every other call for a while. Tokens of up to ``INLINE_PROOFS`` proofs (or
+``INLINE_CHARS`` characters) are handled on the loop (a thread or a process would cost more than the work);
+larger ones are read and hashed in a worker
 process, which does not share the interpreter's lock, and cross between the two as plain tuples (cheaper to
 pickle than objects), so the loop keeps serving other calls meanwhile.
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from hashpool_cln.cashu import crypto
-from hashpool_cln.cashu.errors import CryptoError, TokenError
+from hashpool_cln.cashu.errors import TokenError
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
 from hashpool_cln.cashu.tokens import parse_token
 
@@ -27,10 +28,6 @@ INLINE_PROOFS = 64
 INLINE_CHARS = 32_768  # a token text above this is read in a thread
 
 T = TypeVar("T")
-
-# (secret, C, r, e, s, the keyset's public key for the amount), all hex but the secret
-DleqItem = tuple[str, str, str, str, str, str]
-
 
 # A parsed token as plain data: (mint, unit, memo, extra, proofs as (amount, id, secret, C, e, s, r, witness)),
 # or a parse error as (message, reason).
@@ -72,19 +69,9 @@ def detach(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def verify(items: Sequence[DleqItem]) -> tuple[int | None, list[str]]:
-    """The index of the first proof whose DLEQ does not verify (None if all do), and every proof's Y."""
-    ys: list[str] = []
-    for i, (secret, c, r, e, s, key) in enumerate(items):
-        try:
-            ok = crypto.dleq_verify_proof(secret.encode(), crypto.point(c), crypto.scalar(r), bytes.fromhex(e),
-                                          bytes.fromhex(s), crypto.point(key))
-        except (CryptoError, ValueError):
-            ok = False
-        if not ok:
-            return i, ys
-        ys.append(crypto.proof_y(secret))
-    return None, ys
+def proof_ys(secrets: Sequence[str]) -> list[str]:
+    """Every proof's Y, in order."""
+    return [crypto.proof_y(secret) for secret in secrets]
 
 
 class Worker:
@@ -103,10 +90,11 @@ class Worker:
         assert flat is not None
         return await asyncio.to_thread(unflatten, flat)
 
-    async def verify(self, items: Sequence[DleqItem]) -> tuple[int | None, list[str]]:
-        if len(items) <= INLINE_PROOFS:
-            return verify(items)
-        return await self._run(verify, list(items))
+    async def ys(self, secrets: Sequence[str]) -> list[str]:
+        """``proof_ys(secrets)``: here for a few, in the worker for many."""
+        if len(secrets) <= INLINE_PROOFS:
+            return proof_ys(secrets)
+        return await self._run(proof_ys, list(secrets))
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self._pool is None:

@@ -2,15 +2,24 @@
 
 One redemption, step by step (each step's state is committed before the step acts):
 
-    parse      the token: mint, unit, keysets, conditions, DLEQ — all local, no swap, no payment (intake.py)
+    parse      the token: mint, unit, keysets, amounts, conditions — all local, no swap, no payment (intake.py)
     resolve    the destination: decode; for an offer fetch its invoice (kept in the ledger) (destination.py)
     new        claim the token's proofs and the payment hash (unique among live redemptions)
-    quoted     the mint's price for the units needed, and the NUT-13 counters of the desk's outputs
+    quoted     priced at the epoch's published rate and planned: the units needed, the NUT-13 counters of the
+               desk's outputs; nothing asked of the mint yet
     custody    the caller's proofs swapped into the desk's outputs: the units bought plus change for the caller
-    paying     the payment to the destination
+    paying     the mint's melt quote for exactly the custody units (asked now, under the redemption's reference),
+               and the payment to the destination
     paid       the preimage, the receipt
     settled    the bought units handed to the mint against the payment
     rejected   nothing happened; refunded: the custody proofs went back to the caller as a refund token
+
+Every token takes one path: custody comes before the melt quote. The swap is what proves the proofs (a forged
+token fails there with ``PROOF_INVALID`` and leaves no state at the mint), so no token holds any of the epoch's
+budget at the mint before the mint has accepted its proofs, and the desk need not verify a token's DLEQ proofs
+(cashu-ts and others send none). The price of that order: a quote the mint then refuses (its budget taken,
+``EPOCH_BUDGET_EXHAUSTED``; a price off the published rate, ``RATE_REFUSED``) refunds the custody proofs rather
+than leaving the token untouched.
 
 The fee reserve's arithmetic (what a fixed-amount payment buys on top of its amount, and what routing leaves of
 it for the caller) is in ``reserve.py``; handing the bought units to the mint is ``settlement.py``.
@@ -29,7 +38,6 @@ from typing import Any
 from hashpool_cln.cashu import conditions, crypto, nut13
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.tokens import make_token, parse_token
-from hashpool_cln.ehash import EhashQuote
 from hashpool_cln.lightning.port import NodeError, NodeInfo, NodePort, NodeUnavailable, Payment
 from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, ProofState
 
@@ -62,7 +70,8 @@ EventCallback = Callable[[str, str, str, dict[str, Any]], Any]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    quote: EhashQuote
+    units: int  # the units the melt quote will be asked for, after custody
+    amount_msat: int  # what they are worth at the epoch's published rate
     custody_amounts: list[int]
     change_amounts: list[int]
     swap_fee: int
@@ -129,6 +138,25 @@ class Desk(Quotes, Settlement):
     def on_event(self, callback: EventCallback) -> None:
         """Call ``callback(redemption_id, old_state, new_state, public_fields)`` after every committed move."""
         self._callbacks.append(callback)
+
+    def driven(self, redemption_id: str) -> bool:
+        """Whether a live call (a redeem, a resolve, a reconcile or a settle) is driving this redemption."""
+        return redemption_id in self._active
+
+    def drive(self, redemption_id: str) -> bool:
+        """Mark a redemption as driven by the caller; False (and nothing marked) when another already drives it.
+        The caller lets it go with ``let_go``."""
+        if redemption_id in self._active:
+            return False
+        self._active.add(redemption_id)
+        return True
+
+    def let_go(self, redemption_id: str) -> None:
+        self._active.discard(redemption_id)
+
+    def drivers(self) -> int:
+        """How many redemptions live calls are driving now."""
+        return len(self._active)
 
     def in_flight(self) -> int:
         """Redemptions whose payment may still be under way."""
@@ -202,9 +230,9 @@ class Desk(Quotes, Settlement):
         redemption_id = secrets.token_hex(16)
         self._active.add(redemption_id)
         try:
-            rec = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
+            rec, looked = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
             try:
-                rec = await self._drive(rec, checked, target, maxfee_msat)
+                rec = await self._drive(rec, checked, target, maxfee_msat, looked)
             except DeskError as e:
                 e.data.update(id=redemption_id, claim=claim)
                 raise
@@ -218,12 +246,13 @@ class Desk(Quotes, Settlement):
             self._active.discard(redemption_id)
         return {**await self._public(rec, reveal=True), "claim": claim}
 
-    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
+    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None,
+                     looked: Payment | None) -> Record:
         rec = await self._price(rec, checked, target, maxfee_msat)
         if rec.state is State.QUOTED:
             rec = await self.take_custody(rec)
         if rec.state is State.CUSTODY:
-            rec = await self.pay(rec)
+            rec = await self.pay(rec, looked)
         if rec.state is State.PAID and self.config.settle == "immediate":
             rec = await self.settle_one(rec)
         return rec
@@ -302,9 +331,10 @@ class Desk(Quotes, Settlement):
     # ---------------------------------------------------------------------------------------- 3. quote
 
     async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
-                      claim_hash: str) -> Record:
+                      claim_hash: str) -> tuple[Record, Payment | None]:
+        """The redemption written down, and what the node said of its payment hash just before."""
         # An invoice the node has paid, or is paying, is never taken again.
-        status = await self._payment_status(target.payment_hash)
+        status = await self.payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
             raise DeskError(Code.DESTINATION_IN_USE, f"this invoice is already {status.status} on the node")
         proofs = [self._signed(p) for p in checked.token.proofs]
@@ -330,7 +360,7 @@ class Desk(Quotes, Settlement):
                 from None
         self._hook("after:->new")
         self._emit(rec, "")
-        return rec
+        return rec, status
 
     async def _claimed(self, checked: Checked) -> DeskError:
         """Why a token whose inputs another redemption holds is refused: spent, once that one has paid."""
@@ -351,27 +381,30 @@ class Desk(Quotes, Settlement):
         try:
             plan = await self._plan(rec.id, checked, target, maxfee_msat)
         except DeskError as e:
-            await self._reject(rec, e)
+            await self.reject(rec, e)
             raise
         try:
             return await self._move(
                 rec, State.QUOTED,
                 reserve=(plan.output_keyset, len(plan.custody_amounts) + len(plan.change_amounts)),
+                # The melt quote's reference is written now, to be asked once custody is taken.
+                ask=(rec["unit"], plan.units, quote_request(target.kind, target.invoice)),
                 budget_msat=self.config.epoch_budget_msat,
-                quote_id=plan.quote.quote, quote_units=plan.quote.amount, quote_amount_msat=plan.quote.amount_msat,
-                quote_expiry=plan.quote.expiry, swap_fee=plan.swap_fee, maxfee_msat=plan.maxfee_msat,
+                quote_units=plan.units, quote_amount_msat=plan.amount_msat, swap_fee=plan.swap_fee,
+                maxfee_msat=plan.maxfee_msat,
                 custody_amounts=json.dumps(plan.custody_amounts), change_amounts=json.dumps(plan.change_amounts),
                 reserve_amounts=json.dumps(plan.reserve_amounts) if plan.reserve_amounts else None,
                 payment_units=plan.payment_units, rate_net_msat=plan.rate[0] if plan.rate else None,
                 rate_issued=plan.rate[1] if plan.rate else None,
-                pay_amount_msat=plan.quote.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
+                pay_amount_msat=plan.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
         except BudgetExceeded:
             err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
                             {"unit": rec["unit"]})
-            await self._reject(rec, err)
+            await self.reject(rec, err)
             raise err from None
 
     async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
+        """The units to buy and their split, from the epoch's published rate: the mint is asked nothing yet."""
         token, epoch = checked.token, checked.epoch
         fees = checked.fees_ppk
         out_keyset = checked.output_keyset()
@@ -384,29 +417,23 @@ class Desk(Quotes, Settlement):
         if target.deliver_msat is None:
             # Whole value: every unit left after the swap fee is bought, the payee bears routing fees.
             units = checked.whole_units()
-            quote = await self._checked_quote(redemption_id, checked, units, target)
-            policy.check_amount(quote.amount_msat, self.config)
-            reserve_msat = policy.fee_reserve(quote.amount_msat, maxfee_msat, self.config)
+            amount_msat = checked.value(units)
+            policy.check_amount(amount_msat, self.config)
+            reserve_msat = policy.fee_reserve(amount_msat, maxfee_msat, self.config)
             custody = _exact(units, out_ppk)
         else:
             reserve_msat = reserve.reserve_for(target, target.deliver_msat, maxfee_msat, self.config)
             need = target.deliver_msat + reserve_msat
             units = policy.units_for(need, epoch, checked.pool_fee_ppm)
-            quote = await self._checked_quote(redemption_id, checked, units, target)
-            if quote.amount_msat < need:  # the mint's floor left it a unit short
-                quote = await self._checked_quote(redemption_id, checked, units + 1, target)
-                await self.release_other_quotes(redemption_id, keep=quote.quote)
-            if quote.amount_msat < need:
-                raise DeskError(Code.RATE_REFUSED, "the mint prices the units below the payment",
-                                {"quote_msat": quote.amount_msat, "needed_msat": need})
+            amount_msat = checked.value(units)
             if reserve.returns_reserve(checked, target):
                 # The reserve as outputs of its own, so that what routing leaves of it can go back exactly.
                 payment_units = policy.units_for(target.deliver_msat, epoch, checked.pool_fee_ppm)
-                reserve_amounts = wallet.reserve_amounts(quote.amount - payment_units)
+                reserve_amounts = wallet.reserve_amounts(units - payment_units)
                 rate = (policy.epoch_net_reward(epoch, checked.pool_fee_ppm), epoch.issued)
                 custody = wallet.split_amount(payment_units) + reserve_amounts
             else:
-                custody = _exact(quote.amount, out_ppk)
+                custody = _exact(units, out_ppk)
         change = available - sum(custody)
         if change >= 0:
             intake.check_outputs(len(custody) + len(wallet.split_amount(change)), await self.catalog.limits())
@@ -414,18 +441,44 @@ class Desk(Quotes, Settlement):
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
                             {"units": token.amount, "units_needed": sum(custody) + swap_fee,
                              "value_msat": checked.value(available)})
-        # Refused here, with the token untouched, rather than refunded after custody by ``_unpayable``.
-        if quote.expiry - self.now() < self._payment_window() + self.config.min_invoice_life:
-            raise DeskError(Code.RATE_REFUSED, "the mint's quote expires too soon", {"expiry": quote.expiry})
-        return Plan(quote=quote, custody_amounts=custody, change_amounts=wallet.split_amount(change),
-                    swap_fee=swap_fee, maxfee_msat=reserve_msat, output_keyset=out_keyset.id,
-                    reserve_amounts=reserve_amounts, payment_units=payment_units, rate=rate)
+        # Refused here, with the token untouched, rather than refunded after custody by ``unpayable``.
+        if epoch.redeem_until is not None and \
+                epoch.redeem_until - self.now() < self.payment_window() + self.config.min_invoice_life:
+            raise DeskError(Code.RATE_REFUSED, "the epoch's redemption window closes too soon",
+                            {"expiry": epoch.redeem_until})
+        return Plan(units=units, amount_msat=amount_msat, custody_amounts=custody,
+                    change_amounts=wallet.split_amount(change), swap_fee=swap_fee, maxfee_msat=reserve_msat,
+                    output_keyset=out_keyset.id, reserve_amounts=reserve_amounts, payment_units=payment_units,
+                    rate=rate)
 
-    async def _checked_quote(self, redemption_id: str, checked: Checked, units: int, target: Target) -> EhashQuote:
-        unit = checked.token.unit
-        quote = await self._mint_quote(redemption_id, unit, units, quote_request(target.kind, target.invoice))
-        policy.check_rate(quote, units, unit, checked.epoch, checked.pool_fee_ppm, self.config)
-        return quote
+    async def _custody_quote(self, rec: Record) -> dict[str, Any] | Record:
+        """The melt quote for a redemption in ``custody``: its fields to commit with the move to ``paying``, or
+        the redemption refunded (the mint refused the quote) — the custody proofs go back to the caller.
+
+        Asked under the redemption's open reference when there is one (a lost answer, or a crash before the
+        quote was committed): the mint answers the same quote to it, so the budget is never held twice. A mint
+        that does not answer leaves the redemption in ``custody`` for recovery (MINT_UNAVAILABLE).
+        """
+        units, unit = rec["quote_units"], rec["unit"]
+        request = quote_request(rec["dest_kind"], rec["invoice"])
+        try:
+            with self.timings.measure("sqlite"):
+                ref = await self.store.open_ask(rec.id, unit, units, request) \
+                    or await self.store.record_ask(rec.id, unit, units, request)
+            quote = await self.ask_quote(ref, unit, units, request)
+            try:
+                policy.check_rate(quote, units, unit, rec["quote_amount_msat"], self.config)
+            except DeskError:
+                with self.timings.measure("sqlite"):
+                    await self.store.answered(ref, quote.quote)  # so that the refund releases it at once
+                raise
+        except DeskError as e:
+            if e.code is Code.MINT_UNAVAILABLE:
+                await self._note(rec, e.code, e.message)
+                raise DeskError(e.code, e.message + "; the redemption waits in custody",
+                                {"id": rec.id, "state": str(rec.state)}) from None
+            return await self.refund(rec, e.code, f"the mint gave no usable quote: {e.message}"[:300])
+        return {"quote_id": quote.quote, "quote_expiry": quote.expiry, "answer": (ref, quote.quote)}
 
     # -------------------------------------------------------------------------------------- 4. custody
 
@@ -497,9 +550,9 @@ class Desk(Quotes, Settlement):
             raise DeskError(Code.MINT_UNAVAILABLE, "the swap's outcome is not known yet; the redemption waits for "
                             "the mint", {"id": rec.id, "state": str(rec.state)})
         if states == {"UNSPENT"}:
-            return await self._reject(rec, untouched, raise_it=True)
+            return await self.reject(rec, untouched, raise_it=True)
         # Spent, and not into our outputs: someone else spent (part of) the token.
-        return await self._reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
+        return await self.reject(rec, DeskError(Code.TOKEN_SPENT, "the token was already spent"), raise_it=True)
 
     async def _hold(self, rec: Record, outputs: list[nut13.Output], signatures: list[BlindSignature]) -> Record:
         messages = [o.message for o in outputs]
@@ -528,13 +581,26 @@ class Desk(Quotes, Settlement):
 
     # ------------------------------------------------------------------------------------------ 5. pay
 
-    async def pay(self, rec: Record) -> Record:
-        """From ``custody``: pay if the destination and the quote still allow it, else refund."""
-        why = self._unpayable(rec)
+    async def pay(self, rec: Record, looked: Payment | None = None) -> Record:
+        """From ``custody``: pay if the destination and the quote still allow it, else refund.
+
+        ``looked``: what the node said of the payment hash moments ago (the call that created the redemption
+        asked it), spared a second look. A payment someone starts on the node meanwhile is still never doubled:
+        the node refuses a second payment of one hash, and that answer is followed (``_after_pay_error``).
+        """
+        quote: dict[str, Any] = {}
+        if rec["quote_id"] is None:
+            asked = await self._custody_quote(rec)
+            if isinstance(asked, Record):
+                return asked
+            quote = asked
+        why = self.unpayable(rec, quote.get("quote_expiry", rec["quote_expiry"]))
         if why is not None:
             return await self.refund(rec, Code.DESTINATION_EXPIRED, why)
-        status = await self._payment_status(rec["payment_hash"])
-        moved = await self._advance(rec, State.PAYING, paying_at=self.now())
+        status = looked if looked is not None else await self.payment_status(rec["payment_hash"])
+        # The quote is committed with the move: a crash before it leaves ``custody``, whose recovery asks again
+        # under the same reference.
+        moved = await self._advance(rec, State.PAYING, paying_at=self.now(), **quote)
         if moved is None:  # someone else moved it: they drive it, and a second pay call must never go out
             return await self._get(rec.id)
         if status is not None and status.status != "unknown" and status.status != "failed":
@@ -542,18 +608,19 @@ class Desk(Quotes, Settlement):
             return await self.follow_payment(moved, status)
         return await self.send_payment(moved)
 
-    def _unpayable(self, rec: Record) -> str | None:
+    def unpayable(self, rec: Record, quote_expiry: int | None = None) -> str | None:
         now = self.now()
+        quote_expiry = rec["quote_expiry"] if quote_expiry is None else quote_expiry
         # The settlement follows the payment, which may run its whole retry window: a quote that ends first may
         # be refused at the mint (its budget released to others) after the sats have left the node.
-        if rec["quote_expiry"] is not None and rec["quote_expiry"] - now <= self._payment_window():
+        if quote_expiry is not None and quote_expiry - now <= self.payment_window():
             return "the mint's quote expires before the payment could end"
         expires = rec.get("invoice_expires_at")
         if expires is not None and expires - now < self.config.min_invoice_life:
             return "the invoice expires too soon to be paid safely"
         return None
 
-    def _payment_window(self) -> int:
+    def payment_window(self) -> int:
         """Seconds a payment may take from its call to its outcome: the node's retries and their grace."""
         return self.config.retry_for + self.config.payment_grace
 
@@ -578,7 +645,7 @@ class Desk(Quotes, Settlement):
         return await self.follow_payment(rec, payment)
 
     async def _after_pay_error(self, rec: Record, error: NodeError) -> Record:
-        status = await self._payment_status(rec["payment_hash"])
+        status = await self.payment_status(rec["payment_hash"])
         if status is not None and status.status == "complete":
             return await self.follow_payment(rec, status)
         if error.code == XPAY_ALREADY_PAID:
@@ -664,7 +731,7 @@ class Desk(Quotes, Settlement):
         self._emit(moved, str(rec.state))
         return moved
 
-    async def _reject(self, rec: Record, error: DeskError, raise_it: bool = False) -> Any:
+    async def reject(self, rec: Record, error: DeskError, raise_it: bool = False) -> Any:
         await self._move(rec, State.REJECTED, error_code=int(error.code), error=error.message[:300])
         error.data.setdefault("id", rec.id)
         if raise_it:
@@ -756,7 +823,7 @@ class Desk(Quotes, Settlement):
                 raise DeskError(Code.NODE_UNAVAILABLE, "the Lightning node did not answer") from None
         return self._node_info
 
-    async def _payment_status(self, payment_hash: str) -> Payment | None:
+    async def payment_status(self, payment_hash: str) -> Payment | None:
         """What the node knows of a payment; None when the node cannot say right now."""
         try:
             with self.timings.measure("node"):
@@ -783,7 +850,7 @@ class Desk(Quotes, Settlement):
                             {"id": rec.id})
         self._active.add(rec.id)
         try:
-            payment = await self._payment_status(rec["payment_hash"])
+            payment = await self.payment_status(rec["payment_hash"])
             if payment is None:
                 raise DeskError(Code.NODE_UNAVAILABLE, "the node did not say what it knows of this payment")
             written = held.record(choice, self.now())

@@ -152,12 +152,12 @@ def units_used(sent_msat: int, units_payment: int, units_total: int, net_msat: i
     return max(units_payment, min(units_total, units_at(sent_msat, net_msat, issued)))
 
 
-def check_rate(quote: EhashQuote, units: int, unit: str, epoch: Epoch, pool_fee_ppm: int,
-               config: DeskConfig) -> None:
+def check_rate(quote: EhashQuote, units: int, unit: str, expected_msat: int, config: DeskConfig) -> None:
+    """The mint's quote is for what was asked, at the epoch's published rate (``expected_msat``, within the
+    configured tolerance)."""
     if quote.unit != unit or quote.amount != units or quote.state != "UNPAID":
         raise DeskError(Code.RATE_REFUSED, "the mint quoted something other than what was asked",
                         {"quote": quote.quote, "unit": quote.unit[:200], "amount": quote.amount})
-    expected = epoch_value(units, epoch, pool_fee_ppm)
-    if abs(quote.amount_msat - expected) > config.rate_tolerance_msat:
+    if abs(quote.amount_msat - expected_msat) > config.rate_tolerance_msat:
         raise DeskError(Code.RATE_REFUSED, "the mint's quote does not match the epoch's published rate",
-                        {"quote_msat": quote.amount_msat, "expected_msat": expected})
+                        {"quote_msat": quote.amount_msat, "expected_msat": expected_msat})

@@ -5,7 +5,8 @@ written down (``quotes`` in the ledger) under a reference of its own before it i
 quote to the same reference, so an answer lost on the way is asked for again without holding the budget twice.
 Any quote the desk no longer needs (its redemption rejected or refunded, or the quote replaced by another) is
 released (``POST /v1/melt/quote/ehash/release``) right away, or by the next reconciliation when the mint does not
-answer; a quote whose answer never came is first found again by its reference.
+answer; a quote whose answer never came is first found again by its reference. A mint without the release route
+leaves the quote to expire.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from hashpool_cln.ehash import EhashQuote
-from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintError, MintProtocolError, MintUnavailable, MintUnsupported
 
 from .errors import Code, DeskError
 
@@ -32,10 +33,19 @@ class Quotes:
 
     async def _mint_quote(self: Desk, redemption_id: str, unit: str, units: int,
                           request: str | None = None) -> EhashQuote:
-        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first; a lost answer is
-        asked for once more under the same reference. DeskError when the mint gives none."""
+        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first; its answer is
+        recorded too. DeskError when the mint gives none."""
         with self.timings.measure("sqlite"):
             ref = await self.store.record_ask(redemption_id, unit, units, request)
+        quote = await self.ask_quote(ref, unit, units, request)
+        with self.timings.measure("sqlite"):
+            await self.store.answered(ref, quote.quote)
+        return quote
+
+    async def ask_quote(self: Desk, ref: str, unit: str, units: int, request: str | None) -> EhashQuote:
+        """Ask the mint for the quote of a recorded reference; a lost answer is asked for once more under the
+        same reference (the mint answers the same quote). The answer is the caller's to record. DeskError when
+        the mint gives none (a refusal forgets the reference: nothing is held under it)."""
         try:
             try:
                 with self.timings.measure("mint"):
@@ -55,8 +65,6 @@ class Quotes:
                                 {"mint_code": e.code}) from None
             raise DeskError(Code.MINT_REFUSED, f"the mint refused a quote: {e.detail}"[:300],
                             {"mint_code": e.code}) from None
-        with self.timings.measure("sqlite"):
-            await self.store.answered(ref, quote.quote)
         return quote
 
     async def release_quotes(self: Desk, redemption_id: str | None = None) -> int:
@@ -66,7 +74,7 @@ class Quotes:
             rows = await self.store.quotes_to_release(redemption_id)
         waiting = 0
         for row in rows:
-            if redemption_id is None and row["redemption_id"] in self._active:
+            if redemption_id is None and self.driven(row["redemption_id"]):
                 continue  # its call may still be asking for it
             if not await self._release(row):
                 waiting += 1
@@ -83,7 +91,9 @@ class Quotes:
         """Let one recorded quote go; False when the mint cannot be asked now (the row stays for a later try)."""
         quote_id = row["quote_id"]
         try:
-            if not row["paid"]:
+            if quote_id is None and not row["sent"]:
+                pass  # written down with the plan, never asked: nothing is held under it
+            elif not row["paid"]:
                 if quote_id is None:  # the answer was lost: the same reference finds the same quote
                     with self.timings.measure("mint"):
                         quote_id = (await self.mint.melt_quote_ehash(row["unit"], row["units"], row["request"],
@@ -92,6 +102,11 @@ class Quotes:
                     await self.mint.release_melt_quote_ehash(quote_id)
         except MintError:
             pass  # refused now (no quote under the reference, or it was paid): nothing is held for the desk
+        except MintUnsupported:
+            # A mint without the release route: asking again would never succeed. The quote holds its budget
+            # until it expires, as it would at any mint without releases.
+            log.info("quote %s of redemption %s is left to expire: the mint cannot release quotes", row["ref"],
+                     row["redemption_id"])
         except (MintUnavailable, MintProtocolError) as e:
             log.info("quote %s of redemption %s waits to be released: %s", row["ref"], row["redemption_id"],
                      type(e).__name__)

@@ -3,7 +3,11 @@
 Run on start (the last process may have died anywhere) and whenever the operator or a timer asks. Each state
 is resumed from what its committed record allows, and nothing is repeated that might already have happened:
 a swap is replayed with the identical request (NUT-13 outputs), a payment is asked again only of the node,
-which never pays one payment hash twice.
+which never pays one payment hash twice. A redemption in ``custody`` without its melt quote asks for it under
+its open reference (the mint answers the same quote), or is refunded when the mint refuses.
+
+The steps used here are the desk's public ones; which redemptions a live call drives is asked of the desk
+(``drive`` / ``let_go``), so recovery never takes one from under it.
 """
 
 from __future__ import annotations
@@ -33,9 +37,8 @@ async def reconcile(desk: Desk) -> dict[str, int]:
     records = await desk.store.list(UNFINISHED, limit=1_000_000)
     outcome: dict[str, int] = {}
     for rec in reversed(records):  # oldest first
-        if rec.id in desk._active:
-            continue
-        desk._active.add(rec.id)
+        if not desk.drive(rec.id):
+            continue  # a live call drives it
         try:
             rec = await resume(desk, rec)
         except DeskError as e:
@@ -47,7 +50,7 @@ async def reconcile(desk: Desk) -> dict[str, int]:
             # quote what the mint said about a token.
             log.warning("redemption %s waits: %s while resuming it", rec.id, type(e).__name__)
         finally:
-            desk._active.discard(rec.id)
+            desk.let_go(rec.id)
         outcome[str(rec.state)] = outcome.get(str(rec.state), 0) + 1
     try:
         await desk.release_quotes()  # what earlier rounds could not release (the mint did not answer)
@@ -59,7 +62,7 @@ async def reconcile(desk: Desk) -> dict[str, int]:
 async def resume(desk: Desk, rec: Record) -> Record:
     if rec.state is State.NEW:
         # Nothing reached the mint beyond a price request: the caller's token is untouched.
-        await desk._reject(rec, DeskError(Code.NOT_READY, "interrupted before it was priced"))
+        await desk.reject(rec, DeskError(Code.NOT_READY, "interrupted before it was priced"))
         return await desk.store.get(rec.id) or rec
     if rec.state is State.QUOTED:
         rec = await _resume_quoted(desk, rec)
@@ -79,9 +82,9 @@ async def _resume_quoted(desk: Desk, rec: Record) -> Record:
         states = await desk.checkstate([crypto.proof_y(p.secret) for p in inputs])
     except (MintUnavailable, MintProtocolError, MintError):
         raise DeskError(Code.MINT_UNAVAILABLE, "the mint did not answer; the redemption waits for it") from None
-    if {s.state for s in states} == {"UNSPENT"} and desk._unpayable(rec) is not None:
+    if {s.state for s in states} == {"UNSPENT"} and desk.unpayable(rec) is not None:
         # Untouched, and too late to pay: leave the token with its owner.
-        await desk._reject(rec, DeskError(Code.DESTINATION_EXPIRED, desk._unpayable(rec) or "too late"))
+        await desk.reject(rec, DeskError(Code.DESTINATION_EXPIRED, desk.unpayable(rec) or "too late"))
         return await desk.store.get(rec.id) or rec
     # Untouched and still payable: the identical swap. Spent: the same request answers "spent" and
     # restore tells whether the outputs are ours.
@@ -92,12 +95,12 @@ async def _resume_quoted(desk: Desk, rec: Record) -> Record:
 
 
 async def _resume_paying(desk: Desk, rec: Record) -> Record:
-    status = await desk._payment_status(rec["payment_hash"])
+    status = await desk.payment_status(rec["payment_hash"])
     if status is None or status.status == "pending":
         return rec
     if status.status == "complete":
         return await desk.follow_payment(rec, status)
-    settled_by = (rec["paying_at"] or 0) + desk._payment_window()
+    settled_by = (rec["paying_at"] or 0) + desk.payment_window()
     if status.status == "failed":
         # The node may still be between two attempts of a payment a crashed desk started: wait it out.
         if desk.now() >= settled_by:
@@ -105,7 +108,7 @@ async def _resume_paying(desk: Desk, rec: Record) -> Record:
         return rec
     # Unknown to the node: the call never reached it, or is still looking for a route. Asking again is safe —
     # the node pays one payment hash at most once — while the destination is still good.
-    if desk._unpayable(rec) is None:
+    if desk.unpayable(rec) is None:
         return await desk.send_payment(rec)
     if desk.now() >= settled_by:
         return await desk.refund(rec, Code.DESTINATION_EXPIRED, "the payment never started and the invoice expired")

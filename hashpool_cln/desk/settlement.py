@@ -35,13 +35,12 @@ class Settlement:
             recs = await self.store.list([State.PAID], limit=1_000_000, unit=unit)
         settled, waiting = [], []
         for rec in recs:
-            if rec.id in self._active:
+            if not self.drive(rec.id):
                 continue  # a redeem or a reconcile is settling it right now
-            self._active.add(rec.id)
             try:
                 rec = await self.settle_one(rec)
             finally:
-                self._active.discard(rec.id)
+                self.let_go(rec.id)
             (settled if rec.state is State.SETTLED else waiting).append(rec.id)
         return {"settled": settled, "waiting": waiting}
 

@@ -246,13 +246,16 @@ class Store:
     async def advance(self, redemption_id: str, old: State, new: State, *,
                       reserve: tuple[str, int] | None = None, custody: Sequence[str] | None = None,
                       custody_state: str | None = None, budget_msat: int | None = None,
-                      returned: Sequence[int] = (), **fields: Any) -> Record:
+                      returned: Sequence[int] = (), ask: tuple[str, int, str | None] | None = None,
+                      answer: tuple[str, str] | None = None, **fields: Any) -> Record:
         """Move ``old → new`` and write ``fields`` in one commit.
 
         ``reserve=(keyset_id, n)`` also takes ``n`` NUT-13 counters of that keyset (``counter_start``);
         ``custody`` stores the desk's proofs; ``custody_state`` marks the held ones spent or refunded;
         ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it;
-        ``returned`` marks the held custody proofs at these positions returned (handed back to the caller).
+        ``returned`` marks the held custody proofs at these positions returned (handed back to the caller);
+        ``ask=(unit, units, request)`` records a melt quote to be asked (``record_ask``) and ``answer=(ref,
+        quote_id)`` its answer (``answered``), each in the same commit as the move.
         """
         transition(old, new)
         now = int(time.time())
@@ -283,6 +286,10 @@ class Store:
                                  (custody_state, redemption_id))
             if "payment_hash" in fields and fields["payment_hash"] is not None:
                 await self._claim_payment_hash_once(db, redemption_id, fields["payment_hash"])
+            if ask is not None:
+                await self._record_ask(db, redemption_id, *ask)
+            if answer is not None:
+                await db.execute("UPDATE quotes SET quote_id = ? WHERE ref = ?", (answer[1], answer[0]))
             if new in RELEASED:
                 await db.execute("UPDATE inputs SET live = 0 WHERE redemption_id = ?", (redemption_id,))
                 await db.execute("UPDATE payment_hashes SET live = 0 WHERE redemption_id = ?", (redemption_id,))
@@ -318,13 +325,26 @@ class Store:
     async def record_ask(self, redemption_id: str, unit: str, units: int, request: str | None) -> str:
         """Write down a melt quote about to be asked for; returns its reference (new for every ask)."""
         async with self.transaction() as db:
-            await db.execute("UPDATE redemptions SET quote_asks = COALESCE(quote_asks, 0) + 1 WHERE id = ?",
-                             (redemption_id,))
-            cur = await db.execute("SELECT quote_asks FROM redemptions WHERE id = ?", (redemption_id,))
-            ref = f"{redemption_id}-{(await cur.fetchone())[0]}"
-            await db.execute("INSERT INTO quotes (ref, redemption_id, unit, units, request) VALUES (?, ?, ?, ?, ?)",
-                             (ref, redemption_id, unit, units, request))
+            return await self._record_ask(db, redemption_id, unit, units, request)
+
+    @staticmethod
+    async def _record_ask(db: aiosqlite.Connection, redemption_id: str, unit: str, units: int,
+                          request: str | None) -> str:
+        await db.execute("UPDATE redemptions SET quote_asks = COALESCE(quote_asks, 0) + 1 WHERE id = ?",
+                         (redemption_id,))
+        cur = await db.execute("SELECT quote_asks FROM redemptions WHERE id = ?", (redemption_id,))
+        ref = f"{redemption_id}-{(await cur.fetchone())[0]}"
+        await db.execute("INSERT INTO quotes (ref, redemption_id, unit, units, request) VALUES (?, ?, ?, ?, ?)",
+                         (ref, redemption_id, unit, units, request))
         return ref
+
+    async def open_ask(self, redemption_id: str, unit: str, units: int, request: str | None) -> str | None:
+        """The newest recorded reference of this redemption for exactly this ask, if any."""
+        cur = await self._db.execute(
+            "SELECT ref FROM quotes WHERE redemption_id = ? AND unit = ? AND units = ? AND request IS ? "
+            "ORDER BY rowid DESC LIMIT 1", (redemption_id, unit, units, request))
+        row = await cur.fetchone()
+        return None if row is None else row[0]
 
     async def answered(self, ref: str, quote_id: str) -> None:
         async with self.transaction() as db:
@@ -336,10 +356,12 @@ class Store:
 
     async def quotes_to_release(self, redemption_id: str | None = None) -> list[dict[str, Any]]:
         """Quotes the desk no longer needs (of one redemption, or of all): every one but the current quote of a
-        redemption that may still settle. Each row also says whether it is the quote a settlement paid."""
+        redemption that may still settle. Each row also says whether it is the quote a settlement paid, and
+        whether it may have been sent: a redemption's quotes are asked only once it holds custody proofs."""
         live = [s.value for s in (State.QUOTED, State.CUSTODY, State.PAYING, State.PAID)]
         sql = ("SELECT q.ref, q.redemption_id, q.unit, q.units, q.request, q.quote_id, "
-               "(r.state = 'settled' AND q.quote_id = r.quote_id) AS paid "
+               "(r.state = 'settled' AND q.quote_id = r.quote_id) AS paid, "
+               "EXISTS (SELECT 1 FROM custody c WHERE c.redemption_id = q.redemption_id) AS sent "
                "FROM quotes q JOIN redemptions r ON r.id = q.redemption_id "
                f"WHERE NOT (r.state IN ({', '.join('?' * len(live))}) AND q.quote_id IS r.quote_id)")
         args: list[Any] = list(live)
@@ -352,7 +374,7 @@ class Store:
     async def quotes_but(self, redemption_id: str, keep: str | None) -> list[dict[str, Any]]:
         """Every recorded quote of a redemption except ``keep`` (None: all of them), in the shape above."""
         cur = await self._db.execute(
-            "SELECT ref, redemption_id, unit, units, request, quote_id, 0 AS paid FROM quotes "
+            "SELECT ref, redemption_id, unit, units, request, quote_id, 0 AS paid, 1 AS sent FROM quotes "
             "WHERE redemption_id = ? AND quote_id IS NOT ? ORDER BY rowid", (redemption_id, keep))
         return [dict(row) for row in await cur.fetchall()]
 

@@ -22,6 +22,7 @@ MAX_MSAT = "hashpool-max-msat"
 MAXFEE_PPM = "hashpool-maxfee-ppm"
 MAXFEE_MSAT = "hashpool-maxfee-msat"
 MIN_INVOICE_LIFE = "hashpool-min-invoice-life"
+SETTLE_BATCH = "hashpool-settle-batch"
 METRICS = "hashpool-metrics"
 METRICS_PUBLIC = "hashpool-metrics-public"
 
@@ -65,6 +66,8 @@ SPECS: tuple[OptionSpec, ...] = (
                                     "caller's maxfee_msat, in msat", opt_type="int", dynamic=True),
     OptionSpec(MIN_INVOICE_LIFE, 60, "Refuse invoices that expire within this many seconds", opt_type="int",
                dynamic=True),
+    OptionSpec(SETTLE_BATCH, 0, "Settle paid redemptions with the mint together every this many seconds, off the "
+                                "redeem call (0: each right after its payment)", opt_type="int"),
     OptionSpec(METRICS, None, "host:port to serve Prometheus metrics on (default: off; a loopback host unless "
                               "hashpool-metrics-public is set)"),
     OptionSpec(METRICS_PUBLIC, False, "Allow hashpool-metrics on an address other than loopback", opt_type="bool"),
@@ -86,6 +89,7 @@ class Settings:
     maxfee_ppm: int = 5_000
     maxfee_msat: int = 50_000
     min_invoice_life: int = 60
+    settle_batch: int = 0  # seconds between batched settlements; 0: settle each redemption after its payment
 
 
 def register(plugin: Any) -> None:
@@ -164,6 +168,7 @@ def resolve(options: Mapping[str, Any], lightning_dir: str) -> Settings:
         maxfee_ppm=parse_int(MAXFEE_PPM, get(MAXFEE_PPM)),
         maxfee_msat=parse_int(MAXFEE_MSAT, get(MAXFEE_MSAT)),
         min_invoice_life=parse_int(MIN_INVOICE_LIFE, get(MIN_INVOICE_LIFE)),
+        settle_batch=parse_int(SETTLE_BATCH, get(SETTLE_BATCH)),
     )
 
 

@@ -193,8 +193,20 @@ class Service:
         """
         from hashpool_cln.desk.recovery import reconcile
 
+        idle = unsettled = 0.0
+        batch = self.settings.settle_batch if self.settings is not None else 0
         while True:
-            await asyncio.sleep(WATCH_PAYING if desk.in_flight() else WATCH_IDLE)
+            # Short naps, looking each time: a payment put in flight while the desk was idle is looked at within
+            # WATCH_PAYING, not after the rest of an idle wait.
+            await asyncio.sleep(WATCH_PAYING)
+            idle += WATCH_PAYING
+            unsettled += WATCH_PAYING
+            if batch and unsettled >= batch:
+                unsettled = 0.0
+                await self._settle_batch(desk)
+            if not desk.in_flight() and idle < WATCH_IDLE:
+                continue
+            idle = 0.0
             try:
                 async with self.metrics.recovery():
                     await reconcile(desk)
@@ -202,6 +214,15 @@ class Service:
                 raise
             except Exception as exc:  # the next round tries again; the ledger is unchanged by a failed one
                 log.warning("reconciling redemptions failed: %s", _describe(exc))
+
+    async def _settle_batch(self, desk: Any) -> None:
+        """Hand every paid redemption's units to the mint (``hashpool-settle-batch``); what waits stays paid."""
+        try:
+            await desk.settle()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("settling paid redemptions failed: %s", _describe(exc))
 
     def _desk_config(self) -> Any:
         from hashpool_cln.desk.config import DeskConfig
@@ -211,7 +232,8 @@ class Service:
         return DeskConfig(mint_url=s.mint_url, mint_key=s.mint_key, db_path=str(s.db_path),
                           seed_path=str(s.seed_path), pools=list(s.pools), max_msat=s.max_msat,
                           maxfee_ppm=s.maxfee_ppm, maxfee_msat=s.maxfee_msat,
-                          min_invoice_life=s.min_invoice_life)
+                          min_invoice_life=s.min_invoice_life,
+                          settle="batch" if s.settle_batch else "immediate")
 
     async def _apply_settings(self) -> None:
         if self.desk is not None:

@@ -42,7 +42,7 @@ async def test_reconcile_during_create_leaves_the_live_redemption_alone(desk, eh
     out = await desk.redeem(token, inv.bolt11)
     assert out["state"] == "settled" and node.complete_count(inv.payment_hash) == 1
     assert set(await ehash.states(token)) == {"SPENT"}
-    assert desk._active == set()
+    assert desk.drivers() == 0
 
 
 async def test_settle_and_reconcile_at_once_melt_one_redemption_once(desk, ehash, node):
@@ -209,7 +209,7 @@ async def test_already_paid_with_no_payment_listed_is_never_refunded(make_desk, 
     node.script_method("xpay", Outcome.error(219, "Already paid this invoice successfully"))
     out = await desk.redeem(token, inv.bolt11)
     assert out["state"] == "paying" and "refund_token" not in out
-    assert (await desk._payment_status(inv.payment_hash)).status == "unknown"
+    assert (await desk.payment_status(inv.payment_hash)).status == "unknown"
     assert "already paid" in out["error"]["message"]
     # Past every retry window the resent payment fails for good: still not refunded.
     node.script(inv.payment_hash, Outcome.fail(205), Outcome.fail(205))
@@ -218,7 +218,7 @@ async def test_already_paid_with_no_payment_listed_is_never_refunded(make_desk, 
     await reconcile(later)
     rec = await later.store.get(out["id"])
     assert str(rec.state) == "paying" and rec["refund_token"] is None
-    assert (await later._payment_status(inv.payment_hash)).status == "failed"
+    assert (await later.payment_status(inv.payment_hash)).status == "failed"
 
 
 async def test_already_paid_then_found_complete_is_paid(desk, ehash, node):

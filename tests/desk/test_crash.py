@@ -26,6 +26,9 @@ SCENARIOS: dict[str, list[str]] = {
     "too_small": ["new->rejected"],
     "mint_refuses_swap": ["quoted->rejected"],
     "invoice_expires_in_custody": ["custody->refunded"],
+    # The melt quote is asked after custody (before:custody->paying in "success" is a quote answered but not yet
+    # committed); a quote the mint refuses there refunds the custody proofs.
+    "mint_refuses_quote": ["custody->refunded"],
     "bad_signatures": ["quoted->refunded"],
     # An amountless offer paid its whole value: the invoice is fetched before the ledger knows the redemption.
     "offer_whole_value": SUCCESS,
@@ -73,6 +76,8 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
         node.fee_msat = 10_000  # above the 1 % reserve the offer's invoice leaves: xpay refuses the route
     if scenario == "reserve_returned":
         node.fee_msat = 2_500
+    if scenario == "mint_refuses_quote":
+        ehash.proxy.fault("/v1/melt/quote/ehash", "status500")
     if scenario == "mint_refuses_swap":
         ehash.proxy.fault("/v1/swap", "status500")
     if scenario == "bad_signatures":

@@ -316,18 +316,19 @@ async def test_the_epochs_own_net_reward_prices_it_not_the_fee_of_the_day(make_d
 
 
 async def test_without_a_published_net_reward_the_fallback_fee_prices_the_epoch(make_desk, ehash, node):
-    from hashpool_cln.desk.errors import Code, DeskError
+    from hashpool_cln.desk.errors import Code
     ehash.proxy.fault("/v1/ehash/epochs", "old_epochs", times=5)
     desk = await make_desk(pool_fee_ppm=500_000)
     token = await ehash.token(200)
     assert (await desk.quote(token))["value_msat"] == 200 * RATE_MSAT // 2  # priced at the fallback fee
-    try:
-        await desk.redeem(token, make_invoice(10_000).bolt11)
-    except DeskError as e:
-        assert e.code is Code.RATE_REFUSED
-    else:
-        raise AssertionError("a mint quote at another fee than the epoch's was accepted")
-    assert set(await ehash.states(token)) == {"UNSPENT"}
+    inv = make_invoice(10_000)
+    out = await desk.redeem(token, inv.bolt11)
+    # The mint's quote comes after custody: at another fee than the epoch's it is refused, and the custody
+    # proofs go back to the caller, with nothing paid.
+    assert out["state"] == "refunded" and out["error"]["code"] == Code.RATE_REFUSED
+    assert node.complete_count(inv.payment_hash) == 0
+    assert set(await ehash.states(out["refund_token"])) == {"UNSPENT"}
+    assert set(await ehash.states(token)) == {"SPENT"}
 
 
 async def test_the_claim_alone_opens_the_tokens(desk, ehash, node):

@@ -57,19 +57,20 @@ async def test_forged_tokens_hold_no_budget(desk, ehash, node, with_dleq):
                                     proofs=tuple(forged_proofs(keyset, [1 << 20, 1 << 21], with_dleq=with_dleq))))
         err = await refused(desk.redeem(forged, make_invoice(1_000_000).bolt11))
         assert err.code is Code.PROOF_INVALID, err.message
-    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 0 and ehash.proxy.seen["/v1/swap"] == 0
+        assert (await desk.status(err.data["id"]))["state"] == "rejected"
+    # The swap proved them forged; no melt quote was ever asked.
+    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 0 and ehash.proxy.seen["/v1/swap"] == 5
     assert await budget_free_msat(ehash)  # nothing of the epoch's reward is held
     assert (await desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11))["state"] == "settled"
 
 
-async def test_a_genuine_token_without_its_dleq_is_refused_before_any_mint_call(desk, ehash, node):
+async def test_a_genuine_token_without_its_dleq_is_redeemed(desk, ehash, node):
+    # What cashu-ts and other wallets send: proofs without NUT-12 DLEQ. The swap proves them.
     token = parse_token(await ehash.token(100))
     bare = Token(mint=token.mint, unit=token.unit, proofs=tuple(dataclasses.replace(p, dleq=None)
                                                                   for p in token.proofs))
-    err = await refused(desk.redeem(serialize_v4(bare), make_invoice(10_000).bolt11))
-    assert err.code is Code.PROOF_INVALID and err.data["reason"] == "no_dleq"
-    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 0
-    assert set(await ehash.states(token.proofs)) == {"UNSPENT"}
+    assert (await desk.redeem(serialize_v4(bare), make_invoice(10_000).bolt11))["state"] == "settled"
+    assert set(await ehash.states(token.proofs)) == {"SPENT"}
 
 
 async def test_a_token_beyond_what_the_epoch_issued_is_refused(desk, ehash, node):
@@ -93,9 +94,12 @@ async def test_a_settled_token_again_is_spent_not_in_use(desk, ehash, node):
 async def test_the_mints_budget_refusal_is_3422(desk, ehash, node):
     held = await ehash.client.melt_quote_ehash(ehash.unit, await all_units(ehash))
     try:
-        err = await refused(desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11))
-        assert err.code is Code.EPOCH_BUDGET_EXHAUSTED and err.data["mint_code"] == 51002
-        assert (await desk.status(err.data["id"]))["state"] == "rejected"
+        inv = make_invoice(100_000)
+        out = await desk.redeem(await ehash.token(400), inv.bolt11)
+        # Refused after custody: the custody proofs go back as a refund, nothing is paid.
+        assert out["state"] == "refunded" and out["error"]["code"] == Code.EPOCH_BUDGET_EXHAUSTED
+        assert node.complete_count(inv.payment_hash) == 0
+        assert set(await ehash.states(out["refund_token"])) == {"UNSPENT"}
     finally:
         await ehash.client.release_melt_quote_ehash(held.quote)
 
@@ -153,23 +157,24 @@ async def test_a_lost_quote_answer_is_asked_again_and_holds_the_budget_once(desk
     assert await desk.store.quotes_to_release() == []
 
 
-async def test_quote_answers_lost_for_good_are_found_and_released(desk, ehash, node):
+async def test_quote_answers_lost_for_good_are_asked_again_under_the_same_reference(desk, ehash, node):
     assert await budget_free_msat(ehash)
     ehash.proxy.fault("/v1/melt/quote/ehash", "drop_after", times=2)
-    ehash.proxy.fault("/v1/melt/quote/ehash/release", "drop_before")
+    node.fee_msat = 1_000  # routing uses the whole reserve: no second quote for fewer units
     token = await ehash.token(400)
-    err = await refused(desk.redeem(token, make_invoice(100_000).bolt11))
-    assert err.code is Code.MINT_UNAVAILABLE and (await desk.status(err.data["id"]))["state"] == "rejected"
-    # The mint made a quote whose answer never came; releasing it failed too. Reconciling finds it again by its
-    # reference (no new budget held) and releases it.
-    assert len(await desk.store.quotes_to_release()) == 1
-    assert not await budget_free_msat(ehash)
+    inv = make_invoice(100_000)
+    err = await refused(desk.redeem(token, inv.bolt11))
+    # The mint made a quote whose answer never came: the redemption waits in custody, nothing paid.
+    assert err.code is Code.MINT_UNAVAILABLE and (await desk.status(err.data["id"]))["state"] == "custody"
+    assert node.complete_count(inv.payment_hash) == 0
+    assert await desk.store.quotes_to_release() == []  # the open ask stays: it is the redemption's reference
     from hashpool_cln.desk.recovery import reconcile
 
     await reconcile(desk)
+    assert (await desk.status(err.data["id"]))["state"] == "settled"
+    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 3  # one reference throughout: one quote at the mint
     assert await desk.store.quotes_to_release() == []
-    assert await budget_free_msat(ehash)
-    assert set(await ehash.states(token)) == {"UNSPENT"}
+    assert node.complete_count(inv.payment_hash) == 1
 
 
 async def test_a_refunded_redemption_gives_its_quote_back(desk, ehash, node):
@@ -183,6 +188,27 @@ async def test_a_refunded_redemption_gives_its_quote_back(desk, ehash, node):
     assert await budget_free_msat(ehash)
 
 
+async def test_a_mint_without_the_release_route_leaves_the_quote_to_expire(desk, ehash, node, monkeypatch):
+    from support.fakenode import Outcome
+
+    from hashpool_cln.mintclient import MintUnsupported
+
+    calls = []
+
+    async def unsupported(quote_id):
+        calls.append(quote_id)
+        raise MintUnsupported("release: the mint does not serve this endpoint (HTTP 404)")
+
+    monkeypatch.setattr(desk.mint, "release_melt_quote_ehash", unsupported)
+    inv = make_invoice(100_000)
+    node.script(inv.payment_hash, Outcome.fail(205))
+    assert (await desk.redeem(await ehash.token(400), inv.bolt11))["state"] == "refunded"
+    assert len(calls) == 1
+    # Dropped, not retried at every reconciliation for ever.
+    assert await desk.store.quotes_to_release() == []
+    assert await desk.release_quotes() == 0 and len(calls) == 1
+
+
 async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
     token = await ehash.token(400)
     err_token = parse_token(token)
@@ -190,8 +216,8 @@ async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
     err = await refused(desk.redeem(token, make_invoice(100_000).bolt11))
     assert err.code is Code.TOKEN_SPENT
     rec = await desk.status(err.data["id"])
-    assert rec["state"] == "rejected"
-    assert (await ehash.client.get_melt_quote_ehash(rec["quote_id"])).state == "EXPIRED"
+    assert rec["state"] == "rejected" and rec["quote_id"] is None  # refused at the swap, before any quote
+    assert ehash.proxy.seen["/v1/melt/quote/ehash"] == 0
     assert await budget_free_msat(ehash)
 
 

@@ -110,8 +110,9 @@ def test_pool_fee_lowers_the_value():
 def test_rate_sanity():
     e = epoch(issued=4, reward_msat=1_000_000)
     good = EhashQuote(quote="q", unit=UNIT, amount=2, amount_msat=500_000, state="UNPAID", expiry=NOW + 600)
-    policy.check_rate(good, 2, UNIT, e, 0, config())
+    expected = policy.epoch_value(2, e, 0)
+    policy.check_rate(good, 2, UNIT, expected, config())
     off = EhashQuote(quote="q", unit=UNIT, amount=2, amount_msat=500_002, state="UNPAID", expiry=NOW + 600)
-    assert code_of(policy.check_rate, off, 2, UNIT, e, 0, config()) is Code.RATE_REFUSED
+    assert code_of(policy.check_rate, off, 2, UNIT, expected, config()) is Code.RATE_REFUSED
     other = EhashQuote(quote="q", unit=UNIT, amount=3, amount_msat=750_000, state="UNPAID", expiry=NOW + 600)
-    assert code_of(policy.check_rate, other, 2, UNIT, e, 0, config()) is Code.RATE_REFUSED
+    assert code_of(policy.check_rate, other, 2, UNIT, expected, config()) is Code.RATE_REFUSED

@@ -83,14 +83,14 @@ async def test_htlc(desk, ehash, node):
     await _assert_no_swap_no_node(ehash, node)
 
 
-async def test_bad_dleq_on_a_proof(desk, ehash, node):
+async def test_a_wrong_dleq_on_a_genuine_proof_is_not_the_desks_concern(desk, ehash, node):
+    # The swap proves the proofs: a DLEQ proof is the wallet's check, and a wrong one on a genuine proof does not
+    # stop the redemption (a forged proof fails at the swap: test_hostile).
     token = parse_token(await ehash.token(100))
     bad = token.proofs[0]
     bad = type(bad)(bad.amount, bad.id, bad.secret, bad.C, dleq=type(bad.dleq)(bad.dleq.e, bad.dleq.e, bad.dleq.r))
-    forged = serialize_v4(Token(mint=token.mint, unit=token.unit, proofs=(bad, *token.proofs[1:])))
-    err = await refused(desk.redeem(forged, make_invoice(10_000).bolt11))
-    assert err.code is Code.PROOF_INVALID
-    await _assert_no_swap_no_node(ehash, node)
+    odd = serialize_v4(Token(mint=token.mint, unit=token.unit, proofs=(bad, *token.proofs[1:])))
+    assert (await desk.redeem(odd, make_invoice(10_000).bolt11))["state"] == "settled"
 
 
 async def test_garbage_token(desk, ehash, node):
@@ -181,7 +181,15 @@ async def _nothing_lost(desk, ehash, node, token, err, invoice):
     elif rec["state"] == "refunded":
         assert set(await ehash.states(rec["refund_token"])) == {"UNSPENT"}
     else:
-        assert rec["state"] == "quoted", rec  # waiting for the mint: recovery decides (see below)
+        # Waiting for the mint: recovery decides (see below). In custody (the quote's answer never came), the
+        # next round asks again under the same reference and pays.
+        assert rec["state"] in ("quoted", "custody"), rec
+        if rec["state"] == "custody":
+            from hashpool_cln.desk.recovery import reconcile
+
+            await reconcile(desk)
+            assert (await desk.status(rid))["state"] == "settled"
+            assert node.complete_count(invoice.payment_hash) == 1
 
 
 @pytest.mark.parametrize("where", ["/v1/keysets", "/v1/ehash/epochs", "/v1/melt/quote/ehash", "/v1/swap"])

@@ -7,7 +7,7 @@ One settled epoch (1 sat a unit, an input fee) behind the desk's mint proxy, one
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -41,8 +41,9 @@ class Cashout:
         self.purse = answer["proofs"]
 
     async def send(self, amount: int, **options: Any) -> dict[str, Any]:
-        """cashu-ts sends ``amount`` out of its purse and keeps the rest, through a swap at the mint: the desk
-        takes only proofs with their DLEQ, and cashu-ts's offline exact-match send leaves them out."""
+        """cashu-ts sends ``amount`` out of its purse and keeps the rest, through a swap at the mint (its offline
+        exact-match send, which it picks when the coins allow, would leave the DLEQ proofs out: a test below covers
+        such tokens on purpose rather than by chance)."""
         sent = await self.wallet.ok("send", proofs=self.purse, amount=amount, swap=True, **options)
         self.purse = sent["keep"]
         return sent
@@ -104,6 +105,14 @@ async def test_a_token_sent_by_cashu_ts_is_paid_out(cashout: Cashout) -> None:
     # 200 000 msat and its 1 % routing reserve bought at 1 sat a unit (with an input fee on the desk's outputs
     # the unused reserve stays bought: the desk does not split fee-bearing custody proofs to hand it back)
     assert out["amount_msat"] == 200_000 and out["value_msat"] == 202 * RATE_MSAT
+
+
+async def test_a_cashu_ts_token_without_dleq_proofs_is_paid_out(cashout: Cashout) -> None:
+    # What cashu-ts's exact-match send (or its encoder's removeDleq) hands over: the custody swap proves the proofs.
+    sent = await cashout.send(300, include_fees=True)
+    bare = [replace(p, dleq=None) for p in parse_token(sent["token"]).proofs]
+    out = await _redeem_and_take_the_change(cashout, make_token(cashout.ehash.url, cashout.ehash.unit, bare))
+    assert out["state"] in ("paid", "settled") and out["amount_msat"] == 200_000
 
 
 async def test_a_token_cashu_ts_locked_to_the_desk_is_paid_out(cashout: Cashout) -> None:

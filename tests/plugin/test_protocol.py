@@ -41,7 +41,8 @@ def test_manifest_declares_methods_with_help_options_and_topic(harness: PluginHa
     opts = {o["name"]: o for o in manifest["options"]}
     assert set(opts) == {"hashpool-mint-url", "hashpool-mint-key", "hashpool-db", "hashpool-seed-file",
                          "hashpool-pool", "hashpool-max-msat", "hashpool-maxfee-ppm", "hashpool-maxfee-msat",
-                         "hashpool-min-invoice-life", "hashpool-metrics", "hashpool-metrics-public"}
+                         "hashpool-min-invoice-life", "hashpool-settle-batch", "hashpool-metrics",
+                         "hashpool-metrics-public"}
     assert opts["hashpool-pool"]["multi"] is True
     assert opts["hashpool-mint-key"]["type"] == "string-conceal"
     dynamic = {name for name, o in opts.items() if o["dynamic"]}
