@@ -17,23 +17,28 @@
   their epoch at once (final reward, no issuance grace): the helper for anything that needs redeemable ehash;
 - ``await swap(proofs, amounts=None) -> list[Proof]``.
 
-Settings: ``support.refmint.mint_config`` (min difficulty 0, final at 1 confirmation, issue grace 0, no fees).
+Settings: ``support.refmint.mint_config`` (min difficulty 0, final at 1 confirmation, no fees).
 Tests needing other settings use the ``refmint_factory`` fixture: ``await refmint_factory(**overrides)``.
 
 ``ehash`` — redeemable ehash: a reference mint with a settled epoch at 1 sat a unit and a bank of 2^24 units,
 behind a proxy that can misbehave (``support.ehash.EhashMint``: ``token(...)``, ``states(...)``, ``proxy``).
 
 ``node`` — the Lightning node stand-in (``support.fakenode.FakeNode``) on a unix socket in ``tmp_path``.
+
+``mint`` — the reference mint in a thread of its own (``support.pluginharness.ThreadedMint``), for callers that
+block while it answers: the plugin process, the wallet's command line, real nodes. Folders with a mint of their
+own kind (``tests/interop``, ``tests/client``) define their own ``mint``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from support.ehash import EhashMint, running_ehash
 from support.fakenode import FakeNode
+from support.pluginharness import ThreadedMint
 from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
 
 
@@ -69,3 +74,12 @@ async def node(tmp_path) -> AsyncIterator[FakeNode]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+@pytest.fixture
+def mint(tmp_path) -> Iterator[ThreadedMint]:
+    threaded = ThreadedMint(tmp_path / "mint").start()
+    try:
+        yield threaded
+    finally:
+        threaded.stop()

@@ -20,12 +20,6 @@ from support.pluginharness import PLUGIN, ThreadedMint  # noqa: E402
 HOLD_PLUGIN = Path(__file__).parent / "plugins" / "hold_payments.py"
 
 
-@pytest.fixture
-def mint(tmp_path: Path):
-    m = ThreadedMint(tmp_path / "mint").start()
-    yield m
-    m.stop()
-
 
 def _plugin_opts(mint: ThreadedMint) -> dict:
     return {"plugin": str(PLUGIN), "hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key,

@@ -29,12 +29,6 @@ from hashpool_cln.wallet.wallet import Wallet  # noqa: E402
 MINER_RESTRICTIONS = [["method=hashpool-quote", "method=hashpool-redeem", "method=hashpool-status"], ["rate=10"]]
 
 
-@pytest.fixture
-def mint(tmp_path: Path):
-    m = ThreadedMint(tmp_path / "mint").start()
-    yield m
-    m.stop()
-
 
 def _pool_and_payee(node_factory, mint: ThreadedMint):
     opts = {"plugin": str(PLUGIN), "hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key,

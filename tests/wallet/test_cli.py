@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from support.pluginharness import ThreadedMint
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.refmint.shares import random_share_hash
 from hashpool_cln.wallet.cli import main
-
-
-@pytest.fixture
-def mint(tmp_path: Path) -> Iterator[ThreadedMint]:
-    m = ThreadedMint(tmp_path / "mint").start()
-    try:
-        yield m
-    finally:
-        m.stop()
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
