@@ -26,7 +26,6 @@ import binascii
 import io
 import json
 import re
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 from itertools import repeat
@@ -38,7 +37,7 @@ import cbor2
 from .crypto import first_non_point
 from .errors import KeysetError, TokenError
 from .keysets import resolve_short_id
-from .models import DLEQ, Proof, Token
+from .models import DLEQ, Proof, Token, build_dleqs, build_proofs
 
 MAX_TOKEN_CHARS = 2 << 20
 MAX_PROOFS = 4096
@@ -485,14 +484,6 @@ class _Group(NamedTuple):
 
 
 _LOWER_HEX = b"0123456789abcdef"
-_new = object.__new__
-# Frozen dataclasses set fields through object.__setattr__ in __init__; writing the slots directly is cheaper.
-_set_amount, _set_id, _set_secret, _set_C, _set_dleq, _set_witness = (
-    Proof.__dict__[name].__set__ for name in ("amount", "id", "secret", "C", "dleq", "witness")
-)
-_set_e, _set_s, _set_r = (DLEQ.__dict__[name].__set__ for name in ("e", "s", "r"))
-
-
 _SMALL_GROUP = 5  # below this, the fixed cost of the column passes exceeds the checks of each proof
 
 
@@ -500,19 +491,16 @@ def _types(values: list[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _fill(setter: Any, objects: list[Any], values: Iterable[Any]) -> None:
-    deque(map(setter, objects, values), maxlen=0)  # run the setters at C level, keeping none of their Nones
-
-
 def _column(items: list[dict[Any, Any]], key: str) -> list[Any]:
     return list(map(dict.get, items, repeat(key, len(items))))
 
 
-def _required(items: list[dict[Any, Any]], key: str) -> list[Any] | None:
-    """The key's value in every item, or None if an item lacks it (the proof-by-proof path names which)."""
+def _required(items: list[Any], key: str) -> list[Any] | None:
+    """The key's value in every item, or None if an item lacks it or is no object (the proof-by-proof path
+    names which). Decoded JSON and CBOR hold no mapping but dict, so every item is then a dict."""
     try:
         return list(map(itemgetter(key), items))
-    except KeyError:
+    except (KeyError, TypeError):
         return None
 
 
@@ -562,7 +550,7 @@ def _fast_group(items: list[Any], fields: tuple[str, str, str, str, str], kids: 
     """The group built if all its proofs have the usual form, else None. ``fields`` are the names of amount,
     secret, C, DLEQ and witness in this version; ``kids`` the (already valid) keyset id of each proof."""
     n = len(items)
-    if n < _SMALL_GROUP or _types(items) != {dict}:
+    if n < _SMALL_GROUP:
         return None
     amount_key, secret_key, c_key, dleq_key, witness_key = fields
     amounts = _required(items, amount_key)
@@ -585,30 +573,22 @@ def _fast_group(items: list[Any], fields: tuple[str, str, str, str, str], kids: 
         dleqs = _fast_dleqs(dleqs, from_hex)
         if dleqs is None:
             return None
-    proofs = list(map(_new, repeat(Proof, n)))
-    _fill(_set_amount, proofs, amounts)
-    _fill(_set_id, proofs, kids)
-    _fill(_set_secret, proofs, secrets)
-    _fill(_set_C, proofs, c_hex)
-    _fill(_set_dleq, proofs, dleqs)
-    _fill(_set_witness, proofs, witnesses)
+    proofs = build_proofs(amounts, kids, secrets, c_hex, dleqs, witnesses)
     return _Group(proofs, secrets, list(map(bytes.fromhex, c_hex)) if from_hex else cs)
 
 
 def _fast_dleqs(values: list[Any], from_hex: bool) -> list[DLEQ] | None:
     """DLEQ objects if every proof carries one with 32-byte e and s, and r on all of them or on none."""
-    if _types(values) != {dict}:
-        return None
     e, s = (_scalars(_required(values, key), from_hex) for key in ("e", "s"))
-    r_values = _column(values, "r")
-    r = repeat(None) if r_values.count(None) == len(values) else _scalars(r_values, from_hex)
-    if e is None or s is None or r is None:
+    if e is None or s is None:
         return None
-    dleqs = list(map(_new, repeat(DLEQ, len(values))))
-    _fill(_set_e, dleqs, e)
-    _fill(_set_s, dleqs, s)
-    _fill(_set_r, dleqs, r)
-    return dleqs
+    r_values = _required(values, "r")
+    if r_values is None and _column(values, "r").count(None) == len(values):
+        return build_dleqs(e, s, repeat(None))
+    r = _scalars(r_values, from_hex)
+    if r is None:
+        return None
+    return build_dleqs(e, s, r)
 
 
 def _scalars(values: list[Any] | None, from_hex: bool) -> list[str] | None:
