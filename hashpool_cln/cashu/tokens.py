@@ -568,11 +568,15 @@ def _fast_group(items: list[Any], fields: tuple[str, str, str, str, str], kids: 
     c_hex = None if cs is None else _lower_hex(cs, 33) if from_hex else _hex_of_bytes(cs, 33)
     if c_hex is None:
         return None
-    dleqs = _column(items, dleq_key)
-    if dleqs.count(None) != n:
+    dleqs = _required(items, dleq_key)  # usually on every proof
+    if dleqs is not None:
         dleqs = _fast_dleqs(dleqs, from_hex)
         if dleqs is None:
             return None
+    elif _column(items, dleq_key).count(None) == n:
+        dleqs = repeat(None)
+    else:
+        return None
     proofs = build_proofs(amounts, kids, secrets, c_hex, dleqs, witnesses)
     return _Group(proofs, secrets, list(map(bytes.fromhex, c_hex)) if from_hex else cs)
 
