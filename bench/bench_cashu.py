@@ -94,10 +94,11 @@ def measure(batches: dict[str, Callable[[], object]], n: int, reps: int) -> dict
 
     Every timed sample is one call of one batch, and the batches take turns sample by sample, so a machine
     that slows down or speeds up mid-run (other processes on shared cores) affects all of them alike. Small
-    batches get more samples: ``reps * max(1, 256 // n)`` each.
+    batches get more samples: ``reps * max(1, 256 // n)`` each. Samples are the thread's CPU time: every batch
+    is single-threaded CPU work, and time spent descheduled while other processes run is not the operation's.
     """
     samples: dict[str, list[float]] = {name: [] for name in batches}
-    timer = time.perf_counter
+    timer = time.thread_time
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
