@@ -484,7 +484,7 @@ class _Group(NamedTuple):
 
 
 _LOWER_HEX = b"0123456789abcdef"
-_SMALL_GROUP = 5  # below this, the fixed cost of the column passes exceeds the checks of each proof
+_SMALL_GROUP = 5  # below this, the fixed cost of the column passes exceeds the proof-by-proof path
 
 
 def _types(values: list[Any]) -> set[type]:
