@@ -19,7 +19,6 @@ import hashlib
 import os
 import statistics
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,9 +95,11 @@ def measure(batches: dict[str, Callable[[], object]], n: int, reps: int) -> dict
     that slows down or speeds up mid-run (other processes on shared cores) affects all of them alike. Small
     batches get more samples: ``reps * max(1, 256 // n)`` each. Samples are the thread's CPU time: every batch
     is single-threaded CPU work, and time spent descheduled while other processes run is not the operation's.
+    Reading that clock costs ~0.7 us, a tenth of a one-proof floor, so the clock's own median is taken off.
     """
     samples: dict[str, list[float]] = {name: [] for name in batches}
     timer = time.thread_time
+    own = clock_cost(timer)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -112,12 +113,27 @@ def measure(batches: dict[str, Callable[[], object]], n: int, reps: int) -> dict
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {name: statistics.median(values) / n for name, values in samples.items()}
+    return {name: (statistics.median(values) - own) / n for name, values in samples.items()}
 
 
-def calls(fn: Callable[..., object], *args: list) -> Callable[[], object]:
-    """A batch of ``fn`` over argument lists, looped in C so that the batch adds no Python work per call."""
-    return lambda: deque(map(fn, *args), maxlen=0)
+def clock_cost(timer: Callable[[], float]) -> float:
+    """Median of what a sample reads with nothing timed between its two clock reads."""
+    samples = []
+    for _ in range(1001):
+        t0 = timer()
+        samples.append(timer() - t0)
+    return statistics.median(samples)
+
+
+def calls(*kinds: tuple) -> Callable[[], None]:
+    """A batch that calls each ``(fn, arg_list, ...)`` over its argument lists and does nothing else per call
+    (``map`` makes the calls; the loop only drains it)."""
+    def batch() -> None:
+        for fn, *args in kinds:
+            for _ in map(fn, *args):
+                pass
+
+    return batch
 
 
 def primitive_costs(reps: int) -> dict[str, float]:
@@ -125,9 +141,9 @@ def primitive_costs(reps: int) -> dict[str, float]:
     ks = [os.urandom(32) for _ in range(256)]
     ps = [PublicKey.from_secret(os.urandom(32)) for _ in range(256)]
     return measure({
-        "mul": calls(PublicKey.multiply, ps, ks),
-        "gmul": calls(PublicKey.from_valid_secret, ks),
-        "dec": calls(PublicKey, [p.format() for p in ps]),
+        "mul": calls((PublicKey.multiply, ps, ks)),
+        "gmul": calls((PublicKey.from_valid_secret, ks)),
+        "dec": calls((PublicKey, [p.format() for p in ps])),
     }, len(ks), reps)
 
 
@@ -153,8 +169,9 @@ def describe_count(op: str) -> str:
 def floors(f: Fixture) -> dict[str, Callable[[], object]]:
     """Each operation's floor as the raw coincurve calls themselves, on that operation's inputs.
 
-    The calls of one kind run as one C-level loop over prepared arguments: a floor that also paid for a Python
-    loop per proof (about 0.8 us) would flatter every ratio, the cheapest operations' most.
+    The calls of one kind are made by one ``map`` over prepared arguments: a floor that also paid for Python
+    bookkeeping per proof (about 0.8 us with nested loops) would flatter every ratio, the cheapest operations'
+    most.
     """
     tries = [h2c_tries(x.encode()) for x in f.secrets]
     ys = [hash_to_curve(x.encode()).format() for x in f.secrets]
@@ -162,18 +179,13 @@ def floors(f: Fixture) -> dict[str, Callable[[], object]]:
 
     def run(op: str) -> Callable[[], object]:
         mul, gmul, dec, h2c = FLOOR_COUNTS[op]
-        batches = [calls(PublicKey, [y for y, n in zip(ys, tries) for _ in range(n)])] if h2c else []
-        batches += [calls(PublicKey, c_enc)] * dec
-        batches += [calls(PublicKey.from_valid_secret, f.e)] * gmul
+        kinds = [(PublicKey, [y for y, n in zip(ys, tries) for _ in range(n)])] if h2c else []
+        kinds += [(PublicKey, c_enc)] * dec
+        kinds += [(PublicKey.from_valid_secret, f.e)] * gmul
         if mul:
             points = [p for B_, C_ in zip(f.B_, f.C_) for p in (f.A, B_, C_, f.A)[:mul]]
-            batches.append(calls(PublicKey.multiply, points, [k for k in f.e for _ in range(mul)]))
-
-        def batch() -> None:
-            for each in batches:
-                each()
-
-        return batch
+            kinds.append((PublicKey.multiply, points, [k for k in f.e for _ in range(mul)]))
+        return calls(*kinds)
 
     return {op: run(op) for op in FLOOR_COUNTS}
 
