@@ -6,7 +6,10 @@ to points where it needs them.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 
@@ -115,3 +118,51 @@ class Token:
     @property
     def keyset_ids(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p.id for p in self.proofs))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bulk construction for parsers
+#
+# A frozen dataclass's __init__ sets every field through object.__setattr__, which dominates the cost of
+# building a large token's proofs. A plain class with the same slots, in the same order, has the same memory
+# layout: objects are filled through it with ordinary (fast) attribute stores and then given their real class.
+
+_ProofDraft = type("_ProofDraft", (), {"__slots__": Proof.__slots__})
+_DLEQDraft = type("_DLEQDraft", (), {"__slots__": DLEQ.__slots__})
+_new = object.__new__
+_set_class = object.__dict__["__class__"].__set__
+
+
+def _become(objects: list[Any], cls: type) -> list[Any]:
+    deque(map(_set_class, objects, repeat(cls, len(objects))), maxlen=0)
+    return objects
+
+
+def build_dleqs(e: Iterable[str], s: Iterable[str], r: Iterable[str | None]) -> list[DLEQ]:
+    """DLEQs from columns of already checked fields (what ``DLEQ(e, s, r)`` makes, about three times faster)."""
+    dleqs = []
+    append = dleqs.append
+    for e_, s_, r_ in zip(e, s, r):
+        d = _new(_DLEQDraft)
+        d.e = e_
+        d.s = s_
+        d.r = r_
+        append(d)
+    return _become(dleqs, DLEQ)
+
+
+def build_proofs(amount: Iterable[int], id: Iterable[str], secret: Iterable[str], C: Iterable[str],
+                 dleq: Iterable[DLEQ | None], witness: Iterable[str | None]) -> list[Proof]:
+    """Proofs from columns of already checked fields (what ``Proof(...)`` makes, about three times faster)."""
+    proofs = []
+    append = proofs.append
+    for amount_, id_, secret_, C_, dleq_, witness_ in zip(amount, id, secret, C, dleq, witness):
+        p = _new(_ProofDraft)
+        p.amount = amount_
+        p.id = id_
+        p.secret = secret_
+        p.C = C_
+        p.dleq = dleq_
+        p.witness = witness_
+        append(p)
+    return _become(proofs, Proof)

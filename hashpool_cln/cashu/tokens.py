@@ -29,15 +29,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 from itertools import repeat
-from operator import attrgetter
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import cbor2
 
 from .crypto import first_non_point
 from .errors import KeysetError, TokenError
 from .keysets import resolve_short_id
-from .models import DLEQ, Proof, Token
+from .models import DLEQ, Proof, Token, build_dleqs, build_proofs
 
 MAX_TOKEN_CHARS = 2 << 20
 MAX_PROOFS = 4096
@@ -54,7 +54,6 @@ V4_VERSION = "B"
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX66 = re.compile(r"[0-9a-fA-F]{66}")
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _JSON_WS = " \t\n\r"
 
 # CBOR tags the decoder would otherwise turn into dates, decimals, regexes, shared references...; no token
@@ -170,11 +169,13 @@ def _b64decode(body: str) -> bytes:
         raise _err("token payload is not base64url text", "bad_encoding")
     if len(stripped) % 4 == 1:
         raise _err("token payload has an impossible base64 length (truncated?)", "bad_encoding")
-    data = stripped.encode("ascii").translate(_URLSAFE_TO_STANDARD)
+    # ASCII text goes to the decoder as it is: two single-character replaces cost less than an encode and a
+    # translate.
+    data = stripped.replace("-", "+").replace("_", "/")
     try:
         # Strict: a character outside the alphabet is refused, not skipped (one pass instead of a check and a
         # decode).
-        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+        return binascii.a2b_base64(data + "=" * (-len(data) % 4), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise _err("token payload is not base64url text", "bad_encoding") from exc
 
@@ -421,11 +422,13 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 class _Proofs:
-    """Collects a token's proofs and their ``C`` encodings. The proof cap is enforced as groups arrive; unique
-    secrets and ``C`` on the curve are checked once for all proofs in ``finish`` (one native parse per ``C``)."""
+    """Collects a token's proofs, their secrets and their ``C`` encodings. The proof cap is enforced as groups
+    arrive; unique secrets and ``C`` on the curve are checked once for all proofs in ``finish`` (one native parse
+    per ``C``)."""
 
     def __init__(self, c_field: str) -> None:
         self.proofs: list[Proof] = []
+        self.secrets: list[str] = []
         self.points: list[bytes] = []
         self.c_field = c_field  # how errors name the C field in this token version
 
@@ -435,18 +438,24 @@ class _Proofs:
 
     def add(self, proof: Proof) -> None:
         self.proofs.append(proof)
+        self.secrets.append(proof.secret)
         self.points.append(bytes.fromhex(proof.C))
+
+    def add_group(self, group: _Group) -> None:
+        self.proofs += group.proofs
+        self.secrets += group.secrets
+        self.points += group.points
 
     def finish(self) -> tuple[Proof, ...]:
         proofs = self.proofs
         if not proofs:
             raise _err("token holds no proofs", "no_proofs")
-        if len(set(map(_secret_of, proofs))) != len(proofs):
+        if len(set(self.secrets)) != len(proofs):
             seen: set[str] = set()
-            for n, proof in enumerate(proofs):
-                if proof.secret in seen:
+            for n, secret in enumerate(self.secrets):
+                if secret in seen:
                     raise _err(f"token contains the secret of proof {n} twice", "duplicate_secret")
-                seen.add(proof.secret)
+                seen.add(secret)
         bad = first_non_point(self.points)  # a C off the curve can never verify at the mint
         if bad is not None:
             where = f"proof {bad} {self.c_field}"
@@ -459,152 +468,143 @@ class _Proofs:
 # Fast path for whole groups of proofs
 #
 # A token is usually a list of proofs of one shape: power-of-two amounts, ASCII secrets, 33-byte C, DLEQ on all
-# or none. Such a group is checked and built column by column with C-level passes (map, set, min/max) instead
-# of Python code per proof, which would cost more than the point check itself. Any group that does not pass
-# every check goes proof by proof through ``_proof_v3``/``_proof_v4``, which name what is wrong, or accept the
-# rarer valid forms (non-ASCII secrets, DLEQ on some proofs only). The fast path never accepts what those reject.
+# or none. Such a group is checked and built column by column with C-level passes (map, join, set, min/max)
+# instead of Python code per proof, which would cost more than the point check itself. Any group that does not
+# pass every check goes proof by proof through ``_proof_v3``/``_proof_v4``, which name what is wrong, or accept
+# the rarer valid forms (non-ASCII secrets, DLEQ on some proofs only). The fast path never accepts what those
+# reject.
 
-_secret_of = attrgetter("secret")
-_NONE_TYPE = type(None)
-_new = object.__new__
-# Frozen dataclasses set fields through object.__setattr__ in __init__; writing the slots directly is cheaper.
-_set_amount, _set_id, _set_secret, _set_C, _set_dleq, _set_witness = (
-    Proof.__dict__[name].__set__ for name in ("amount", "id", "secret", "C", "dleq", "witness")
-)
-_set_e, _set_s, _set_r = (DLEQ.__dict__[name].__set__ for name in ("e", "s", "r"))
+
+class _Group(NamedTuple):
+    """A group's proofs as built by the fast path, with the columns ``_Proofs`` checks across groups."""
+
+    proofs: list[Proof]
+    secrets: list[str]
+    points: list[bytes]
+
+
+_LOWER_HEX = b"0123456789abcdef"
+_SMALL_GROUP = 5  # below this, the fixed cost of the column passes exceeds the proof-by-proof path
 
 
 def _types(values: list[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _fill(setter: Any, objects: list[Any], values: Iterable[Any]) -> None:
-    for _ in map(setter, objects, values):  # setters return None: consume the map without a list
-        pass
-
-
 def _column(items: list[dict[Any, Any]], key: str) -> list[Any]:
     return list(map(dict.get, items, repeat(key, len(items))))
 
 
-def _fixed_bytes(values: list[Any], size: int, from_hex: bool) -> list[bytes] | None:
-    """The values as ``size``-byte strings if every one is (V4) or is ``2 * size`` hex characters (V3)."""
-    if from_hex:
-        if _types(values) != {str} or set(map(len, values)) != {2 * size}:
-            return None
-        try:
-            values = list(map(bytes.fromhex, values))
-        except ValueError:
-            return None
-        # bytes.fromhex skips spaces between pairs: a short result reveals them.
-    elif _types(values) != {bytes}:
+def _required(items: list[Any], key: str) -> list[Any] | None:
+    """The key's value in every item, or None if an item lacks it or is no object (the proof-by-proof path
+    names which). Decoded JSON and CBOR hold no mapping but dict, so every item is then a dict."""
+    try:
+        return list(map(itemgetter(key), items))
+    except (KeyError, TypeError):
         return None
-    return values if set(map(len, values)) == {size} else None
+
+
+def _powers_of_two(amounts: list[Any]) -> bool:
+    if _types(amounts) != {int}:  # exact type: bools are ints too
+        return False
+    distinct = set(amounts)  # a handful of denominations, however many proofs
+    return min(distinct) > 0 and max(distinct) <= MAX_AMOUNT and set(map(int.bit_count, distinct)) == {1}
+
+
+def _ascii_texts(values: list[Any], limit: int, empty_ok: bool) -> bool:
+    """Whether every value is an ASCII string of at most ``limit`` characters (and not empty unless allowed)."""
+    try:
+        joined = "".join(values)  # refuses anything but strings; one flag then answers isascii for all
+    except TypeError:
+        return False
+    lengths = set(map(len, values))
+    return joined.isascii() and max(lengths) <= limit and (empty_ok or min(lengths) > 0)
+
+
+def _hex_of_bytes(values: list[Any], size: int) -> list[str] | None:
+    """V4: the values as hex if every one is a ``size``-byte string."""
+    try:
+        hexes = list(map(bytes.hex, values))  # refuses anything but bytes
+    except TypeError:
+        return None
+    return hexes if set(map(len, values)) == {size} else None
+
+
+def _lower_hex(values: list[Any], size: int) -> list[str] | None:
+    """V3: the values in lowercase if every one is ``2 * size`` hex characters."""
+    try:
+        digits = "".join(values).encode("ascii")  # refuses anything but strings, and non-ASCII ones
+    except (TypeError, UnicodeEncodeError):
+        return None
+    if set(map(len, values)) != {2 * size}:
+        return None
+    if not digits.translate(None, _LOWER_HEX):  # nothing but lowercase hex: the strings are kept as they are
+        return values
+    if digits.lower().translate(None, _LOWER_HEX):
+        return None
+    return list(map(str.lower, values))
 
 
 def _fast_group(items: list[Any], fields: tuple[str, str, str, str, str], kids: list[str],
-                from_hex: bool) -> tuple[list[Proof], list[bytes]] | None:
-    """The group's proofs and C encodings if all have the usual form, else None. ``fields`` are the names of
-    amount, secret, C, DLEQ and witness in this version; ``kids`` the (already valid) keyset id of each proof."""
+                from_hex: bool) -> _Group | None:
+    """The group built if all its proofs have the usual form, else None. ``fields`` are the names of amount,
+    secret, C, DLEQ and witness in this version; ``kids`` the (already valid) keyset id of each proof."""
     n = len(items)
     if n < _SMALL_GROUP:
-        return _fast_proofs(items, fields, kids, from_hex)
-    if _types(items) != {dict}:
         return None
     amount_key, secret_key, c_key, dleq_key, witness_key = fields
-    amounts = _column(items, amount_key)
-    if _types(amounts) != {int} or min(amounts) <= 0 or max(amounts) > MAX_AMOUNT:
+    amounts = _required(items, amount_key)
+    if amounts is None or not _powers_of_two(amounts):
         return None
-    if set(map(int.bit_count, amounts)) != {1}:  # powers of two
-        return None
-    secrets = _column(items, secret_key)
-    if _types(secrets) != {str} or not all(map(str.isascii, secrets)):
-        return None
-    if min(map(len, secrets)) == 0 or max(map(len, secrets)) > MAX_SECRET_CHARS:
+    secrets = _required(items, secret_key)
+    if secrets is None or not _ascii_texts(secrets, MAX_SECRET_CHARS, empty_ok=False):
         return None
     witnesses = _column(items, witness_key)
-    if witnesses.count(None) != n:
-        if not _types(witnesses) <= {str, _NONE_TYPE}:
-            return None
-        if any(w is not None and (len(w) > MAX_WITNESS_CHARS or not w.isascii()) for w in witnesses):
-            return None
-    points = _fixed_bytes(_column(items, c_key), 33, from_hex)
-    if points is None:
+    if witnesses.count(None) != n and not _ascii_texts(
+        [w for w in witnesses if w is not None], MAX_WITNESS_CHARS, empty_ok=True
+    ):
         return None
-    dleqs = _column(items, dleq_key)
-    if dleqs.count(None) != n:
+    cs = _required(items, c_key)
+    c_hex = None if cs is None else _lower_hex(cs, 33) if from_hex else _hex_of_bytes(cs, 33)
+    if c_hex is None:
+        return None
+    dleqs = _required(items, dleq_key)  # usually on every proof
+    if dleqs is not None:
         dleqs = _fast_dleqs(dleqs, from_hex)
         if dleqs is None:
             return None
-    proofs = list(map(_new, repeat(Proof, n)))
-    _fill(_set_amount, proofs, amounts)
-    _fill(_set_id, proofs, kids)
-    _fill(_set_secret, proofs, secrets)
-    _fill(_set_C, proofs, map(bytes.hex, points))
-    _fill(_set_dleq, proofs, dleqs)
-    _fill(_set_witness, proofs, witnesses)
-    return proofs, points
-
-
-_SMALL_GROUP = 16  # below this, the fixed cost of the column passes exceeds a check per proof
-
-
-def _fast_proofs(items: list[Any], fields: tuple[str, str, str, str, str], kids: list[str],
-                 from_hex: bool) -> tuple[list[Proof], list[bytes]] | None:
-    """``_fast_group`` for a few proofs: the same checks, proof by proof."""
-    amount_key, secret_key, c_key, dleq_key, witness_key = fields
-    proofs, points = [], []
-    for item, kid in zip(items, kids):
-        if type(item) is not dict:
-            return None
-        amount, secret, witness = item.get(amount_key), item.get(secret_key), item.get(witness_key)
-        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT or amount & (amount - 1):
-            return None
-        if type(secret) is not str or not 0 < len(secret) <= MAX_SECRET_CHARS or not secret.isascii():
-            return None
-        if witness is not None and (type(witness) is not str or len(witness) > MAX_WITNESS_CHARS
-                                    or not witness.isascii()):
-            return None
-        point = _fixed_bytes([item.get(c_key)], 33, from_hex)
-        dleq = item.get(dleq_key)
-        if point is None or (dleq is not None and (dleq := _fast_dleqs([dleq], from_hex)) is None):
-            return None
-        proof = _new(Proof)
-        _set_amount(proof, amount)
-        _set_id(proof, kid)
-        _set_secret(proof, secret)
-        _set_C(proof, point[0].hex())
-        _set_dleq(proof, dleq if dleq is None else dleq[0])
-        _set_witness(proof, witness)
-        proofs.append(proof)
-        points.append(point[0])
-    return proofs, points
+    elif _column(items, dleq_key).count(None) == n:
+        dleqs = repeat(None)
+    else:
+        return None
+    proofs = build_proofs(amounts, kids, secrets, c_hex, dleqs, witnesses)
+    return _Group(proofs, secrets, list(map(bytes.fromhex, c_hex)) if from_hex else cs)
 
 
 def _fast_dleqs(values: list[Any], from_hex: bool) -> list[DLEQ] | None:
     """DLEQ objects if every proof carries one with 32-byte e and s, and r on all of them or on none."""
-    if _types(values) != {dict}:
+    e, s = (_scalars(_required(values, key), from_hex) for key in ("e", "s"))
+    if e is None or s is None:
         return None
-    e = _fixed_bytes(_column(values, "e"), 32, from_hex)
-    s = _fixed_bytes(_column(values, "s"), 32, from_hex)
-    r_values = _column(values, "r")
-    no_r = r_values.count(None) == len(values)
-    r = None if no_r else _fixed_bytes(r_values, 32, from_hex)
-    if e is None or s is None or (r is None and not no_r):
+    r_values = _required(values, "r")
+    if r_values is None and _column(values, "r").count(None) == len(values):
+        return build_dleqs(e, s, repeat(None))
+    r = _scalars(r_values, from_hex)
+    if r is None:
         return None
-    dleqs = list(map(_new, repeat(DLEQ, len(values))))
-    _fill(_set_e, dleqs, map(bytes.hex, e))
-    _fill(_set_s, dleqs, map(bytes.hex, s))
-    _fill(_set_r, dleqs, repeat(None) if r is None else map(bytes.hex, r))
-    return dleqs
+    return build_dleqs(e, s, r)
 
 
-def _add_group(proofs: _Proofs, fast: tuple[list[Proof], list[bytes]] | None, items: list[Any],
-               slow: Any) -> None:
+def _scalars(values: list[Any] | None, from_hex: bool) -> list[str] | None:
+    if values is None:
+        return None
+    return _lower_hex(values, 32) if from_hex else _hex_of_bytes(values, 32)
+
+
+def _add_group(proofs: _Proofs, fast: _Group | None, items: list[Any], slow: Any) -> None:
     """Add a group built by the fast path, or else proof by proof with ``slow(item, where)``."""
     if fast is not None:
-        proofs.proofs += fast[0]
-        proofs.points += fast[1]
+        proofs.add_group(fast)
         return
     for item in items:
         proofs.add(slow(item, f"proof {len(proofs.proofs)}"))

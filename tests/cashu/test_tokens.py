@@ -665,3 +665,52 @@ def test_off_curve_point_in_a_large_v3_group_is_named():
     proofs = [proof3(amount=1, secret=f"s{i}", C=c) for i, c in enumerate(big_points(BIG))]
     proofs[17]["C"] = OFF_CURVE
     assert "proof 17 C is not a point" in str(refused(v3(doc3(*proofs)), "bad_point"))
+
+
+def big_dleq3(i):
+    return {"e": f"{i:064x}", "s": f"{i + 1:064x}", "r": f"{i + 2:064x}"}
+
+
+@pytest.mark.parametrize(
+    ("defect", "reason"),
+    [
+        (lambda p: p | {"C": p["C"][:-1] + "g"}, "bad_point"),  # one character off the hex alphabet
+        (lambda p: p | {"C": p["C"][:-2] + " 1"}, "bad_point"),  # bytes.fromhex would skip the space
+        (lambda p: p | {"C": p["C"][:-1] + "é"}, "bad_point"),
+        (lambda p: p | {"dleq": p["dleq"] | {"e": "0" * 63 + "G"}}, "bad_dleq"),
+        (lambda p: p | {"dleq": p["dleq"] | {"s": "0" * 62}}, "bad_dleq"),
+        (lambda p: p | {"dleq": p["dleq"] | {"r": 7}}, "bad_field"),
+        (lambda p: p | {"secret": 5}, "bad_field"),
+        (lambda p: p | {"amount": True}, "bad_field"),
+        (lambda p: p | {"witness": 1}, "bad_field"),
+    ],
+)
+def test_one_bad_field_in_a_large_v3_group_is_found(defect, reason):
+    proofs = [proof3(amount=1, secret=f"s{i}", C=c, dleq=big_dleq3(i)) for i, c in enumerate(big_points(BIG))]
+    proofs[-1] = defect(proofs[-1])
+    error = refused(v3(doc3(*proofs)), reason)
+    assert f"proof {BIG - 1}" in str(error)
+    same_outcome(v3(doc3(*proofs)))
+
+
+def test_large_groups_with_r_on_some_dleqs_or_mixed_case_hex_are_accepted():
+    points = big_points(BIG)
+    some_r = [proof3(amount=1, secret=f"s{i}", C=c, dleq=big_dleq3(i) if i % 3 else
+                     {k: v for k, v in big_dleq3(i).items() if k != "r"}) for i, c in enumerate(points)]
+    token = same_outcome(v3(doc3(*some_r)))
+    assert token.proofs[0].dleq.r is None and token.proofs[1].dleq.r == big_dleq3(1)["r"]
+    mixed = [proof3(amount=1, secret=f"s{i}", C=c.upper() if i == 9 else c, dleq=big_dleq3(i))
+             for i, c in enumerate(points)]
+    mixed[4]["dleq"]["e"] = mixed[4]["dleq"]["e"].upper()
+    token = same_outcome(v3(doc3(*mixed)))
+    assert token.proofs[9].C == points[9] and token.proofs[4].dleq == DLEQ(**big_dleq3(4))
+    no_r = [proof4(a=1, s=f"s{i}", c=c, d={"e": b"\x01" * 32, "s": b"\x02" * 32}) for i, c in enumerate(points)]
+    token = same_outcome(v4(doc4(*no_r)))
+    assert all(p.dleq == DLEQ("01" * 32, "02" * 32) for p in token.proofs)
+
+
+@pytest.mark.parametrize("stranger", [["a", 1], "proof", None, 7, b"\xa1aa\x01"])
+def test_a_proof_that_is_no_object_in_a_large_group_is_named(stranger):
+    proofs = [proof4(a=1, s=f"s{i}", c=c) for i, c in enumerate(big_points(BIG))]
+    proofs[11] = stranger
+    assert "proof 11" in str(refused(v4(doc4(*proofs)), "bad_field"))
