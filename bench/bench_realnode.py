@@ -20,8 +20,10 @@ import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -33,6 +35,7 @@ ARGS_ENV = "HASHPOOL_BENCH_REALNODE"
 INVOICE_MSAT = 1_000_000  # 1,000 sat, fixed
 UNITS = 2_048  # one token: 2,048 units at 1,000 msat each, in one proof or in 64 of 32
 MSAT_PER_UNIT = 1_000
+MINT_LIMIT = 1_000  # the reference mint's default inputs (outputs) per request; larger tokens need it lifted
 
 
 def main(argv: list[str]) -> None:
@@ -43,6 +46,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--before", default=None, help="another checkout whose plugin is measured beside this one")
     parser.add_argument("--settle-batch", type=int, default=0,
                         help="also measure this checkout with hashpool-settle-batch set to this many seconds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="redemptions per caller in the throughput run (each caller takes them one by one)")
+    parser.add_argument("--py-spy", default=None, metavar="DIR",
+                        help="record each plugin under the throughput run with py-spy (on PATH) into DIR")
     args = parser.parse_args(argv)
     if MISSING:
         print(f"skipped: {' and '.join(MISSING)} not on PATH")
@@ -109,6 +116,31 @@ def desk_seconds(port: int) -> dict[str, float]:
     return out
 
 
+def plugin_pid(node) -> int:
+    """The pid of the hashpool plugin that ``node``'s lightningd runs."""
+    parent = str(node.daemon.proc.pid)
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1] != parent:
+                continue
+            if b"hashpool-redeem.py" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                return int(entry)
+        except OSError:
+            continue
+    raise RuntimeError("the node runs no hashpool plugin")
+
+
+def record_plugin(node, out: Path) -> subprocess.Popen:
+    """py-spy sampling the node's plugin (every thread, idle ones left out) into ``out`` as collapsed stacks,
+    until it is sent SIGINT."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(plugin_pid(node)), "--format", "raw", "--rate", "200",
+                            "--output", str(out), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the callers start
+    return spy
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,7 +179,10 @@ if not MISSING and os.environ.get(ARGS_ENV):
 
     def test_bench(node_factory, tmp_path) -> None:
         args = json.loads(os.environ[ARGS_ENV])
-        mint = ThreadedMint(tmp_path / "mint").start()
+        largest = max(int(s) for s in args["sizes"].split(","))
+        # Tokens past the mint's default request limits are measured with those limits lifted for them.
+        limits = {"max_inputs": largest, "max_outputs": largest} if largest > MINT_LIMIT else {}
+        mint = ThreadedMint(tmp_path / "mint", **limits).start()
         try:
             _run(args, node_factory, mint)
         finally:
@@ -222,15 +257,17 @@ if not MISSING and os.environ.get(ARGS_ENV):
                 print(f"| {size} proof{'s' if size > 1 else ''} | {name} | {med * 1e3:.0f} | {p90(values) * 1e3:.0f}"
                       f" | {med / base:.2f} | {(med - base) * 1e3:.0f} |")
 
-        c = args["concurrency"]
-        print(f"\n| {c} callers, 1-proof tokens | payments/s | ÷ xpay | CPU ms per payment | ÷ xpay CPU |")
+        c, rounds = args["concurrency"], args["rounds"]
+        total = c * rounds
+        print(f"\n| {c} callers × {rounds}, 1-proof tokens | payments/s | ÷ xpay | CPU ms per payment | ÷ xpay CPU |")
         print("|---|---|---|---|---|")
         results: dict[str, tuple[float, float]] = {}
         phases: dict[str, dict[str, float]] = {}
         for name in [*arms, "xpay"]:
-            batch = tokens(1, c) if name != "xpay" else [None] * c
+            batch = tokens(1, total) if name != "xpay" else [None] * total
             node, port = arms.get(name, (plain, None))
             seconds_before = desk_seconds(port) if port else {}
+            spy = record_plugin(node, Path(args["py_spy"]) / f"{name}.txt") if args["py_spy"] and port else None
             cpu0, t0 = tree_cpu_seconds(), time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(c) as pool_:
                 if name == "xpay":
@@ -238,10 +275,13 @@ if not MISSING and os.environ.get(ARGS_ENV):
                 else:
                     list(pool_.map(lambda t, node=node: redeem(node, t), batch))
             wall, cpu = time.perf_counter() - t0, tree_cpu_seconds() - cpu0
-            results[name] = (c / wall, cpu / c)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
+            results[name] = (total / wall, cpu / total)
             if port:
                 after = desk_seconds(port)
-                phases[name] = {k: (after[k] - seconds_before.get(k, 0.0)) / c for k in after}
+                phases[name] = {k: (after[k] - seconds_before.get(k, 0.0)) / total for k in after}
         rate0, cpu0_ = results["xpay"]
         for name, (rate, cpu) in results.items():
             print(f"| {name} | {rate:.1f} | {rate / rate0:.2f} | {cpu * 1e3:.0f} | {cpu / cpu0_:.2f} |")

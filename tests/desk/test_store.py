@@ -22,12 +22,9 @@ async def store(tmp_path):
 async def test_file_is_private_and_durable(tmp_path, store):
     path = tmp_path / "desk.sqlite3"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    cur = await store._db.execute("PRAGMA journal_mode")
-    assert (await cur.fetchone())[0] == "wal"
-    cur = await store._db.execute("PRAGMA synchronous")
-    assert (await cur.fetchone())[0] == 2  # FULL
-    cur = await store._db.execute("PRAGMA user_version")
-    assert (await cur.fetchone())[0] == len(MIGRATIONS)
+    assert await store.pragma("journal_mode") == "wal"
+    assert await store.pragma("synchronous") == 2  # FULL
+    assert await store.pragma("user_version") == len(MIGRATIONS)
 
 
 async def test_reopen_keeps_rows_and_does_not_migrate_twice(tmp_path):
