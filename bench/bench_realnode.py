@@ -77,31 +77,37 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds of this process (with its reaped children) and of every live process below it."""
+def tree_cpu() -> dict[str, float]:
+    """CPU seconds by process name of this process (with its reaped children) and of every live process below it
+    (lightningd, its subdaemons and plugins, bitcoind; this process serves the mint)."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
+    stats: dict[int, tuple[int, str, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            name, rest = Path(f"/proc/{entry}/stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
             continue
-        ppid = int(fields[1])
+        fields = rest.split()
         own = (int(fields[11]) + int(fields[12])) / tick
         if int(entry) == os.getpid():
             own += (int(fields[13]) + int(fields[14])) / tick
-        stats[int(entry)] = (ppid, own)
+            name = "bench+mint"
+        stats[int(entry)] = (int(fields[1]), name, own)
     mine = {os.getpid()}
     grew = True
     while grew:
         grew = False
-        for pid, (ppid, _) in stats.items():
+        for pid, (ppid, _, _) in stats.items():
             if ppid in mine and pid not in mine:
                 mine.add(pid)
                 grew = True
-    return sum(stats[p][1] for p in mine if p in stats)
+    out: dict[str, float] = {}
+    for pid in mine & stats.keys():
+        _, name, own = stats[pid]
+        out[name] = out.get(name, 0.0) + own
+    return out
 
 
 def desk_seconds(port: int) -> dict[str, float]:
@@ -263,18 +269,21 @@ if not MISSING and os.environ.get(ARGS_ENV):
         print("|---|---|---|---|---|")
         results: dict[str, tuple[float, float]] = {}
         phases: dict[str, dict[str, float]] = {}
+        by_name: dict[str, dict[str, float]] = {}
         for name in [*arms, "xpay"]:
             batch = tokens(1, total) if name != "xpay" else [None] * total
             node, port = arms.get(name, (plain, None))
             seconds_before = desk_seconds(port) if port else {}
             spy = record_plugin(node, Path(args["py_spy"]) / f"{name}.txt") if args["py_spy"] and port else None
-            cpu0, t0 = tree_cpu_seconds(), time.perf_counter()
+            cpu0, t0 = tree_cpu(), time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(c) as pool_:
                 if name == "xpay":
                     list(pool_.map(lambda _t: xpay(), batch))
                 else:
                     list(pool_.map(lambda t, node=node: redeem(node, t), batch))
-            wall, cpu = time.perf_counter() - t0, tree_cpu_seconds() - cpu0
+            wall, cpu_after = time.perf_counter() - t0, tree_cpu()
+            by_name[name] = {k: (v - cpu0.get(k, 0.0)) / total for k, v in cpu_after.items()}
+            cpu = sum(cpu_after.values()) - sum(cpu0.values())
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
@@ -285,6 +294,10 @@ if not MISSING and os.environ.get(ARGS_ENV):
         rate0, cpu0_ = results["xpay"]
         for name, (rate, cpu) in results.items():
             print(f"| {name} | {rate:.1f} | {rate / rate0:.2f} | {cpu * 1e3:.0f} | {cpu / cpu0_:.2f} |")
+        print("\nCPU ms per payment under concurrency, by process (those over 1 ms):")
+        for name, kinds in by_name.items():
+            busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
+            print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
         print("\nthe desk's summed work per redemption under concurrency, ms (hashpool_desk_seconds):")
         for name, kinds in phases.items():
             print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in sorted(kinds.items())))
