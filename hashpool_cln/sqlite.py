@@ -2,7 +2,9 @@
 
 The desk's ledger and the reference mint's store both open their files here. A transaction is an asyncio lock
 (one writer per connection, many coroutines) around ``BEGIN IMMEDIATE`` (one writer per file, even across
-processes); a committed write survives a power cut, since a lost spend is a double spend.
+processes); a committed write survives a power cut, since a lost spend is a double spend. ``connect_blocking``
+gives the same settings to a plain connection that a caller runs on a thread of its own (the desk's ledger, which
+runs each transaction there whole).
 """
 
 from __future__ import annotations
