@@ -20,8 +20,10 @@ import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -33,6 +35,7 @@ ARGS_ENV = "HASHPOOL_BENCH_REALNODE"
 INVOICE_MSAT = 1_000_000  # 1,000 sat, fixed
 UNITS = 2_048  # one token: 2,048 units at 1,000 msat each, in one proof or in 64 of 32
 MSAT_PER_UNIT = 1_000
+MINT_LIMIT = 1_000  # the reference mint's default inputs (outputs) per request; larger tokens need it lifted
 
 
 def main(argv: list[str]) -> None:
@@ -43,6 +46,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--before", default=None, help="another checkout whose plugin is measured beside this one")
     parser.add_argument("--settle-batch", type=int, default=0,
                         help="also measure this checkout with hashpool-settle-batch set to this many seconds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="redemptions per caller in the throughput run (each caller takes them one by one)")
+    parser.add_argument("--py-spy", default=None, metavar="DIR",
+                        help="record each plugin under the throughput run with py-spy (on PATH) into DIR")
     args = parser.parse_args(argv)
     if MISSING:
         print(f"skipped: {' and '.join(MISSING)} not on PATH")
@@ -70,31 +77,38 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds of this process (with its reaped children) and of every live process below it."""
+def tree_cpu() -> dict[str, float]:
+    """CPU seconds by process name of this process (with its reaped children) and of every live process below it
+    (lightningd, its subdaemons and plugins, bitcoind; this process serves the mint)."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
+    stats: dict[int, tuple[int, str, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            name, rest = Path(f"/proc/{entry}/stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
             continue
-        ppid = int(fields[1])
+        fields = rest.split()
         own = (int(fields[11]) + int(fields[12])) / tick
         if int(entry) == os.getpid():
             own += (int(fields[13]) + int(fields[14])) / tick
-        stats[int(entry)] = (ppid, own)
+            name = "bench+mint"
+        stats[int(entry)] = (int(fields[1]), name, own)
     mine = {os.getpid()}
     grew = True
     while grew:
         grew = False
-        for pid, (ppid, _) in stats.items():
+        for pid, (ppid, _, _) in stats.items():
             if ppid in mine and pid not in mine:
                 mine.add(pid)
                 grew = True
-    return sum(stats[p][1] for p in mine if p in stats)
+    out: dict[str, float] = {}
+    for pid in mine & stats.keys():
+        _, name, own = stats[pid]
+        if name != "py-spy":  # the profiler's own work is not the run's
+            out[name] = out.get(name, 0.0) + own
+    return out
 
 
 def desk_seconds(port: int) -> dict[str, float]:
@@ -107,6 +121,40 @@ def desk_seconds(port: int) -> dict[str, float]:
             kind = name.split('category="', 1)[1].split('"', 1)[0] if 'category="' in name else name
             out[kind] = float(value)
     return out
+
+
+def plugin_pid(node) -> int:
+    """The pid of the hashpool plugin that ``node``'s lightningd runs."""
+    parent = str(node.daemon.proc.pid)
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1] != parent:
+                continue
+            if b"hashpool-redeem.py" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                return int(entry)
+        except OSError:
+            continue
+    raise RuntimeError("the node runs no hashpool plugin")
+
+
+def record_plugin(node, out: Path) -> subprocess.Popen:
+    """py-spy sampling the node's plugin (every thread, idle ones left out) into ``out`` as collapsed stacks,
+    until it is sent SIGINT."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(plugin_pid(node)), "--format", "raw", "--rate", "200",
+                            "--output", str(out), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the callers start
+    return spy
+
+
+def settled_all(node, timeout: float = 60.0) -> None:
+    """Wait until the node's desk holds no paid redemption that still waits for its settlement."""
+    deadline = time.monotonic() + timeout
+    while node.rpc.call("hashpool-redemptions", {"state": "paid", "limit": 1})["redemptions"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("paid redemptions were not settled in time")
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -147,7 +195,10 @@ if not MISSING and os.environ.get(ARGS_ENV):
 
     def test_bench(node_factory, tmp_path) -> None:
         args = json.loads(os.environ[ARGS_ENV])
-        mint = ThreadedMint(tmp_path / "mint").start()
+        largest = max(int(s) for s in args["sizes"].split(","))
+        # Tokens past the mint's default request limits are measured with those limits lifted for them.
+        limits = {"max_inputs": largest, "max_outputs": largest} if largest > MINT_LIMIT else {}
+        mint = ThreadedMint(tmp_path / "mint", **limits).start()
         try:
             _run(args, node_factory, mint)
         finally:
@@ -222,29 +273,44 @@ if not MISSING and os.environ.get(ARGS_ENV):
                 print(f"| {size} proof{'s' if size > 1 else ''} | {name} | {med * 1e3:.0f} | {p90(values) * 1e3:.0f}"
                       f" | {med / base:.2f} | {(med - base) * 1e3:.0f} |")
 
-        c = args["concurrency"]
-        print(f"\n| {c} callers, 1-proof tokens | payments/s | ÷ xpay | CPU ms per payment | ÷ xpay CPU |")
+        c, rounds = args["concurrency"], args["rounds"]
+        total = c * rounds
+        print(f"\n| {c} callers × {rounds}, 1-proof tokens | payments/s | ÷ xpay | CPU ms per payment | ÷ xpay CPU |")
         print("|---|---|---|---|---|")
         results: dict[str, tuple[float, float]] = {}
         phases: dict[str, dict[str, float]] = {}
+        by_name: dict[str, dict[str, float]] = {}
         for name in [*arms, "xpay"]:
-            batch = tokens(1, c) if name != "xpay" else [None] * c
+            batch = tokens(1, total) if name != "xpay" else [None] * total
             node, port = arms.get(name, (plain, None))
             seconds_before = desk_seconds(port) if port else {}
-            cpu0, t0 = tree_cpu_seconds(), time.perf_counter()
+            spy = record_plugin(node, Path(args["py_spy"]) / f"{name}.txt") if args["py_spy"] and port else None
+            cpu0, t0 = tree_cpu(), time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(c) as pool_:
                 if name == "xpay":
                     list(pool_.map(lambda _t: xpay(), batch))
                 else:
                     list(pool_.map(lambda t, node=node: redeem(node, t), batch))
-            wall, cpu = time.perf_counter() - t0, tree_cpu_seconds() - cpu0
-            results[name] = (c / wall, cpu / c)
+            wall = time.perf_counter() - t0
+            if name == "redeem-batch":
+                settled_all(node)  # the settlements the calls left for later are part of their cost
+            cpu_after = tree_cpu()
+            by_name[name] = {k: (v - cpu0.get(k, 0.0)) / total for k, v in cpu_after.items()}
+            cpu = sum(cpu_after.values()) - sum(cpu0.values())
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
+            results[name] = (total / wall, cpu / total)
             if port:
                 after = desk_seconds(port)
-                phases[name] = {k: (after[k] - seconds_before.get(k, 0.0)) / c for k in after}
+                phases[name] = {k: (after[k] - seconds_before.get(k, 0.0)) / total for k in after}
         rate0, cpu0_ = results["xpay"]
         for name, (rate, cpu) in results.items():
             print(f"| {name} | {rate:.1f} | {rate / rate0:.2f} | {cpu * 1e3:.0f} | {cpu / cpu0_:.2f} |")
+        print("\nCPU ms per payment under concurrency, by process (those over 1 ms):")
+        for name, kinds in by_name.items():
+            busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
+            print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
         print("\nthe desk's summed work per redemption under concurrency, ms (hashpool_desk_seconds):")
         for name, kinds in phases.items():
             print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in sorted(kinds.items())))

@@ -2,7 +2,9 @@
 
 The desk's ledger and the reference mint's store both open their files here. A transaction is an asyncio lock
 (one writer per connection, many coroutines) around ``BEGIN IMMEDIATE`` (one writer per file, even across
-processes); a committed write survives a power cut, since a lost spend is a double spend.
+processes); a committed write survives a power cut, since a lost spend is a double spend. ``connect_blocking``
+gives the same settings to a plain connection that a caller runs on a thread of its own (the desk's ledger, which
+runs each transaction there whole).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import stat
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -37,12 +40,24 @@ def create_private(path: str | Path) -> None:
         os.close(fd)
 
 
+def _pragmas(busy_timeout_ms: int) -> tuple[str, ...]:
+    return f"busy_timeout={int(busy_timeout_ms)}", "foreign_keys=ON", "synchronous=FULL", "journal_mode=WAL"
+
+
+def connect_blocking(path: str | Path, *, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+    """``connect``'s settings on a plain sqlite3 connection, for a caller that runs it on a thread of its own
+    (any one thread at a time)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in _pragmas(busy_timeout_ms):
+        conn.execute(f"PRAGMA {pragma}").close()
+    return conn
+
+
 async def connect(path: str | Path, *, busy_timeout_ms: int = 10_000) -> aiosqlite.Connection:
     """A connection in autocommit mode (transactions are explicit) with the durability settings above."""
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
-        for pragma in (f"busy_timeout={int(busy_timeout_ms)}", "foreign_keys=ON", "synchronous=FULL",
-                       "journal_mode=WAL"):
+        for pragma in _pragmas(busy_timeout_ms):
             async with conn.execute(f"PRAGMA {pragma}"):
                 pass
     except BaseException:

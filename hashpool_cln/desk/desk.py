@@ -230,9 +230,10 @@ class Desk(Quotes, Settlement):
         redemption_id = secrets.token_hex(16)
         self._active.add(redemption_id)
         try:
-            rec, looked = await self._create(redemption_id, checked, target, maxfee_msat, claim_hash)
+            inputs = [self._signed(p) for p in checked.token.proofs]
+            rec, looked = await self._create(redemption_id, checked, inputs, target, maxfee_msat, claim_hash)
             try:
-                rec = await self._drive(rec, checked, target, maxfee_msat, looked)
+                rec = await self._drive(rec, checked, inputs, target, maxfee_msat, looked)
             except DeskError as e:
                 e.data.update(id=redemption_id, claim=claim)
                 raise
@@ -246,11 +247,11 @@ class Desk(Quotes, Settlement):
             self._active.discard(redemption_id)
         return {**await self._public(rec, reveal=True), "claim": claim}
 
-    async def _drive(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None,
-                     looked: Payment | None) -> Record:
+    async def _drive(self, rec: Record, checked: Checked, inputs: list[Proof], target: Target,
+                     maxfee_msat: int | None, looked: Payment | None) -> Record:
         rec = await self._price(rec, checked, target, maxfee_msat)
         if rec.state is State.QUOTED:
-            rec = await self.take_custody(rec)
+            rec = await self.take_custody(rec, inputs)
         if rec.state is State.CUSTODY:
             rec = await self.pay(rec, looked)
         if rec.state is State.PAID and self.config.settle == "immediate":
@@ -330,14 +331,14 @@ class Desk(Quotes, Settlement):
 
     # ---------------------------------------------------------------------------------------- 3. quote
 
-    async def _create(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None,
-                      claim_hash: str) -> tuple[Record, Payment | None]:
-        """The redemption written down, and what the node said of its payment hash just before."""
+    async def _create(self, redemption_id: str, checked: Checked, inputs: list[Proof], target: Target,
+                      maxfee_msat: int | None, claim_hash: str) -> tuple[Record, Payment | None]:
+        """The redemption written down with ``inputs`` (the token's proofs as the swap will send them), and what
+        the node said of its payment hash just before."""
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self.payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
             raise DeskError(Code.DESTINATION_IN_USE, f"this invoice is already {status.status} on the node")
-        proofs = [self._signed(p) for p in checked.token.proofs]
         fields = {
             "id": redemption_id, "mint": checked.token.mint, "unit": checked.token.unit,
             "amount": checked.token.amount, "dest_kind": target.kind, "destination": target.destination,
@@ -350,7 +351,7 @@ class Desk(Quotes, Settlement):
         try:
             with self.timings.measure("sqlite"):
                 rec = await self.store.create(
-                    fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, proofs)], target.payment_hash)
+                    fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, inputs)], target.payment_hash)
         except ClaimConflict as e:
             if e.what == "input":
                 raise await self._claimed(checked) from None
@@ -482,14 +483,17 @@ class Desk(Quotes, Settlement):
 
     # -------------------------------------------------------------------------------------- 4. custody
 
-    async def take_custody(self, rec: Record) -> Record:
+    async def take_custody(self, rec: Record, inputs: list[Proof] | None = None) -> Record:
         """Swap the caller's proofs into the desk's outputs; settle what a lost answer left open.
 
-        On return the redemption is in ``custody``, ``rejected`` or (outputs unusable) ``refunded``; a mint that
-        gives no answer at all leaves it ``quoted`` and raises MINT_UNAVAILABLE.
+        ``inputs``: the proofs the ledger holds for the redemption, when the caller has them at hand (the call
+        that wrote them); otherwise they are read back. On return the redemption is in ``custody``, ``rejected``
+        or (outputs unusable) ``refunded``; a mint that gives no answer at all leaves it ``quoted`` and raises
+        MINT_UNAVAILABLE.
         """
-        with self.timings.measure("sqlite"):
-            inputs = [Proof.from_dict(json.loads(p)) for p in await self.store.inputs(rec.id)]
+        if inputs is None:
+            with self.timings.measure("sqlite"):
+                inputs = [Proof.from_dict(json.loads(p)) for p in await self.store.inputs(rec.id)]
         outputs = self._outputs(rec)
         limits = await self.catalog.limits()
         try:

@@ -31,17 +31,6 @@ MINT_BUDGET_EXHAUSTED = 51002
 class Quotes:
     """Asking for melt quotes and letting them go."""
 
-    async def _mint_quote(self: Desk, redemption_id: str, unit: str, units: int,
-                          request: str | None = None) -> EhashQuote:
-        """A melt quote for ``units`` of ``unit``, asked under a new reference recorded first; its answer is
-        recorded too. DeskError when the mint gives none."""
-        with self.timings.measure("sqlite"):
-            ref = await self.store.record_ask(redemption_id, unit, units, request)
-        quote = await self.ask_quote(ref, unit, units, request)
-        with self.timings.measure("sqlite"):
-            await self.store.answered(ref, quote.quote)
-        return quote
-
     async def ask_quote(self: Desk, ref: str, unit: str, units: int, request: str | None) -> EhashQuote:
         """Ask the mint for the quote of a recorded reference; a lost answer is asked for once more under the
         same reference (the mint answers the same quote). The answer is the caller's to record. DeskError when

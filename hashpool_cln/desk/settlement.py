@@ -91,19 +91,24 @@ class Settlement:
 
     async def _requote(self: Desk, rec: Record, units: int) -> Record | None:
         """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""
+        request = quote_request(rec["dest_kind"], rec["invoice"])
         try:
-            quote = await self._mint_quote(rec.id, rec["unit"], units,
-                                           quote_request(rec["dest_kind"], rec["invoice"]))
+            with self.timings.measure("sqlite"):
+                ref = await self.store.record_ask(rec.id, rec["unit"], units, request)
+            quote = await self.ask_quote(ref, rec["unit"], units, request)
         except DeskError as e:
             await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
             return None
         if quote.unit != rec["unit"] or quote.amount != units or quote.state != "UNPAID":
-            await self._note(rec, Code.RATE_REFUSED, "settlement waits: the mint quoted something other than asked")
+            with self.timings.measure("sqlite"):
+                await self.store.update(rec.id, answer=(ref, quote.quote), error_code=int(Code.RATE_REFUSED),
+                                        error="settlement waits: the mint quoted something other than asked")
             return None
         self._hook("before:requote")
         with self.timings.measure("sqlite"):
-            await self.store.update(rec.id, quote_id=quote.quote, quote_expiry=quote.expiry, quote_units=units,
-                                    quote_amount_msat=quote.amount_msat)
+            # The answer and the redemption's new quote in one commit.
+            await self.store.update(rec.id, answer=(ref, quote.quote), quote_id=quote.quote,
+                                    quote_expiry=quote.expiry, quote_units=units, quote_amount_msat=quote.amount_msat)
         self._hook("after:requote")
         await self.release_quotes(rec.id)  # the quote it replaced
         return await self._get(rec.id)

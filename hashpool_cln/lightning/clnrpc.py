@@ -227,10 +227,15 @@ class ClnNode:
                                     "ask payment_status") from None
 
     async def payment_status(self, payment_hash: str) -> Payment:
-        pays = await self._call_obj("listpays", {"payment_hash": payment_hash})
-        sendpays = await self._call_obj("listsendpays", {"payment_hash": payment_hash})
+        """What the node knows of payments of this hash. ``listsendpays`` first: ``listpays`` is made from its
+        parts (adding only that the ``pay`` plugin still retries parts that failed), so a hash without parts
+        (a fresh invoice, the usual case) costs the node one call."""
         try:
-            return _merge_status(payment_hash, _list(pays, "pays"), _list(sendpays, "payments"))
+            sendpays = _list(await self._call_obj("listsendpays", {"payment_hash": payment_hash}), "payments")
+            pays: list[dict[str, Any]] = []
+            if sendpays:
+                pays = _list(await self._call_obj("listpays", {"payment_hash": payment_hash}), "pays")
+            return _merge_status(payment_hash, pays, sendpays)
         except _Bad as e:
             raise NodeProtocolError(f"payment status of {payment_hash}: {e}") from None
 

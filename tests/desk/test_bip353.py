@@ -330,7 +330,6 @@ async def test_a_ledger_from_before_names_gains_the_column(tmp_path):
     try:
         rec = await store.get("r1")
         assert rec["bip353"] is None and rec["destination"] == "lnbc1"
-        cur = await store._db.execute("PRAGMA user_version")
-        assert (await cur.fetchone())[0] == len(MIGRATIONS)
+        assert await store.pragma("user_version") == len(MIGRATIONS)
     finally:
         await store.close()

@@ -1,6 +1,9 @@
+import asyncio
 import json
 import os
+import sqlite3
 import stat
+import threading
 
 import pytest
 
@@ -22,12 +25,9 @@ async def store(tmp_path):
 async def test_file_is_private_and_durable(tmp_path, store):
     path = tmp_path / "desk.sqlite3"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    cur = await store._db.execute("PRAGMA journal_mode")
-    assert (await cur.fetchone())[0] == "wal"
-    cur = await store._db.execute("PRAGMA synchronous")
-    assert (await cur.fetchone())[0] == 2  # FULL
-    cur = await store._db.execute("PRAGMA user_version")
-    assert (await cur.fetchone())[0] == len(MIGRATIONS)
+    assert await store.pragma("journal_mode") == "wal"
+    assert await store.pragma("synchronous") == 2  # FULL
+    assert await store.pragma("user_version") == len(MIGRATIONS)
 
 
 async def test_reopen_keeps_rows_and_does_not_migrate_twice(tmp_path):
@@ -130,5 +130,72 @@ async def test_a_ledger_from_before_claims_migrates_and_keeps_its_rows(tmp_path)
         assert old["claim_hash"] is None and old.state is State.SETTLED  # no claim: its tokens by id never
         await store.create({**_fields("new"), "claim_hash": "e" * 64}, [("y9", "{}")], None)
         assert (await store.get_by_claim("e" * 64)).id == "new"
+    finally:
+        await store.close()
+
+
+# --- the ledger's thread: writes that wait together share one commit ------------------------------------------
+
+
+async def _held(store: Store, release: threading.Event) -> None:
+    """Occupy the ledger's thread until ``release`` is set, so that the writes queued meanwhile wait together."""
+    await store._ledger.run(store._db, lambda _db: release.wait(10), write=False)
+
+
+async def test_writes_waiting_together_share_one_commit_and_each_fails_alone(tmp_path):
+    path = str(tmp_path / "group.sqlite3")
+    store = await Store.open(path)
+    try:
+        await store.create(_fields("taken"), [("y-taken", "{}")], "h-taken")
+        commits, syncs = store.commits, store.syncs
+        release = threading.Event()
+        held = asyncio.create_task(_held(store, release))
+        await asyncio.sleep(0.05)
+        creates = [asyncio.create_task(store.create(_fields(f"r{i}"), [(f"y{i}", "{}")], f"h{i}")) for i in range(8)]
+        clash = asyncio.create_task(store.create(_fields("clash"), [("y-taken", "{}")], "h-clash"))
+        await asyncio.sleep(0.05)
+        assert not any(t.done() for t in [*creates, clash]), "no write is answered before its commit"
+        release.set()
+        await held
+        made = await asyncio.gather(*creates)
+        with pytest.raises(ClaimConflict):
+            await clash
+        assert [r.state for r in made] == [State.NEW] * 8
+        assert store.commits - commits == 8 and store.syncs - syncs == 1
+    finally:
+        await store.close()
+    # Durable and whole: a fresh connection sees the eight and nothing of the one that failed.
+    plain = sqlite3.connect(path)
+    try:
+        ids = {r[0] for r in plain.execute("SELECT id FROM redemptions")}
+        hashes = {r[0] for r in plain.execute("SELECT payment_hash FROM payment_hashes")}
+    finally:
+        plain.close()
+    assert ids == {"taken", *(f"r{i}" for i in range(8))}
+    assert "h-clash" not in hashes and len(hashes) == 9
+
+
+async def test_a_group_whose_commit_fails_answers_every_writer_and_keeps_nothing(tmp_path):
+    store = await Store.open(str(tmp_path / "failing.sqlite3"))
+    try:
+        release = threading.Event()
+        held = asyncio.create_task(_held(store, release))
+        await asyncio.sleep(0.05)
+        good = asyncio.create_task(store.create(_fields("a"), [("ya", "{}")], "ha"))
+
+        def poison(db: sqlite3.Connection) -> None:
+            # Succeeds as a job, but its dangling reference is checked at the group's COMMIT, which then fails.
+            db.execute("PRAGMA defer_foreign_keys = ON")
+            db.execute("INSERT INTO inputs (redemption_id, position, y, proof) VALUES ('nobody', 0, 'yz', '{}')")
+
+        bad = asyncio.create_task(store._write(poison))
+        later = asyncio.create_task(store.create(_fields("b"), [("yb", "{}")], "hb"))
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        results = await asyncio.gather(good, bad, later, return_exceptions=True)
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+        assert await store.get("a") is None and await store.get("b") is None
+        assert (await store.create(_fields("c"), [("ya", "{}")], "ha")).state is State.NEW  # the ledger goes on
     finally:
         await store.close()

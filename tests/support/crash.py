@@ -95,7 +95,7 @@ class Crasher:
     async def bury(self) -> None:
         """Release what the dead desk held (its ledger connection, its mint session), changing nothing."""
         for db in self._dead_dbs:
-            await db.close()
+            db.close()
         if self.mint is not None:
             await self.mint.close()
 

@@ -1,0 +1,53 @@
+"""What one redemption costs the ledger, the node and the mint: counted, so that a step added to the path shows."""
+
+from __future__ import annotations
+
+from support.invoices import make_invoice
+
+# One commit per transition: new, quoted, custody, paying, paid.
+PAID_COMMITS = 5
+# Settling a fixed-amount payment whose fee reserve went back: the reserve's quote released and forgotten, the
+# new quote asked and recorded, its answer, and the move to settled.
+SETTLE_COMMITS = 4
+
+
+async def _redeem_counting(desk, ehash, node) -> tuple[dict, int, dict, dict]:
+    token = await ehash.token(2_048)
+    inv = make_invoice(1_000_000)
+    await desk.redeem(await ehash.token(64), make_invoice(10_000).bolt11)  # the mint's catalog, read once
+    node.calls.clear()
+    ehash.proxy.seen.clear()
+    commits = desk.store.commits
+    out = await desk.redeem(token, inv.bolt11)
+    return out, desk.store.commits - commits, dict(node.calls), dict(ehash.proxy.seen)
+
+
+async def test_a_redemption_commits_once_per_transition_and_asks_the_node_three_times(make_desk, ehash, node):
+    desk = await make_desk(settle="batch")
+    out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+    assert out["state"] == "paid"
+    assert commits == PAID_COMMITS
+    # decode, one look at the payment hash (a fresh invoice has no parts: listpays is not asked), the payment
+    assert calls == {"decode": 1, "listsendpays": 1, "xpay": 1}
+    assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 1}
+
+
+async def test_settling_now_adds_the_settlement_s_commits_only(make_desk, ehash, node):
+    desk = await make_desk()
+    out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+    assert out["state"] == "settled"
+    assert commits == PAID_COMMITS + SETTLE_COMMITS
+    assert calls == {"decode": 1, "listsendpays": 1, "xpay": 1}
+    assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 2, "/v1/melt/quote/ehash/release": 1,
+                    "/v1/melt/ehash": 1}
+
+
+async def test_a_hash_with_parts_is_looked_up_in_listpays_too(desk, ehash, node):
+    """A hash the node has sent parts for is looked at twice: listpays says whether ``pay`` still retries them."""
+    inv = make_invoice(100_000)
+    first = await desk.redeem(await ehash.token(1_000), inv.bolt11)
+    assert first["state"] == "settled"
+    node.calls.clear()
+    status = await desk.payment_status(inv.payment_hash)
+    assert status is not None and status.status == "complete" and status.preimage == inv.preimage
+    assert node.calls == {"listsendpays": 1, "listpays": 1}
