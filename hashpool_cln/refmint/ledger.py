@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import bolt11
 from coincurve import PrivateKey, PublicKey
 
 from hashpool_cln import __version__
@@ -39,6 +38,7 @@ from hashpool_cln.cashu.nut20 import verify_quote_signature
 from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
 from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch, quote_amount_msat
 from hashpool_cln.refmint import db as dbm
+from hashpool_cln.refmint import invoices
 from hashpool_cln.refmint.config import MintConfig, load_pool_key, load_seed, prepare_data_dir
 from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
 from hashpool_cln.refmint.errors import Code, MintError, malformed
@@ -887,8 +887,8 @@ def _request_payment_hash(request: str | None) -> str | None:
         raise malformed(f"request is longer than {_MAX_REQUEST_CHARS} characters")
     if request.lower().startswith("ln") and not request.lower().startswith(("lno", "lni", "lnr")):
         try:
-            return bolt11.decode(request).payment_hash
-        except Exception:
+            return invoices.payment_hash(request)
+        except invoices.InvoiceError:
             raise malformed("request looks like a BOLT11 invoice but does not decode") from None
     return None
 
