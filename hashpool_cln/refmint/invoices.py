@@ -19,6 +19,7 @@ from coincurve.ecdsa import cdata_to_der, deserialize_recoverable, recoverable_c
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _WORD = {c: i for i, c in enumerate(_CHARSET)}
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+_PRINTABLE = re.compile(r"[!-~]*")  # bech32 allows US-ASCII 33 to 126
 _HRP = re.compile(r"ln(bcrt|bc|tbs|tb)(\w+)?")
 _AMOUNT = re.compile(r"\d+[pnum]?")
 _SIGNATURE_WORDS = 104  # 65 bytes: r, s and the recovery id
@@ -50,7 +51,7 @@ def payment_hash(invoice: str) -> str:
 
 def _bech32(text: str) -> tuple[str, list[int]]:
     """The human-readable part and the data words (checksum removed) of a bech32 string."""
-    if any(not 33 <= ord(c) <= 126 for c in text):
+    if not _PRINTABLE.fullmatch(text):
         raise InvoiceError("not a bech32 string")
     pos = text.rfind("1")
     if pos < 1 or pos > 83 or pos + 7 > len(text):
@@ -65,14 +66,22 @@ def _bech32(text: str) -> tuple[str, list[int]]:
     return hrp, words[:-6]
 
 
+def _shifted_out(top: int) -> int:
+    """What BCH's generator adds for the 5 bits ``top`` shifted out of the checksum."""
+    value = 0
+    for i, g in enumerate(_GENERATOR):
+        if top >> i & 1:
+            value ^= g
+    return value
+
+
+_SHIFTED_OUT = tuple(_shifted_out(top) for top in range(32))
+
+
 def _polymod(values: list[int]) -> int:
     chk = 1
     for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            if top >> i & 1:
-                chk ^= _GENERATOR[i]
+        chk = (chk & 0x1FFFFFF) << 5 ^ v ^ _SHIFTED_OUT[chk >> 25]
     return chk
 
 
