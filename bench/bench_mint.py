@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from hashpool_cln.cashu import crypto  # noqa: E402
+from hashpool_cln.cashu.amounts import split_amount  # noqa: E402
 from hashpool_cln.cashu.models import BlindedMessage, Proof  # noqa: E402
 from hashpool_cln.cashu.nut20 import sign_quote  # noqa: E402
 from hashpool_cln.refmint.config import load_auth  # noqa: E402
@@ -329,11 +330,7 @@ MIX_TOKEN = 2048
 MIX_PAY = 1000  # units, and sats: the settled epoch is worth 1 sat a unit
 MIX_RESERVE = 10
 MIX_CLIENTS = 16
-MIX_BANK = 24  # the settled epoch's share: 2^24 units, cut into 2048-unit proofs
-
-
-def _split(amount: int) -> list[int]:
-    return [1 << i for i in range(amount.bit_length()) if amount >> i & 1]
+MIX_REQUESTS = 5  # HTTP requests per redemption
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -348,18 +345,17 @@ class MixMint:
 
     name: str
     proc: subprocess.Popen
-    url: str
+    target: Target
     desk_auth: dict[str, str]
     unit: str
-    keyset_id: str
-    keys: dict[int, Any]
     bank: list[Proof]
 
 
 @contextlib.asynccontextmanager
 async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, checkout: Path, proofs: int,
                    profile: Path | None = None) -> AsyncIterator[MixMint]:
-    """``hashpool-mint serve`` from ``checkout`` at its default log level, under cProfile when ``profile``."""
+    """``hashpool-mint serve`` from ``checkout`` at its default log level (under cProfile when ``profile``), with
+    ``proofs`` 2048-unit proofs of a settled epoch worth 1 sat a unit."""
     port = _free_port()
     data_dir = workdir / f"mix-{name}"
     prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
@@ -374,17 +370,18 @@ async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, che
         unit = (await _json(session, "GET", url + "/v1/info"))["ehash"]["open_unit"]
         kid, keys = await _load_keys(session, url, unit)
         target = Target(name, url, kid, keys)
+        bank_bits = (proofs * MIX_TOKEN).bit_length()  # one share worth them all
         quote = await _json(session, "POST", url + "/v1/mint/quote/mining_share",
-                            {"header_hash": random_share_hash(MIX_BANK).hex()}, pool)
-        outs, secs, rs = _blind(kid, [1 << MIX_BANK])
+                            {"header_hash": random_share_hash(bank_bits).hex()}, pool)
+        outs, secs, rs = _blind(kid, [1 << bank_bits])
         sigs = (await _json(session, "POST", url + "/v1/mint/mining_share",
                             {"quote": quote["quote"], "outputs": outs}))["signatures"]
         big = _unblind(target, sigs, secs, rs)
         await _json(session, "POST", url + "/v1/admin/reward", {
-            "height": 1, "block_hash": secrets.token_hex(32), "reward_msat": (1 << MIX_BANK) * 1000,
+            "height": 1, "block_hash": secrets.token_hex(32), "reward_msat": (1 << bank_bits) * 1000,
             "confirmations": 1}, pool)
         bank = await _cut(session, target, big, proofs)
-        yield MixMint(name, proc, url, {"Authorization": f"Bearer {auth['desk']}"}, unit, kid, keys, bank)
+        yield MixMint(name, proc, target, {"Authorization": f"Bearer {auth['desk']}"}, unit, bank)
     finally:
         _stop(proc)
 
@@ -396,7 +393,7 @@ async def _cut(session: aiohttp.ClientSession, target: Target, proofs: list[Proo
     while len(cut) < n:
         total = sum(p.amount for p in rest)
         take = min(500, n - len(cut))
-        amounts = [MIX_TOKEN] * take + _split(total - take * MIX_TOKEN)
+        amounts = [MIX_TOKEN] * take + split_amount(total - take * MIX_TOKEN)
         outs, secs, rs = _blind(target.keyset_id, amounts)
         sigs = (await _json(session, "POST", target.url + "/v1/swap",
                             {"inputs": [p.to_dict() for p in rest], "outputs": outs}))["signatures"]
@@ -420,22 +417,21 @@ class Redemption:
 def _redemptions(mint: MixMint, n: int) -> list[Redemption]:
     from support.invoices import make_invoice
 
-    amounts = _split(MIX_PAY) + _split(MIX_RESERVE) + _split(MIX_TOKEN - MIX_PAY - MIX_RESERVE)
+    amounts = split_amount(MIX_PAY) + split_amount(MIX_RESERVE) + split_amount(MIX_TOKEN - MIX_PAY - MIX_RESERVE)
     made = []
     for _ in range(n):
-        outs, secs, rs = _blind(mint.keyset_id, amounts)
+        outs, secs, rs = _blind(mint.target.keyset_id, amounts)
         made.append(Redemption(mint.bank.pop(), make_invoice(MIX_PAY * 1000), outs, secs, rs))
     return made
 
 
 async def _redeem(session: aiohttp.ClientSession, mint: MixMint, r: Redemption) -> None:
     """The mint's side of one redemption, in the desk's order."""
-    url, auth = mint.url, mint.desk_auth
+    url, auth = mint.target.url, mint.desk_auth
     sigs = (await _json(session, "POST", url + "/v1/swap",
                         {"inputs": [r.token.to_dict()], "outputs": r.outs}))["signatures"]
-    target = Target(mint.name, url, mint.keyset_id, mint.keys)
-    pay = len(_split(MIX_PAY))
-    custody = _unblind(target, sigs[:pay], r.secs[:pay], r.rs[:pay])
+    pay = len(split_amount(MIX_PAY))
+    custody = _unblind(mint.target, sigs[:pay], r.secs[:pay], r.rs[:pay])
     quote = {"method": "ehash", "unit": mint.unit, "request": r.invoice.bolt11}
     first = await _json(session, "POST", url + "/v1/melt/quote/ehash",
                         {**quote, "amount": MIX_PAY + MIX_RESERVE, "reference": secrets.token_hex(8)}, auth)
@@ -488,13 +484,13 @@ async def run_mix(checkouts: dict[str, Path], rounds: int, per_round: int, clien
 
 def report_mix(samples: dict[str, list[tuple[float, float]]], clients: int) -> str:
     lines = ["", f"desk's request mix per redemption, {clients} concurrent callers (swap, 2 melt quotes, release, "
-             "melt)", f"{'mint':>10} {'CPU ms/redemption':>18} {'redemptions/s':>14} {'rounds':>6}"]
+             "melt)", f"{'mint':>10} {'CPU ms/redemption':>18} {'redemptions/s':>14} {'requests/s':>11} {'rounds':>6}"]
     medians = {}
     for name, got in samples.items():
         cpu = statistics.median(c for c, _ in got)
         rate = statistics.median(r for _, r in got)
         medians[name] = (cpu, rate)
-        lines.append(f"{name:>10} {cpu:18.2f} {rate:14.1f} {len(got):>6}")
+        lines.append(f"{name:>10} {cpu:18.2f} {rate:14.1f} {rate * MIX_REQUESTS:11.0f} {len(got):>6}")
     if "before" in medians and "this" in medians:
         (cb, rb), (ct, rt) = medians["before"], medians["this"]
         lines.append(f"this / before: CPU {ct / cb:.2f}x, redemptions/s {rt / rb:.2f}x")
