@@ -111,20 +111,23 @@ def _tags(fields: list[int]) -> dict[str, bytes]:
     return tags
 
 
-def _to_bytes(words: list[int]) -> bytes:
-    """5-bit words as bytes, the last partial byte dropped (BOLT #11's fields pad to whole words, not bytes)."""
+def _to_int(words: list[int]) -> tuple[int, int]:
+    """5-bit words as one big-endian integer, and its width in bits."""
     value = 0
     for w in words:
         value = value << 5 | w
-    bits = 5 * len(words)
+    return value, 5 * len(words)
+
+
+def _to_bytes(words: list[int]) -> bytes:
+    """5-bit words as bytes, the last partial byte dropped (BOLT #11's fields pad to whole words, not bytes)."""
+    value, bits = _to_int(words)
     return (value >> bits % 8).to_bytes(bits // 8, "big")
 
 
 def _signing_bytes(words: list[int]) -> bytes:
     """The words as bytes, the last byte padded with zero bits (what the signature covers after the prefix)."""
-    value, bits = 0, 5 * len(words)
-    for w in words:
-        value = value << 5 | w
+    value, bits = _to_int(words)
     pad = -bits % 8
     return (value << pad).to_bytes((bits + pad) // 8, "big")
 

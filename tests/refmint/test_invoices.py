@@ -12,6 +12,7 @@ import bolt11
 import pytest
 from bitstring import ReadError
 from bolt11.models.tags import TagChar, Tags
+from coincurve import PrivateKey
 from support.invoices import PAYEE_KEY, make_invoice
 
 from hashpool_cln.refmint.invoices import InvoiceError, payment_hash
@@ -32,7 +33,6 @@ def _invoice(rng: random.Random) -> str:
     tags.add(TagChar.min_final_cltv_expiry, rng.randrange(1, 500))
     keep_payee = rng.random() < 0.5
     if keep_payee:
-        from coincurve import PrivateKey
         tags.add(TagChar.payee, PrivateKey.from_hex(PAYEE_KEY).public_key.format().hex())
     amount = rng.choice((None, 1, 1000, 123_456_789, 10**11))
     inv = bolt11.Bolt11(currency=rng.choice(("bc", "tb", "bcrt", "tbs")), date=rng.randrange(1, 1 << 34),
@@ -136,3 +136,38 @@ def test_a_signature_by_another_key_than_the_payee_named_is_refused() -> None:
         payment_hash(text)
     with pytest.raises(bolt11.exceptions.Bolt11Exception):
         bolt11.decode(text)
+
+
+def _words(data: bytes) -> list[int]:
+    value, bits = int.from_bytes(data, "big"), 8 * len(data)
+    count = -(-bits // 5)
+    value <<= 5 * count - bits
+    return [value >> 5 * (count - 1 - i) & 31 for i in range(count)]
+
+
+def _field(tag: str, words: list[int]) -> list[int]:
+    return [bech32.CHARSET.index(tag), len(words) >> 5, len(words) & 31, *words]
+
+
+def _signed(hrp: str, fields: list[int]) -> str:
+    """An invoice of ``fields`` (after a timestamp) signed by the test payee, as BOLT #11 signs it."""
+    words = _words((1_700_000_000).to_bytes(5, "big"))[1:] + fields  # 35 bits of timestamp: 7 words
+    bits = 5 * len(words)
+    value = int("".join(f"{w:05b}" for w in words), 2) << (-bits % 8)
+    message = hrp.encode() + value.to_bytes((bits + 7) // 8, "big")
+    signature = PrivateKey.from_hex(PAYEE_KEY).sign_recoverable(message)
+    return bech32.bech32_encode(hrp, words + _words(signature))
+
+
+@pytest.mark.parametrize("first_length", [51, 53, 0])
+def test_a_payment_hash_field_of_another_length_is_skipped(first_length: int) -> None:
+    wanted = secrets.token_bytes(32)
+    common = _field("s", _words(secrets.token_bytes(32))) + _field("d", _words(b"x"))
+    odd = _field("p", [7] * first_length)
+    text = _signed("lnbcrt", odd + _field("p", _words(wanted)) + _field("p", _words(bytes(32))) + common)
+    assert payment_hash(text) == wanted.hex() == bolt11.decode(text).payment_hash  # the first of 52 words
+    alone = _signed("lnbcrt", odd + common)
+    with pytest.raises(InvoiceError):
+        payment_hash(alone)
+    with pytest.raises(bolt11.exceptions.Bolt11Exception):
+        bolt11.decode(alone)
