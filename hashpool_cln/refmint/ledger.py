@@ -888,8 +888,8 @@ def _request_payment_hash(request: str | None) -> str | None:
     if request.lower().startswith("ln") and not request.lower().startswith(("lno", "lni", "lnr")):
         try:
             return invoices.payment_hash(request)
-        except invoices.InvoiceError:
-            raise malformed("request looks like a BOLT11 invoice but does not decode") from None
+        except invoices.InvoiceError as exc:
+            raise malformed(f"request looks like a BOLT11 invoice but does not decode: {exc}") from None
     return None
 
 
