@@ -11,7 +11,13 @@ Then share issuance at the reference mint as a miner's wallet sweeps it: NUT-20 
 unit minted one request per quote (``/v1/mint/ehash``) against NUT-29 batches of ``ISSUE_BATCH`` quotes
 (``/v1/mint/ehash/batch``). Reported: quotes minted per second each way and the ratio.
 
-    python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell]
+Then the mint's cost per redemption: 16 concurrent callers (one kept-alive HTTP/1.1 connection each, as the
+desk's client) send the desk's requests for redemptions of 1-proof tokens (swap, two melt quotes, a release, the
+melt) to ``hashpool-mint serve``; reported: the server process's CPU (from /proc) per redemption and redemptions
+per second, medians over rounds. ``--before DIR`` serves a second mint from another checkout beside it, rounds
+interleaved, for a before/after comparison in one run; ``--profile FILE`` runs this checkout's mint under cProfile.
+
+    python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell] [--mix-only] [--before DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,8 +45,10 @@ from coincurve import PrivateKey
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from hashpool_cln.cashu import crypto  # noqa: E402
+from hashpool_cln.cashu.amounts import split_amount  # noqa: E402
 from hashpool_cln.cashu.models import BlindedMessage, Proof  # noqa: E402
 from hashpool_cln.cashu.nut20 import sign_quote  # noqa: E402
 from hashpool_cln.refmint.config import load_auth  # noqa: E402
@@ -112,20 +121,20 @@ async def _load_keys(session: aiohttp.ClientSession, url: str, unit: str) -> tup
     return kid, {int(a): crypto.point(k) for a, k in keys.items()}
 
 
-def _blind(kid: str, n: int) -> tuple[list[dict], list[str], list]:
+def _blind(kid: str, amounts: list[int]) -> tuple[list[dict], list[str], list]:
     outs, secs, rs = [], [], []
-    for _ in range(n):
+    for amount in amounts:
         secret = secrets.token_hex(32)
         B_, r = crypto.blind(secret.encode())
-        outs.append({"amount": 1, "id": kid, "B_": B_.format().hex()})
+        outs.append({"amount": amount, "id": kid, "B_": B_.format().hex()})
         secs.append(secret)
         rs.append(r)
     return outs, secs, rs
 
 
 def _unblind(target: Target, sigs: list[dict], secs: list[str], rs: list) -> list[Proof]:
-    A = target.keys[1]
-    return [Proof(1, target.keyset_id, s, crypto.unblind(crypto.point(sig["C_"]), r, A).format().hex())
+    return [Proof(sig["amount"], target.keyset_id, s,
+                  crypto.unblind(crypto.point(sig["C_"]), r, target.keys[sig["amount"]]).format().hex())
             for sig, s, r in zip(sigs, secs, rs)]
 
 
@@ -135,7 +144,7 @@ def _unblind(target: Target, sigs: list[dict], secs: list[str], rs: list) -> lis
 async def _mint(session: aiohttp.ClientSession, target: Target, path: str, quote_id: str,
                 amount: int) -> list[Proof]:
     """Mint a paid quote of ``amount`` units (1-unit outputs) into proofs."""
-    outs, secs, rs = _blind(target.keyset_id, amount)
+    outs, secs, rs = _blind(target.keyset_id, [1] * amount)
     sigs = (await _json(session, "POST", target.url + path, {"quote": quote_id, "outputs": outs}))["signatures"]
     return _unblind(target, sigs, secs, rs)
 
@@ -184,7 +193,7 @@ async def measure_issuance(session: aiohttp.ClientSession, url: str, pool: str,
         return made
 
     async def mint(ids: list[str]) -> None:
-        outs, secs, rs = _blind(target.keyset_id, len(ids))
+        outs, secs, rs = _blind(target.keyset_id, [1] * len(ids))
         messages = [BlindedMessage(1, o["id"], o["B_"]) for o in outs]
         signatures = [sign_quote(key, q, messages) for q in ids]
         if len(ids) == 1:
@@ -259,7 +268,7 @@ async def _client(session: aiohttp.ClientSession, target: Target, proofs: list[P
     swapped = 0
     while time.monotonic() < deadline:
         inputs = proofs[:batch]
-        outs, secs, rs = _blind(target.keyset_id, batch)
+        outs, secs, rs = _blind(target.keyset_id, [1] * batch)
         try:
             sigs = (await _json(session, "POST", target.url + "/v1/swap",
                                 {"inputs": [p.to_dict() for p in inputs], "outputs": outs}))["signatures"]
@@ -312,6 +321,182 @@ async def run(duration: float, skip_nutshell: bool) -> dict[str, dict[tuple[int,
     return results
 
 
+# ---------------------------------------------------------------- the desk's per-redemption request mix
+
+# What the desk asks per redemption of a 1-proof token (counted through a proxy in front of the mint): the custody
+# swap (1 input of 2048, the payment, fee-reserve and change outputs), a melt quote under a reference for the
+# payment and reserve, then, the reserve returned, its release and a quote for the payment alone, and the melt.
+MIX_TOKEN = 2048
+MIX_PAY = 1000  # units, and sats: the settled epoch is worth 1 sat a unit
+MIX_RESERVE = 10
+MIX_CLIENTS = 16
+MIX_REQUESTS = 5  # HTTP requests per redemption
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc (threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class MixMint:
+    """A reference mint served by one checkout, with a settled epoch and a bank of 2048-unit proofs."""
+
+    name: str
+    proc: subprocess.Popen
+    target: Target
+    desk_auth: dict[str, str]
+    unit: str
+    bank: list[Proof]
+
+
+@contextlib.asynccontextmanager
+async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, checkout: Path, proofs: int,
+                   profile: Path | None = None) -> AsyncIterator[MixMint]:
+    """``hashpool-mint serve`` from ``checkout`` at its default log level (under cProfile when ``profile``), with
+    ``proofs`` 2048-unit proofs of a settled epoch worth 1 sat a unit."""
+    port = _free_port()
+    data_dir = workdir / f"mix-{name}"
+    prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    proc = _spawn([*prefix, "-m", "hashpool_cln.refmint", "serve", "--port", str(port), "--data-dir",
+                   str(data_dir), "--min-difficulty", "0", "--final-confirmations", "1"], cwd=checkout, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(session, url, proc, 30)
+        auth = load_auth(data_dir)
+        pool = {"Authorization": f"Bearer {auth['pool']}"}
+        unit = (await _json(session, "GET", url + "/v1/info"))["ehash"]["open_unit"]
+        kid, keys = await _load_keys(session, url, unit)
+        target = Target(name, url, kid, keys)
+        bank_bits = (proofs * MIX_TOKEN).bit_length()  # one share worth them all
+        quote = await _json(session, "POST", url + "/v1/mint/quote/mining_share",
+                            {"header_hash": random_share_hash(bank_bits).hex()}, pool)
+        outs, secs, rs = _blind(kid, [1 << bank_bits])
+        sigs = (await _json(session, "POST", url + "/v1/mint/mining_share",
+                            {"quote": quote["quote"], "outputs": outs}))["signatures"]
+        big = _unblind(target, sigs, secs, rs)
+        await _json(session, "POST", url + "/v1/admin/reward", {
+            "height": 1, "block_hash": secrets.token_hex(32), "reward_msat": (1 << bank_bits) * 1000,
+            "confirmations": 1}, pool)
+        bank = await _cut(session, target, big, proofs)
+        yield MixMint(name, proc, target, {"Authorization": f"Bearer {auth['desk']}"}, unit, bank)
+    finally:
+        _stop(proc)
+
+
+async def _cut(session: aiohttp.ClientSession, target: Target, proofs: list[Proof], n: int) -> list[Proof]:
+    """``n`` proofs of ``MIX_TOKEN`` units cut from ``proofs`` (swaps of up to 500 outputs)."""
+    cut: list[Proof] = []
+    rest = proofs
+    while len(cut) < n:
+        total = sum(p.amount for p in rest)
+        take = min(500, n - len(cut))
+        amounts = [MIX_TOKEN] * take + split_amount(total - take * MIX_TOKEN)
+        outs, secs, rs = _blind(target.keyset_id, amounts)
+        sigs = (await _json(session, "POST", target.url + "/v1/swap",
+                            {"inputs": [p.to_dict() for p in rest], "outputs": outs}))["signatures"]
+        got = _unblind(target, sigs, secs, rs)
+        cut += got[:take]
+        rest = got[take:]
+    return cut
+
+
+@dataclass
+class Redemption:
+    """What one redemption sends, made before the clock starts: its token, invoice and the swap's outputs."""
+
+    token: Proof
+    invoice: Any  # support.invoices.Invoice
+    outs: list[dict]
+    secs: list[str]
+    rs: list
+
+
+def _redemptions(mint: MixMint, n: int) -> list[Redemption]:
+    from support.invoices import make_invoice
+
+    amounts = split_amount(MIX_PAY) + split_amount(MIX_RESERVE) + split_amount(MIX_TOKEN - MIX_PAY - MIX_RESERVE)
+    made = []
+    for _ in range(n):
+        outs, secs, rs = _blind(mint.target.keyset_id, amounts)
+        made.append(Redemption(mint.bank.pop(), make_invoice(MIX_PAY * 1000), outs, secs, rs))
+    return made
+
+
+async def _redeem(session: aiohttp.ClientSession, mint: MixMint, r: Redemption) -> None:
+    """The mint's side of one redemption, in the desk's order."""
+    url, auth = mint.target.url, mint.desk_auth
+    sigs = (await _json(session, "POST", url + "/v1/swap",
+                        {"inputs": [r.token.to_dict()], "outputs": r.outs}))["signatures"]
+    pay = len(split_amount(MIX_PAY))
+    custody = _unblind(mint.target, sigs[:pay], r.secs[:pay], r.rs[:pay])
+    quote = {"method": "ehash", "unit": mint.unit, "request": r.invoice.bolt11}
+    first = await _json(session, "POST", url + "/v1/melt/quote/ehash",
+                        {**quote, "amount": MIX_PAY + MIX_RESERVE, "reference": secrets.token_hex(8)}, auth)
+    await _json(session, "POST", url + "/v1/melt/quote/ehash/release", {"quote": first["quote"]}, auth)
+    second = await _json(session, "POST", url + "/v1/melt/quote/ehash",
+                         {**quote, "amount": MIX_PAY, "reference": secrets.token_hex(8)}, auth)
+    paid = await _json(session, "POST", url + "/v1/melt/ehash", {
+        "quote": second["quote"], "inputs": [p.to_dict() for p in custody],
+        "payment": {"payment_hash": r.invoice.payment_hash, "preimage": r.invoice.preimage}}, auth)
+    if paid.get("state") != "PAID":
+        raise Refused(f"melt answered {paid}")
+
+
+async def mix_phase(session: aiohttp.ClientSession, mint: MixMint, n: int, clients: int) -> tuple[float, float]:
+    """``n`` redemptions by ``clients`` concurrent callers: (mint CPU ms per redemption, redemptions/s)."""
+    queue = _redemptions(mint, n)
+
+    async def caller() -> None:
+        while queue:
+            await _redeem(session, mint, queue.pop())
+
+    cpu, start = _cpu_seconds(mint.proc.pid), time.monotonic()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    wall = time.monotonic() - start
+    return (_cpu_seconds(mint.proc.pid) - cpu) * 1e3 / n, n / wall
+
+
+async def run_mix(checkouts: dict[str, Path], rounds: int, per_round: int, clients: int,
+                  profile: Path | None) -> dict[str, list[tuple[float, float]]]:
+    """Rounds of ``per_round`` redemptions, arm after arm, so that load on the machine falls on every arm alike."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in checkouts}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-mint-mix-"))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # one connection per caller, kept alive between requests, as the desk's aiohttp session does
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)))
+            mints = [await stack.enter_async_context(
+                mix_mint(session, workdir, name, path, (rounds + 1) * per_round,
+                         profile if i == 0 else None)) for i, (name, path) in enumerate(checkouts.items())]
+            for mint in mints:
+                await mix_phase(session, mint, per_round // 4, clients)  # warm up
+            for _ in range(rounds):
+                for mint in mints:
+                    samples[mint.name].append(await mix_phase(session, mint, per_round, clients))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return samples
+
+
+def report_mix(samples: dict[str, list[tuple[float, float]]], clients: int) -> str:
+    lines = ["", f"desk's request mix per redemption, {clients} concurrent callers (swap, 2 melt quotes, release, "
+             "melt)", f"{'mint':>10} {'CPU ms/redemption':>18} {'redemptions/s':>14} {'requests/s':>11} {'rounds':>6}"]
+    medians = {}
+    for name, got in samples.items():
+        cpu = statistics.median(c for c, _ in got)
+        rate = statistics.median(r for _, r in got)
+        medians[name] = (cpu, rate)
+        lines.append(f"{name:>10} {cpu:18.2f} {rate:14.1f} {rate * MIX_REQUESTS:11.0f} {len(got):>6}")
+    if "before" in medians and "this" in medians:
+        (cb, rb), (ct, rt) = medians["before"], medians["this"]
+        lines.append(f"this / before: CPU {ct / cb:.2f}x, redemptions/s {rt / rb:.2f}x")
+    return "\n".join(lines)
+
+
 def report(results: dict[str, dict[tuple[int, int], float]]) -> str:
     lines = ["", "swap throughput (proofs/s)", f"{'proofs/req':>10} {'clients':>7} {'reference':>10} "
              f"{'nutshell':>10} {'ratio':>6}"]
@@ -334,8 +519,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per configuration")
     parser.add_argument("--skip-nutshell", action="store_true")
+    parser.add_argument("--mix-only", action="store_true", help="only the per-redemption cost")
+    parser.add_argument("--before", type=Path, help="another checkout whose mint is measured beside this one")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the per-redemption cost")
+    parser.add_argument("--per-round", type=int, default=160, help="redemptions per round and mint")
+    parser.add_argument("--clients", type=int, default=MIX_CLIENTS)
+    parser.add_argument("--profile", type=Path, help="cProfile output of this checkout's mint (per-redemption run)")
     args = parser.parse_args(argv)
-    print(report(asyncio.run(run(args.duration, args.skip_nutshell))))
+    if not args.mix_only:
+        print(report(asyncio.run(run(args.duration, args.skip_nutshell))))
+    checkouts = {"this": ROOT, **({"before": args.before.resolve()} if args.before else {})}
+    samples = asyncio.run(run_mix(checkouts, args.rounds, args.per_round, args.clients, args.profile))
+    print(report_mix(samples, args.clients))
     return 0
 
 

@@ -66,6 +66,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise malformed("request body is not valid JSON") from None
+    if raw.isascii() and b"\\u" not in raw:
+        return wire.obj(value)  # no escape, no UTF-8 bytes: no surrogate can be in it
     try:
         # JSON may escape lone surrogates ("\ud800"): text that no UTF-8 secret, id or key can hold
         json.dumps(value, ensure_ascii=False).encode("utf-8")

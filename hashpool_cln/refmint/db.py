@@ -121,6 +121,13 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE share_quotes SET priced = 0
         WHERE issued = 0 AND unit IN (SELECT unit FROM epochs WHERE closed_at IS NOT NULL);
     """,
+    # Each epoch carries what its paid quotes redeemed (written with each melt), so checking a quote against
+    # the budget reads the quotes still live, not every quote ever paid.
+    """
+    ALTER TABLE epochs ADD COLUMN redeemed_msat INTEGER NOT NULL DEFAULT 0;
+    UPDATE epochs SET redeemed_msat = (SELECT COALESCE(SUM(q.amount_msat), 0) FROM melt_quotes q
+        WHERE q.unit = epochs.unit AND q.state = 'PAID');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -179,13 +186,14 @@ class Database:
 
 
 async def fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    async with conn.execute(sql, params) as cur:
-        return list(await cur.fetchall())
+    # One trip to sqlite's thread (a cursor's execute, fetch and close would be three).
+    return list(await conn.execute_fetchall(sql, params))
 
 
 async def fetchone(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-    async with conn.execute(sql, params) as cur:
-        return await cur.fetchone()
+    """The first row of a query that names at most one."""
+    rows = await fetchall(conn, sql, params)
+    return rows[0] if rows else None
 
 
 def placeholders(values: Iterable[Any]) -> str:

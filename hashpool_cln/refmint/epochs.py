@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 from hashpool_cln.ehash import Epoch, EpochState, net_reward_msat
 
 # Columns read for an EpochRecord; ``r`` is the reward joined on ``e.reward_block_hash``.
-EPOCH_SELECT = (
-    "SELECT e.seq, e.unit, e.pool, e.height, e.keyset_id, e.opened_at, e.closed_at, e.reward_block_hash,"
-    " e.reward_msat, e.pool_fee_ppm, e.issued, r.final_at, e.minted"
-    " FROM epochs e LEFT JOIN rewards r ON r.block_hash = e.reward_block_hash AND r.dissolved = 0"
-)
+EPOCH_COLUMNS = ("e.seq, e.unit, e.pool, e.height, e.keyset_id, e.opened_at, e.closed_at, e.reward_block_hash,"
+                 " e.reward_msat, e.pool_fee_ppm, e.issued, r.final_at, e.minted, e.redeemed_msat")
+EPOCH_FROM = " FROM epochs e LEFT JOIN rewards r ON r.block_hash = e.reward_block_hash AND r.dissolved = 0"
+EPOCH_SELECT = "SELECT " + EPOCH_COLUMNS + EPOCH_FROM
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +43,7 @@ class EpochRecord:
     issued: int  # units quoted: what the price divides by
     final_at: int | None
     minted: int  # units signed from its quotes (at most issued)
+    redeemed_msat: int  # what its paid melt quotes took from the reward
 
     @classmethod
     def from_row(cls, row: tuple) -> EpochRecord:
@@ -76,11 +76,11 @@ class EpochRecord:
             return "settled"
         return "retired"
 
-    def to_epoch(self, now: int, redeem_window: int, redeemed_msat: int) -> Epoch:
+    def to_epoch(self, now: int, redeem_window: int) -> Epoch:
         return Epoch(
             unit=self.unit, pool=self.pool, height=self.height, block_hash=self.reward_block_hash,
             state=self.state(now, redeem_window), issued=self.issued, reward_msat=self.reward_msat,
-            redeemed_msat=redeemed_msat, redeem_until=self.redeem_until(redeem_window),
+            redeemed_msat=self.redeemed_msat, redeem_until=self.redeem_until(redeem_window),
             keysets=(self.keyset_id,), net_reward_msat=self.net_reward_msat, minted=self.minted,
         )
 

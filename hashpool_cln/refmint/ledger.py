@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import bolt11
 from coincurve import PrivateKey, PublicKey
 
 from hashpool_cln import __version__
@@ -39,8 +38,9 @@ from hashpool_cln.cashu.nut20 import verify_quote_signature
 from hashpool_cln.cashu.units import MAX_HEIGHT, format_unit
 from hashpool_cln.ehash import REFERENCE_PATTERN, EhashQuote, Epoch, quote_amount_msat
 from hashpool_cln.refmint import db as dbm
+from hashpool_cln.refmint import invoices
 from hashpool_cln.refmint.config import MintConfig, load_pool_key, load_seed, prepare_data_dir
-from hashpool_cln.refmint.epochs import EPOCH_SELECT, EpochRecord, split_reward
+from hashpool_cln.refmint.epochs import EPOCH_COLUMNS, EPOCH_FROM, EPOCH_SELECT, EpochRecord, split_reward
 from hashpool_cln.refmint.errors import Code, MintError, malformed
 from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS, NonceBook, verify_lookup
 from hashpool_cln.refmint.reservations import Key, Reservations
@@ -241,10 +241,7 @@ class Ledger:
 
     async def epochs(self, now: int | None = None) -> list[Epoch]:
         now = now_s() if now is None else now
-        redeemed = dict(await self.db.fetchall(
-            "SELECT unit, SUM(amount_msat) FROM melt_quotes WHERE state = 'PAID' GROUP BY unit"))
-        return [r.to_epoch(now, self.config.redeem_window, int(redeemed.get(r.unit, 0)))
-                for r in sorted(self._epochs.values(), key=lambda r: r.seq)]
+        return [r.to_epoch(now, self.config.redeem_window) for r in sorted(self._epochs.values(), key=lambda r: r.seq)]
 
     # ------------------------------------------------------------------ shared checks
 
@@ -603,12 +600,11 @@ class Ledger:
                     return known
             if unit not in self._epochs:
                 raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
-            epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
+            epoch, committed = await _budget(conn, unit, now)
             net = self._require_redeemable(epoch, now)
             amount_msat = quote_amount_msat(amount, net, epoch.issued)
             if amount_msat == 0:
                 raise MintError(Code.AMOUNT_OUT_OF_RANGE, f"{amount} units of {unit} are worth less than 1 msat")
-            committed = await _committed_msat(conn, unit, now)
             if committed + amount_msat > net:
                 raise MintError(Code.BUDGET_EXHAUSTED,
                                 f"epoch budget exhausted: {net - committed} msat left, the quote needs {amount_msat}")
@@ -693,17 +689,18 @@ class Ledger:
                     raise MintError(Code.QUOTE_PAID, "quote is already paid")
                 if released_at is not None:
                     raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
-                epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (q.unit,)))
+                epoch, committed = await _budget(conn, q.unit, now)
                 net = self._require_redeemable(epoch, now)
-                if expiry <= now:
-                    # An expired quote freed its budget; it may still be honoured if the budget still holds it.
-                    committed = await _committed_msat(conn, q.unit, now)
-                    if committed + q.amount_msat > net:
-                        raise MintError(Code.QUOTE_EXPIRED, "quote expired and the epoch budget no longer holds it")
+                # An expired quote freed its budget; it may still be honoured if the budget still holds it.
+                if expiry <= now and committed + q.amount_msat > net:
+                    raise MintError(Code.QUOTE_EXPIRED, "quote expired and the epoch budget no longer holds it")
                 await self._spend(conn, inputs, ys, now)
                 await conn.execute(
                     "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
                     " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
+                redeemed = epoch.redeemed_msat + q.amount_msat
+                await conn.execute("UPDATE epochs SET redeemed_msat = ? WHERE unit = ?", (redeemed, q.unit))
+            self._epochs[q.unit] = replace(epoch, redeemed_msat=redeemed)
         return replace(q, state="PAID", payment_preimage=preimage)
 
     # ------------------------------------------------------------------ chain events
@@ -863,12 +860,15 @@ async def _read_epochs(fetchall: Callable[..., Awaitable[list[tuple]]]) -> dict[
     return {r.unit: r for r in map(EpochRecord.from_row, await fetchall(EPOCH_SELECT + " ORDER BY e.seq"))}
 
 
-async def _committed_msat(conn: Any, unit: str, now: int) -> int:
-    """What an epoch's budget already carries: paid quotes and unpaid quotes not yet expired."""
+async def _budget(conn: Any, unit: str, now: int) -> tuple[EpochRecord, int]:
+    """The epoch of ``unit`` and what its budget already carries: its paid quotes and the unpaid ones not yet
+    expired (one statement; the index on unit, state and expiry finds the live quotes alone)."""
     row = await dbm.fetchone(
-        conn, "SELECT COALESCE(SUM(amount_msat), 0) FROM melt_quotes"
-              " WHERE unit = ? AND (state = 'PAID' OR expiry > ?)", (unit, now))
-    return int(row[0])
+        conn, f"SELECT {EPOCH_COLUMNS}, (SELECT COALESCE(SUM(q.amount_msat), 0) FROM melt_quotes q"
+              f" WHERE q.unit = e.unit AND q.state = 'UNPAID' AND q.expiry > ?){EPOCH_FROM} WHERE e.unit = ?",
+        (now, unit))
+    epoch = EpochRecord.from_row(row[:-1])
+    return epoch, epoch.redeemed_msat + int(row[-1])
 
 
 def _melt_quote(row: tuple, now: int) -> EhashQuote:
@@ -887,9 +887,9 @@ def _request_payment_hash(request: str | None) -> str | None:
         raise malformed(f"request is longer than {_MAX_REQUEST_CHARS} characters")
     if request.lower().startswith("ln") and not request.lower().startswith(("lno", "lni", "lnr")):
         try:
-            return bolt11.decode(request).payment_hash
-        except Exception:
-            raise malformed("request looks like a BOLT11 invoice but does not decode") from None
+            return invoices.payment_hash(request)
+        except invoices.InvoiceError as exc:
+            raise malformed(f"request looks like a BOLT11 invoice but does not decode: {exc}") from None
     return None
 
 

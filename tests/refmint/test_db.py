@@ -67,15 +67,21 @@ async def test_an_existing_file_is_made_private(tmp_path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def _file_at_version(path, version: int) -> sqlite3.Connection:
+    """A mint file made by the version whose schema was ``version`` (its migrations run, nothing else)."""
+    old = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        for statement in sqlite.statements(script):
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version = {version}")
+    return old
+
+
 async def test_pricing_moves_to_quoted_units_without_changing_a_closed_epochs_price(tmp_path) -> None:
     """Schema 4: the open epoch counts every quote it made; a closed epoch keeps the price it had (over minted
     units), so its quotes that were never minted stay unmintable."""
     path = tmp_path / "mint.sqlite3"
-    with sqlite3.connect(path) as old:
-        for script in MIGRATIONS[:3]:
-            for statement in sqlite.statements(script):
-                old.execute(statement)
-        old.execute("PRAGMA user_version = 3")
+    with _file_at_version(path, 3) as old:
         for seq, unit, closed, issued in ((1, "u1", 5, 4), (2, "u2", None, 2)):
             old.execute("INSERT INTO keysets VALUES (?, ?, ?, '{}', 0, 0)", (f"k{seq}", unit, f"m/{seq}"))
             old.execute("INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at, closed_at, issued)"
@@ -91,6 +97,29 @@ async def test_pricing_moves_to_quoted_units_without_changing_a_closed_epochs_pr
             ("u1", 4, 4), ("u2", 18, 2)]
         assert await db.fetchall("SELECT quote, priced FROM share_quotes ORDER BY quote") == [
             ("a", 1), ("b", 0), ("c", 1), ("d", 1)]
+    finally:
+        await db.close()
+
+
+async def test_each_epoch_carries_what_its_paid_quotes_redeemed(tmp_path) -> None:
+    """Schema 5: an epoch's ``redeemed_msat`` starts as the sum of its paid melt quotes (unpaid ones do not count),
+    so that the budget check reads only the quotes still live."""
+    path = tmp_path / "mint.sqlite3"
+    with _file_at_version(path, 4) as old:
+        for seq, unit in ((1, "u1"), (2, "u2"), (3, "u3")):
+            old.execute("INSERT INTO keysets VALUES (?, ?, ?, '{}', 0, 0)", (f"k{seq}", unit, f"m/{seq}"))
+            old.execute("INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at)"
+                        " VALUES (?, ?, 'p', ?, ?, 0)", (seq, unit, seq, f"k{seq}"))
+        quotes = (("a", "u1", 7_000, "PAID"), ("b", "u1", 5_000, "PAID"), ("c", "u1", 100_000, "UNPAID"),
+                  ("d", "u2", 1, "UNPAID"))
+        for quote, unit, msat, state in quotes:
+            old.execute("INSERT INTO melt_quotes (quote, unit, amount, amount_msat, state, expiry, created_at)"
+                        " VALUES (?, ?, 1, ?, ?, 9999999999, 0)", (quote, unit, msat, state))
+    old.close()
+    db = await Database.open(path)
+    try:
+        assert await db.fetchall("SELECT unit, redeemed_msat FROM epochs ORDER BY seq") == [
+            ("u1", 12_000), ("u2", 0), ("u3", 0)]
     finally:
         await db.close()
 

@@ -154,3 +154,25 @@ async def test_settlement_speaks_cdks_custom_melt_shapes(refmint) -> None:
     unit2, _ = await _settled(refmint)
     blank = await refmint.ok("POST", "/v1/melt/quote/ehash", {**body, "unit": unit2, "request": ""}, role="desk")
     assert "request" not in blank
+
+
+async def test_a_bolt11_request_binds_the_quote_to_its_payment_hash(refmint) -> None:
+    """The payment hash the mint reads from the invoice is the one the melt must prove; an invoice that does not
+    read (here one character changed, so its checksum fails) is refused with the reason."""
+    from support.invoices import make_invoice
+
+    unit, proofs = await _settled(refmint)
+    invoice = make_invoice(1_000_000)
+    flipped = invoice.bolt11[:-3] + ("q" if invoice.bolt11[-3] != "q" else "p") + invoice.bolt11[-2:]
+    bad = await refmint.call("POST", "/v1/melt/quote/ehash", {"request": flipped, "unit": unit, "amount": 32},
+                             role="desk")
+    assert (bad.status, bad.code) == (400, 0) and "checksum" in bad.body["detail"], bad
+    quote = await refmint.ok("POST", "/v1/melt/quote/ehash", {"request": invoice.bolt11, "unit": unit, "amount": 32},
+                             role="desk")
+    other = make_invoice(1_000_000)
+    melt = {"quote": quote["quote"], "inputs": [p.to_dict() for p in proofs],
+            "payment": {"payment_hash": other.payment_hash, "preimage": other.preimage}}
+    refused = await refmint.call("POST", "/v1/melt/ehash", melt, role="desk")
+    assert (refused.status, refused.code) == (400, 51003), refused
+    melt["payment"] = {"payment_hash": invoice.payment_hash, "preimage": invoice.preimage}
+    assert (await refmint.ok("POST", "/v1/melt/ehash", melt, role="desk"))["state"] == "PAID"

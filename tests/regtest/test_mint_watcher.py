@@ -53,6 +53,10 @@ async def test_mint_app_follows_the_chain_through_the_attached_watcher(node, tmp
     try:
         async with aiohttp.ClientSession() as session:
             assert [e["state"] for e in await _epochs(session, url)] == ["open"]
+            for _ in range(1000):  # until the first poll took the tip: blocks mined after it are watched
+                if watch.state_path.exists():
+                    break
+                await asyncio.sleep(0.01)
             (block,) = node.chain.mine(1, MINT_SCRIPT)
             epochs = await _wait_for(lambda es: len(es) == 2, session, url)
             assert (epochs[0]["state"], epochs[0]["block_hash"], epochs[0]["reward_msat"]) == (
