@@ -227,9 +227,12 @@ def parse_reply(raw: bytes) -> Any:
         raise OutcomeUnknown("the node's reply is not a JSON object")
     err = doc.get("error")
     if err is not None:
-        if not isinstance(err, dict) or not isinstance(err.get("code"), int):
+        code = err.get("code") if isinstance(err, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool) or not -(2**63) <= code < 2**63:
             raise OutcomeUnknown("the node's error reply has no code")
-        return _raise(CommandoError(err["code"], str(err.get("message", "")), err.get("data")))
+        # The message is shown and stored: a lone surrogate (escaped in the JSON) becomes "?".
+        message = str(err.get("message", "")).encode("utf-8", "replace").decode("utf-8")
+        return _raise(CommandoError(code, message, err.get("data")))
     if "result" not in doc:
         raise OutcomeUnknown("the node's reply has neither result nor error")
     return doc["result"]

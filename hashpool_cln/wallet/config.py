@@ -62,8 +62,11 @@ def load(directory: Path) -> WalletConfig:
         parser.read_string(path.read_text())
     except FileNotFoundError:
         return WalletConfig()
-    except configparser.Error as exc:
-        raise WalletError(Code.NOT_CONFIGURED, f"{path} is not a valid config file: {exc}") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:  # one line: configparser's own spans several
+        raise WalletError(Code.NOT_CONFIGURED, f"{path} is not a valid config file: {' '.join(str(exc).split())}"
+                          ) from None
+    except OSError as exc:
+        raise WalletError(Code.NOT_CONFIGURED, f"cannot read {path}: {exc.strerror or exc}") from None
     section = parser["wallet"] if parser.has_section("wallet") else {}
     unknown = set(section) - set(KEYS)
     if unknown:

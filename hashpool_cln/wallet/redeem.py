@@ -33,7 +33,10 @@ from hashpool_cln.wallet.wallet import Wallet
 
 PAID = ("paid", "settled")
 IN_FLIGHT = ("new", "quoted", "custody", "paying")
+DESK_STATES = (*IN_FLIGHT, *PAID, "rejected", "refunded")
 OPEN = ("sending", "unknown", *IN_FLIGHT)  # the wallet's own states, then the desk's unfinished ones
+TEXT_FIELDS = ("id", "payment_hash", "payment_preimage", "change_token", "refund_token")
+MAX_INT = 2**63 - 1  # the largest number the wallet's database holds
 UNKNOWN_REDEMPTION = 3450
 UNKNOWN_CLAIM = object()  # what hashpool-status answered for a claim the desk has never seen
 STATUS_TRIES = 4
@@ -81,7 +84,7 @@ class CommandoDesk:
 async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msat: int | None = None,
                  unit: str | None = None, maxfee_msat: int | None = None) -> dict[str, Any]:
     """Pay ``destination`` (BOLT11, BOLT12 offer or BIP353 name) with the ehash of one settled epoch."""
-    if not isinstance(destination, str) or not destination.strip():
+    if not isinstance(destination, str) or not destination.strip() or not _unicode(destination):
         raise WalletError(Code.BAD_DESTINATION, "give a BOLT11 invoice, a BOLT12 offer or a BIP353 name")
     await resolve_open(wallet, desk)
     unit = unit or await pick_unit(wallet, amount_msat)
@@ -163,24 +166,61 @@ async def pick_unit(wallet: Wallet, amount_msat: int | None) -> str:
                       f"{settled[0].value_msat} msat ({settled[0].unit})")
 
 
-async def settle(wallet: Wallet, claim: str, r: dict[str, Any]) -> dict[str, Any]:
+def unrecordable(r: Any) -> str | None:
+    """Why the desk's account of a redemption cannot be recorded as it stands (None when it can): a state the desk
+    does not have, a field of the wrong type, text that is not valid Unicode, a number beyond 64 bits."""
+    if not isinstance(r, dict):
+        return "not an object"
+    if r.get("state") not in DESK_STATES:
+        return f"state {str(r.get('state'))[:40]!r} is not one of the desk's"
+    err = r.get("error")
+    texts = [(k, r.get(k)) for k in TEXT_FIELDS] + [("error", err if isinstance(err, str) else None)]
+    numbers = [("amount_msat", r.get("amount_msat"))]
+    if isinstance(err, dict):
+        texts.append(("error.message", err.get("message")))
+        numbers.append(("error.code", err.get("code")))
+    elif err is not None and not isinstance(err, str):
+        return "error is neither an object nor text"
+    for key, value in texts:
+        if value is not None and (not isinstance(value, str) or not _unicode(value)):
+            return f"{key} is not text"
+    for key, value in numbers:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT):
+            return f"{key} is not a 64-bit integer"
+    return None
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, escaped in the JSON
+        return False
+    return True
+
+
+async def settle(wallet: Wallet, claim: str, r: Any) -> dict[str, Any]:
     """Record the desk's view of the redemption and act on it: tokens written first, then swapped back in."""
-    state = r.get("state")
-    if not isinstance(state, str):
-        raise WalletError(Code.OUTCOME_UNKNOWN, "the desk's answer has no state")
+    why = unrecordable(r)
+    if why is not None:  # nothing recorded: the redemption stays open and is asked about again
+        raise WalletError(Code.OUTCOME_UNKNOWN, f"the desk's answer is not a redemption ({why}); the proofs stay "
+                          "pending, `hashpool-wallet redemptions` asks again")
+    state = r["state"]
     err = r.get("error")
     code = err.get("code") if isinstance(err, dict) else None
     message = err.get("message") if isinstance(err, dict) else (err if isinstance(err, str) else None)
+    held = [p.y for p in await wallet.store.proofs(reserved_for=f"redeem:{claim}")]
+    # Over: the desk took the proofs into custody, and the mint must say so (asked before anything is written).
+    # A desk's word alone marks nothing spent: proofs the mint still holds unspent are the wallet's again.
+    states = await wallet.mint.checkstate(held) if held and (state in PAID or state == "refunded") else []
     await wallet.store.update_redemption(
         claim, id=r.get("id"), state=state, amount_msat=r.get("amount_msat"), payment_hash=r.get("payment_hash"),
         payment_preimage=r.get("payment_preimage"), change_token=r.get("change_token"),
         refund_token=r.get("refund_token"), error_code=code, error=message)
-    held = [p.y for p in await wallet.store.proofs(reserved_for=f"redeem:{claim}")]
     if state == "rejected":
         await _untouched(wallet, claim, "rejected", code, message)
     elif state in PAID or state == "refunded":
-        if held:
-            await wallet.store.set_proof_states(held, "spent", f"redeem:{claim}")
+        await wallet.store.set_proof_states([s.Y for s in states if s.state == "SPENT"], "spent", f"redeem:{claim}")
+        await wallet.store.set_proof_states([s.Y for s in states if s.state == "UNSPENT"], "unspent")
         await take_tokens(wallet, claim)
     return {**public(r), **await redemption(wallet, claim)}
 
@@ -231,7 +271,7 @@ async def _status(desk: DeskLink, claim: str, *, tries: int) -> dict[str, Any] |
     for attempt in range(tries):
         try:
             answer = await desk.call("hashpool-status", {"claim": claim})
-            if isinstance(answer, dict):
+            if isinstance(answer, dict) and unrecordable(answer) is None:
                 return answer
         except CommandoError as exc:
             if exc.code != UNKNOWN_REDEMPTION:

@@ -112,12 +112,14 @@ class Wallet:
         closed). WalletError OUTCOME_UNKNOWN: no answer; the operation stays open for ``recover()``.
         """
         outputs = self.outputs(op)
-        for attempt in range(REPLAYS + 1):
+        for _ in range(REPLAYS + 1):
             try:
                 signatures = await request(outputs)
                 break
             except MintError as exc:
-                if attempt and await self._recover(op, send):  # a replay refused: the first one went through
+                # A refused replay may mean the first send went through; a mint may also refuse after acting.
+                # Either way restore of these very outputs decides, before the inputs are given back.
+                if await self._recover(op, send):
                     return await self._proofs_of(op)
                 await self._close_unsigned(op)
                 raise WalletError.from_mint(exc) from None
@@ -201,16 +203,17 @@ class Wallet:
     # ---- swaps: send, receive ---------------------------------------------------------------------------
 
     async def swap(self, inputs: Sequence[Proof], amounts: Sequence[int], unit: str, *,
-                   foreign: bool = False, reclaim: bool = False,
+                   foreign: bool = False, reclaim: dict[str, str | None] | None = None,
                    send: tuple[str, int, int] | None = None) -> list[Proof]:
         """NUT-03 swap of ``inputs`` (the wallet's unspent proofs; a token's when ``foreign``; a token the wallet
-        sent when ``reclaim``) into outputs of ``amounts`` in the unit's active keyset."""
+        sent when ``reclaim``, which maps each input's Y to what held it pending: it does again if the swap
+        fails) into outputs of ``amounts`` in the unit's active keyset."""
         keyset = await self.active_keyset(unit)
         ys = [proof_y(p.secret) for p in inputs]
+        purpose = {"foreign_inputs": True} if foreign else {"reclaim": reclaim} if reclaim else None
         op = await self.store.begin_operation(
-            f"swap-{secrets.token_hex(8)}", "swap", keyset.id, amounts, inputs=ys,
-            purpose={"foreign_inputs": foreign} if foreign else None, own_inputs=not foreign,
-            input_state="pending" if reclaim else "unspent")
+            f"swap-{secrets.token_hex(8)}", "swap", keyset.id, amounts, inputs=ys, purpose=purpose,
+            own_inputs=not foreign, input_state="pending" if reclaim else "unspent")
 
         async def request(outputs: list[Output]) -> list[BlindSignature]:
             return await self.mint.swap(inputs, [o.message for o in outputs])
@@ -268,7 +271,8 @@ class Wallet:
         amount = token.amount - await self.fee(token.proofs)
         if amount <= 0:
             raise WalletError(Code.BAD_TOKEN, "the token is worth less than the mint's input fee")
-        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=own)
+        held = {proof_y(p.secret): ours[proof_y(p.secret)].reserved_for for p in token.proofs} if own else None
+        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=held)
         if own:
             for send_id in {ours[proof_y(p.secret)].reserved_for for p in token.proofs}:
                 if send_id and send_id.startswith("send-"):
