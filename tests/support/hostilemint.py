@@ -6,7 +6,7 @@ a value of the wrong type, a field dropped, a list cut, doubled or reversed, a p
 is another one (a signature or DLEQ that does not verify), a hex digit flipped (B_, C_, Y, keys, ids), a huge
 or negative number, a lone surrogate, 100,000-deep nesting, a 5,000-digit number, a truncated or non-JSON body,
 a 5xx, a Cashu error body after the mint acted, or a stall past the client's deadline. ``refuse`` answers a
-Cashu error without forwarding (the mint did nothing).
+Cashu error without forwarding (the mint did nothing). ``plan`` puts chosen faults on cue, for targeted tests.
 
 Corruptions are of the detectable kind: a well-formed lie about a proof's state or a quote's (the mint's word
 on what it did) is left out, since no wallet could tell it from the truth.
@@ -45,6 +45,9 @@ class HostileMint:
         self.stall_s = stall_s
         self.stalls = True  # off while a caller with a long deadline (the CLI) is served
         self.faults: list[tuple[str, str]] = []  # (path, fault) of every corrupted answer, in order
+        # Faults on cue, before any drawn at random: (part of the path, a fault's name or a function that rewrites
+        # the answer's JSON), each used once, in order.
+        self.plan: list[tuple[str, str | Callable[[Any], Any]]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -66,14 +69,16 @@ class HostileMint:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _pick(self) -> str | None:
+    def _pick(self, path: str) -> str | Callable[[Any], Any] | None:
+        if self.plan and self.plan[0][0] in path:
+            return self.plan.pop(0)[1]
         if self.rng.random() >= self.rate:
             return None
         fault = self.rng.choice(FAULTS)
         return "status500" if fault == "stall" and not self.stalls else fault
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        fault = self._pick()
+        fault = self._pick(request.path)
         body = await request.read()
         if fault == "refuse":
             self.faults.append((request.path, fault))
@@ -86,6 +91,10 @@ class HostileMint:
             status, raw = resp.status, await resp.read()
         if fault is None:
             return web.Response(body=raw, status=status, content_type="application/json")
+        if callable(fault):
+            self.faults.append((request.path, "rewrite"))
+            return web.Response(body=json.dumps(fault(json.loads(raw))), status=status,
+                                content_type="application/json")
         self.faults.append((request.path, fault))
         if fault == "stall":
             await asyncio.sleep(self.stall_s)

@@ -6,7 +6,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from support.wallets import Wallets
 from wallet.standin import CommandoStandin, StandinError
 
 from hashpool_cln.cashu.models import Proof
-from hashpool_cln.cashu.tokens import make_token
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v4
 from hashpool_cln.mintclient import MintClient, MintUnavailable
 from hashpool_cln.wallet.seed import new_mnemonic
 from hashpool_cln.wallet.wallet import Wallet
@@ -70,6 +70,12 @@ async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tupl
     proofs = await refmint.issue(leading_zeros, count)
     unit = await unit_of(refmint, proofs)
     return make_token(refmint.url, unit, proofs) or "", unit
+
+
+def retargeted(token: str, url: str) -> str:
+    """The same token, naming ``url`` as its mint (a wallet takes tokens of its own mint only): for a wallet that
+    reaches the mint through a proxy."""
+    return serialize_v4(replace(parse_token(token), mint=url))
 
 
 async def unit_of(refmint: Any, proofs: list[Proof]) -> str:

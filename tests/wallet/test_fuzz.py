@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 from support.hostilemint import HOSTILE_VALUES, HostileMint
 from support.refmint import MintHandle
-from wallet.conftest import issued_token
+from wallet.conftest import issued_token, retargeted
 from wallet.standin import CommandoStandin, StandinError
 
 from hashpool_cln.cashu import crypto
@@ -157,11 +157,6 @@ def mutated_token(rng: random.Random, text: str) -> str:
         return serialize_v3(changed) if rng.random() < 0.3 else serialize_v4(changed)
     except (CashuError, ValueError, TypeError, OverflowError):
         return text[::-1]
-
-
-def retargeted(token: str, url: str) -> str:
-    """The same token, naming ``url`` as its mint (the wallet only takes tokens of its own mint)."""
-    return serialize_v4(dataclasses.replace(parse_token(token), mint=url))
 
 
 # ---- the oracle: the wallet's books against the honest mint ---------------------------------------------------
