@@ -266,8 +266,14 @@ class Wallet:
         units = {self._keysets[p.id].unit for p in token.proofs}
         if units != {token.unit}:
             raise WalletError(Code.BAD_TOKEN, f"the token says unit {token.unit}, its keysets are {sorted(units)}")
-        ours = {p.y: p for p in await self.store.proofs(state="pending")}
-        own = all(proof_y(p.secret) in ours for p in token.proofs)  # a token we sent, taken back
+        ours = {p.y: p for p in await self.store.proofs() if p.state != "spent"}
+        mine = [ours[y] for y in (proof_y(p.secret) for p in token.proofs) if y in ours]
+        if any(p.state == "unspent" for p in mine):
+            raise WalletError(Code.BAD_TOKEN, "the token holds proofs this wallet already has, spendable")
+        own = len(mine) == len(token.proofs)  # a token we sent, taken back
+        if mine and not own:
+            raise WalletError(Code.BAD_TOKEN, "the token mixes proofs this wallet sent with others'; receive "
+                              "them apart")
         amount = token.amount - await self.fee(token.proofs)
         if amount <= 0:
             raise WalletError(Code.BAD_TOKEN, "the token is worth less than the mint's input fee")

@@ -9,8 +9,8 @@
 * The desk: ``redeem``/``autopay`` through ``CommandoDesk`` to a BOLT8 stand-in whose answers and errors take
   any shape, whose commando messages arrive split, garbled, under another request id, or never.
 
-Properties: no exception but the wallet's own (``WalletError`` with a documented code, the mint client's and
-commando client's errors) leaves a wallet call, and the CLI exits 0, 1 (``error <code>: ...`` with a documented
+Properties: no exception but the wallet's own (``WalletError`` with a documented code, or the mint client's
+errors, which the CLI codes) leaves a wallet call, and the CLI exits 0, 1 (``error <code>: ...`` with a documented
 code, never 1: a bug) or 2 (usage); no call outlives its deadline; nothing secret (mnemonic, seed, keys, rune,
 claim secrets, the secrets of unspent proofs) reaches stdout, stderr or a log. Afterwards, against the honest
 mint, the wallet's books are exact: every proof it holds as unspent or pending is one the mint holds unspent
@@ -27,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mnemonic import Mnemonic
 from support.hostilemint import HOSTILE_VALUES, HostileMint
 from support.refmint import MintHandle
 from wallet.conftest import issued_token, retargeted
@@ -54,11 +56,11 @@ from hashpool_cln.cashu.tokens import parse_token, serialize_v3, serialize_v4
 from hashpool_cln.mintclient import MintClient, MintClientError
 from hashpool_cln.wallet import cli
 from hashpool_cln.wallet import redeem as redeem_module
-from hashpool_cln.wallet.commando import REPLY_CONTINUES, REPLY_TERM, CommandoClientError, NodeAddress
+from hashpool_cln.wallet.commando import REPLY_CONTINUES, REPLY_TERM, NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.issuance import Issuance
 from hashpool_cln.wallet.redeem import CommandoDesk, autopay, redeem, resolve_open
-from hashpool_cln.wallet.seed import WalletKeys, new_mnemonic
+from hashpool_cln.wallet.seed import WalletKeys
 from hashpool_cln.wallet.store import WalletStore
 from hashpool_cln.wallet.sweep import sweep
 from hashpool_cln.wallet.wallet import Wallet, signed_outputs
@@ -100,7 +102,7 @@ class Findings:
             if not (exc.code in DOCUMENTED or (self.passes_codes and -(2**63) <= exc.code < 2**63)):
                 self.items.append(f"seed {SEED} {self.part} step {step} {what}: undocumented code {exc.code}")
             return None
-        except (MintClientError, CommandoClientError) as exc:
+        except MintClientError as exc:  # the CLI reports these with a wallet code (cli.coded)
             self._count(type(exc).__name__)
             return None
         except Exception as exc:  # any other exception is a bug
@@ -231,6 +233,11 @@ def assert_no_secret_logged(caplog: Any, secrets: list[str]) -> None:
             assert not any(s in record.getMessage() for s in secrets), record.name
 
 
+def seeded_mnemonic(rng: random.Random) -> str:
+    """The run's mnemonic, from its seed: the same outputs, secrets and answers at every replay."""
+    return Mnemonic("english").to_mnemonic(rng.randbytes(16))
+
+
 def secrets_of(keys: WalletKeys, words: str) -> list[str]:
     return [words, keys.seed.hex(), keys.lock_key.secret.hex(), keys.node_key.hex()]
 
@@ -245,7 +252,7 @@ async def test_hostile_mint_never_breaks_the_wallet(refmint: MintHandle, tmp_pat
     caplog.set_level(logging.DEBUG, logger="hashpool_cln")
     rng = random.Random(SEED)
     hostile = await _hostile(refmint, random.Random(SEED + 1))
-    words = new_mnemonic()
+    words = seeded_mnemonic(rng)
     keys = WalletKeys(words)
     store = await WalletStore.open(tmp_path / "fuzz.sqlite3")
     wallet = Wallet(store, keys, MintClient(hostile.url, timeout=CLIENT_TIMEOUT))
@@ -340,15 +347,28 @@ def cli_argv(rng: random.Random, directory: Path, tokens: list[str], units: list
     return [*base, "receive", rng.choice(NASTY)]
 
 
-async def run_cli(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+async def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``hashpool-wallet`` in this process, with what a terminal gives it: argv as the OS hands it over (bytes that
+    are not UTF-8 arrive as lone surrogates, PEP 383), a UTF-8 stdout that refuses what UTF-8 cannot hold and a
+    stderr that escapes it (Python's defaults). Exit status -1: an exception got out of ``main``."""
+    argv = [a.replace("\ud800", "\udcff") for a in argv]
+    out, err = io.BytesIO(), io.BytesIO()
+
     def main() -> int:
+        stdout = io.TextIOWrapper(out, "utf-8", errors="strict", write_through=True)
+        stderr = io.TextIOWrapper(err, "utf-8", errors="backslashreplace", write_through=True)
         try:
-            return cli.main(argv)
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                return cli.main(argv)
         except SystemExit as exc:  # argparse: usage errors exit 2
             return int(exc.code or 0)
+        except Exception:
+            err.write(traceback.format_exc().encode("utf-8", "backslashreplace"))
+            return -1
+        finally:
+            stdout.detach(), stderr.detach()
     code = await asyncio.wait_for(asyncio.to_thread(main), STEP_DEADLINE)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return code, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
 
 
 def check_cli(findings: Findings, step: int, argv: list[str], result: tuple[int, str, str],
@@ -378,15 +398,14 @@ def check_cli(findings: Findings, step: int, argv: list[str], result: tuple[int,
     findings._count(f"exit {code}")
 
 
-async def test_hostile_cli_input_and_mint_never_break_the_cli(refmint: MintHandle, tmp_path: Path,
-                                                              capsys) -> None:
+async def test_hostile_cli_input_and_mint_never_break_the_cli(refmint: MintHandle, tmp_path: Path) -> None:
     rng = random.Random(SEED + 2)
     hostile = await _hostile(refmint, random.Random(SEED + 3))
     hostile.stalls = False  # the CLI's own deadline is the default (10 s): stalls would only slow the run
     directory = tmp_path / "wallet"
     findings = Findings("cli")
     try:
-        code, _out, err = await run_cli(["--dir", str(directory), "--json", "init", "--mint", hostile.url], capsys)
+        code, _out, err = await run_cli(["--dir", str(directory), "--json", "init", "--mint", hostile.url])
         assert code == 0, err
         words = (directory / "mnemonic").read_text().strip()
         keys = WalletKeys(words)
@@ -401,7 +420,7 @@ async def test_hostile_cli_input_and_mint_never_break_the_cli(refmint: MintHandl
             if rng.random() < 0.2:
                 await refmint.ehash_quote(2, keys.lock_key)
             argv = cli_argv(rng, directory, tokens, units)
-            result = await run_cli(argv, capsys)
+            result = await run_cli(argv)
             unspent = [p.proof.secret for p in await _unspent_of(directory)]
             check_cli(findings, step, argv, result, secrets_of(keys, words) + ([] if "send" in argv else unspent))
         store = await WalletStore.open(directory / "wallet.sqlite3")
@@ -433,11 +452,11 @@ BROKEN_MNEMONICS: list[bytes] = [b"\xff\xfe\x00", b"", b"abandon " * 12, b"x" * 
 
 
 @pytest.mark.parametrize("which", ["config", "mnemonic", "directory"])
-async def test_broken_files_get_a_coded_error(tmp_path: Path, capsys, which: str) -> None:
+async def test_broken_files_get_a_coded_error(tmp_path: Path, which: str) -> None:
     findings = Findings(which)
     for step, content in enumerate(BROKEN_CONFIGS if which == "config" else BROKEN_MNEMONICS):
         directory = tmp_path / f"w{step}"
-        code, _, err = await run_cli(["--dir", str(directory), "init", "--mint", "http://127.0.0.1:1"], capsys)
+        code, _, err = await run_cli(["--dir", str(directory), "init", "--mint", "http://127.0.0.1:1"])
         assert code == 0, err
         words = (directory / "mnemonic").read_text().strip()
         if which == "config":
@@ -450,7 +469,7 @@ async def test_broken_files_get_a_coded_error(tmp_path: Path, capsys, which: str
             (directory / ("mnemonic" if step % 2 else "wallet.conf")).mkdir()
         for command in (["balance"], ["info"], ["--json", "mnemonic"], ["config"]):
             argv = ["--dir", str(directory), *command]
-            check_cli(findings, step, argv, await run_cli(argv, capsys), [words] if which != "mnemonic" else [])
+            check_cli(findings, step, argv, await run_cli(argv), [words] if which != "mnemonic" else [])
     findings.check()
 
 
@@ -521,7 +540,7 @@ async def test_hostile_desk_never_breaks_the_wallet(refmint: MintHandle, open_wa
     caplog.set_level(logging.DEBUG, logger="hashpool_cln")
     monkeypatch.setattr(redeem_module, "STATUS_PAUSE", 0.01)
     rng = random.Random(SEED + 4)
-    words = new_mnemonic()
+    words = seeded_mnemonic(rng)
     wallet = await open_wallet(refmint.url, words)
     own: list[str] = []
     desk_answers = HostileDesk(rng, own)

@@ -170,3 +170,21 @@ def test_a_commando_error_message_with_a_lone_surrogate_is_made_text() -> None:
         parse_reply(b'{"error": {"code": 3401, "message": "bad \\ud800 mint"}}')
     assert refused.value.message == "bad ? mint" and refused.value.code == 3401
     refused.value.message.encode("utf-8")
+
+
+async def test_a_token_of_the_wallets_own_spendable_proofs_is_refused_not_swapped(refmint, open_wallet,
+                                                                                 mnemonic) -> None:
+    from hashpool_cln.cashu.tokens import make_token
+
+    wallet = await open_wallet(refmint.url, mnemonic)
+    token, unit = await issued_token(refmint, 3)
+    await wallet.receive(token)
+    held = await wallet.store.proofs(state="unspent")
+    # Say a desk hands the wallet's own proofs back as change: swapping them as someone else's would spend them
+    # at the mint and leave them counted as spendable here.
+    with pytest.raises(WalletError) as refused:
+        await wallet.receive(make_token(refmint.url, unit, [p.proof for p in held]) or "")
+    assert refused.value.code == Code.BAD_TOKEN
+    assert await _units(wallet) == {unit: (8, 0)}
+    states = await wallet.mint.checkstate([p.y for p in held])
+    assert {s.state for s in states} == {"UNSPENT"}
