@@ -192,6 +192,8 @@ async def audit(store: WalletStore, keys: WalletKeys, mint_url: str, db: Path) -
                 problems.append(f"proof {p.y[:16]} does not verify against the mint's key")
         live = {p.y for p in held if p.state in ("unspent", "pending")}
         signed = await _signed_live(honest, store, keys)
+        if live - set(signed):
+            problems.append(f"{len(live - set(signed))} proofs held are none of this mnemonic's outputs")
         for keyset_id, counter in sorted(signed[y] for y in set(signed) - live):
             ops = [f"{kind} {state} {purpose}" for kind, state, purpose, start, amounts in _operations(db, keyset_id)
                    if start <= counter < start + len(json.loads(amounts))]
@@ -240,6 +242,28 @@ def seeded_mnemonic(rng: random.Random) -> str:
 
 def secrets_of(keys: WalletKeys, words: str) -> list[str]:
     return [words, keys.seed.hex(), keys.lock_key.secret.hex(), keys.node_key.hex()]
+
+
+async def test_the_audit_sees_books_that_do_not_match_the_mint(refmint: MintHandle, tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    words = seeded_mnemonic(rng)
+    keys = WalletKeys(words)
+    store = await WalletStore.open(tmp_path / "audit.sqlite3")
+    try:
+        async with MintClient(refmint.url) as mint:
+            wallet = Wallet(store, keys, mint)
+            token, _ = await issued_token(refmint, 2, 3)  # 12 units: kept as 8 + 4
+            await wallet.receive(token)
+            assert await audit(store, keys, refmint.url, tmp_path / "audit.sqlite3") == []
+            first, second = await store.proofs()
+            await store.set_proof_states([first.y], "spent")  # a proof the mint holds unspent, written off
+            await refmint.swap([second.proof])  # one spent elsewhere, still counted
+            problems = await audit(store, keys, refmint.url, tmp_path / "audit.sqlite3")
+    finally:
+        await store.close()
+    assert problems[0].startswith("spent proof") and problems[0].endswith("(amount 8) is UNSPENT at the mint")
+    assert problems[1].startswith("unspent proof") and problems[1].endswith("is SPENT at the mint")
+    assert any("is unspent at the mint, not in the wallet" in p for p in problems), problems
 
 
 # ---- part 1: the wallet's money operations against a hostile mint ---------------------------------------------
