@@ -389,7 +389,7 @@ class MintClient:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise MintUnavailable(f"{what}: HTTP {status} answer is not JSON{unknown}") from None
-        if b"\\u" in raw and not _unicode_ok(data):  # an escaped lone surrogate: text nothing can store or hash
+        if b"\\u" in raw and not valid_unicode(data):  # an escaped lone surrogate: text nothing can store or hash
             raise MintProtocolError(f"{what}: answer holds text that is not valid Unicode (a lone surrogate)")
         if 200 <= status < 300:
             return data
@@ -415,7 +415,8 @@ async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
     return bytes(data)
 
 
-def _unicode_ok(data: Any) -> bool:
+def valid_unicode(data: Any) -> bool:
+    """Whether every text in ``data`` (JSON values) has a UTF-8 form: JSON escapes can smuggle in lone surrogates."""
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

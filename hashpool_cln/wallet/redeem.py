@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import make_token
+from hashpool_cln.mintclient import MAX_INT, valid_unicode
 from hashpool_cln.wallet.commando import (
     COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,
@@ -36,7 +37,6 @@ IN_FLIGHT = ("new", "quoted", "custody", "paying")
 DESK_STATES = (*IN_FLIGHT, *PAID, "rejected", "refunded")
 OPEN = ("sending", "unknown", *IN_FLIGHT)  # the wallet's own states, then the desk's unfinished ones
 TEXT_FIELDS = ("id", "payment_hash", "payment_preimage", "change_token", "refund_token")
-MAX_INT = 2**63 - 1  # the largest number the wallet's database holds
 UNKNOWN_REDEMPTION = 3450
 UNKNOWN_CLAIM = object()  # what hashpool-status answered for a claim the desk has never seen
 STATUS_TRIES = 4
@@ -84,7 +84,7 @@ class CommandoDesk:
 async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msat: int | None = None,
                  unit: str | None = None, maxfee_msat: int | None = None) -> dict[str, Any]:
     """Pay ``destination`` (BOLT11, BOLT12 offer or BIP353 name) with the ehash of one settled epoch."""
-    if not isinstance(destination, str) or not destination.strip() or not _unicode(destination):
+    if not isinstance(destination, str) or not destination.strip() or not valid_unicode(destination):
         raise WalletError(Code.BAD_DESTINATION, "give a BOLT11 invoice, a BOLT12 offer or a BIP353 name")
     await resolve_open(wallet, desk)
     unit = unit or await pick_unit(wallet, amount_msat)
@@ -182,20 +182,12 @@ def unrecordable(r: Any) -> str | None:
     elif err is not None and not isinstance(err, str):
         return "error is neither an object nor text"
     for key, value in texts:
-        if value is not None and (not isinstance(value, str) or not _unicode(value)):
+        if value is not None and (not isinstance(value, str) or not valid_unicode(value)):
             return f"{key} is not text"
     for key, value in numbers:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT):
             return f"{key} is not a 64-bit integer"
     return None
-
-
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, escaped in the JSON
-        return False
-    return True
 
 
 async def settle(wallet: Wallet, claim: str, r: Any) -> dict[str, Any]:
@@ -209,8 +201,8 @@ async def settle(wallet: Wallet, claim: str, r: Any) -> dict[str, Any]:
     code = err.get("code") if isinstance(err, dict) else None
     message = err.get("message") if isinstance(err, dict) else (err if isinstance(err, str) else None)
     held = [p.y for p in await wallet.store.proofs(reserved_for=f"redeem:{claim}")]
-    # Over: the desk took the proofs into custody, and the mint must say so (asked before anything is written).
-    # A desk's word alone marks nothing spent: proofs the mint still holds unspent are the wallet's again.
+    # Over, the desk says: it took the proofs into custody, which the mint must confirm (asked before anything is
+    # written). A desk's word alone marks nothing spent: proofs the mint still holds unspent are the wallet's again.
     states = await wallet.mint.checkstate(held) if held and (state in PAID or state == "refunded") else []
     await wallet.store.update_redemption(
         claim, id=r.get("id"), state=state, amount_msat=r.get("amount_msat"), payment_hash=r.get("payment_hash"),
