@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
@@ -72,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
     command("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
     sw = command("sweep", help="collect the ehash of your shares: quotes locked to your key, minted in batches")
     sw.add_argument("--watch", action="store_true", help="keep sweeping every --interval seconds")
-    sw.add_argument("--interval", type=float, default=30.0)
-    sw.add_argument("--batch", type=int, default=None, help="quotes per batch (default: the mint's maximum)")
+    sw.add_argument("--interval", type=seconds, default=30.0)
+    sw.add_argument("--batch", type=positive, default=None, help="quotes per batch (default: the mint's maximum)")
     rd = command("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
     rd.add_argument("destination", help="BOLT11 invoice, BOLT12 offer or BIP353 name (user@domain)")
     rd.add_argument("--amount", type=int, default=None, help="msat, for destinations that name no amount")
@@ -84,9 +85,31 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("destination")
     ap.add_argument("--min-msat", type=int, default=0, help="leave epochs worth less than this")
     ap.add_argument("--watch", action="store_true", help="keep going: sweep, then redeem, every --interval")
-    ap.add_argument("--interval", type=float, default=300.0, help="seconds between rounds (default 300)")
+    ap.add_argument("--interval", type=seconds, default=300.0, help="seconds between rounds (default 300)")
     command("redemptions", help="redemptions sent to the desk, and their outcome (asks about open ones)")
     return p
+
+
+def positive(text: str) -> int:
+    """A whole number from 1 up (argparse type: anything else is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A pause between two rounds: more than 0 and finite (0 or less would ask the mint in a tight loop)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and finite, not {text!r}")
+    return value
 
 
 def _settings(p: argparse.ArgumentParser) -> None:

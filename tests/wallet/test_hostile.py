@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from support.hostilemint import HostileMint
-from wallet.conftest import issued_token, retargeted
+from wallet.conftest import issued_token, retargeted, run_cli
 
 from hashpool_cln.cashu.tokens import parse_token
 from hashpool_cln.mintclient import MintProtocolError, MintUnavailable
@@ -188,3 +188,25 @@ async def test_a_token_of_the_wallets_own_spendable_proofs_is_refused_not_swappe
     assert await _units(wallet) == {unit: (8, 0)}
     states = await wallet.mint.checkstate([p.y for p in held])
     assert {s.state for s in states} == {"UNSPENT"}
+
+
+# ---- the command line ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting", [["--rune", "rune\ud800"], ["--mint", "http://127.0.0.1:1/\ud800"],
+                                     ["--rune", "two words"], ["--rune", "rune;rm"]])
+async def test_a_setting_that_is_not_utf8_or_base64_is_refused_with_4000(tmp_path, setting) -> None:
+    directory = str(tmp_path / "w")
+    assert (await run_cli(["--dir", directory, "init", "--mint", "http://127.0.0.1:1"]))[0] == 0
+    before = (tmp_path / "w" / "wallet.conf").read_text()
+    code, _, err = await run_cli(["--dir", directory, "config", *setting])
+    assert code == 1 and err.startswith("error 4000: "), err
+    assert (tmp_path / "w" / "wallet.conf").read_text() == before
+
+
+@pytest.mark.parametrize("args", [["sweep", "--batch", "-3"], ["sweep", "--batch", "0"],
+                                  ["sweep", "--watch", "--interval", "0"], ["sweep", "--watch", "--interval", "-1"],
+                                  ["autopay", "lno1x", "--watch", "--interval", "nan"],
+                                  ["autopay", "lno1x", "--watch", "--interval", "inf"]])
+async def test_a_batch_or_interval_that_is_not_positive_is_a_usage_error(tmp_path, args) -> None:
+    code, _, err = await run_cli(["--dir", str(tmp_path / "none"), *args])
+    assert code == 2 and "error: argument" in err, err
