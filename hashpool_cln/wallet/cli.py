@@ -8,7 +8,7 @@ import asyncio
 import json
 import math
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -90,26 +90,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def positive(text: str) -> int:
-    """A whole number from 1 up (argparse type: anything else is a usage error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def number(kind: Callable[[str], Any], fits: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, refused (a usage error) unless it ``fits``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if not fits(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
+        return value
+    return parse
 
 
-def seconds(text: str) -> float:
-    """A pause between two rounds: more than 0 and finite (0 or less would ask the mint in a tight loop)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and finite, not {text!r}")
-    return value
+positive = number(int, lambda v: v >= 1, "a whole number from 1 up")
+# A pause between two rounds: 0 or less would ask the mint in a tight loop.
+seconds = number(float, lambda v: 0 < v < math.inf, "more than 0 seconds and finite")
 
 
 def _settings(p: argparse.ArgumentParser) -> None:
