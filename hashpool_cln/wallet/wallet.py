@@ -9,6 +9,7 @@ unspent inputs means the mint never acted, and nothing is minted or spent twice.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.nut13 import Output, derive_outputs
 from hashpool_cln.cashu.tokens import make_token, parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch, quote_amount_msat
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, MintUnsupported
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.seed import WalletKeys
 from hashpool_cln.wallet.store import Operation, WalletStore
@@ -112,15 +113,17 @@ class Wallet:
         closed). WalletError OUTCOME_UNKNOWN: no answer; the operation stays open for ``recover()``.
         """
         outputs = self.outputs(op)
-        for _ in range(REPLAYS + 1):
+        for attempt in range(REPLAYS + 1):
             try:
                 signatures = await request(outputs)
                 break
             except MintError as exc:
                 # A refused replay may mean the first send went through; a mint may also refuse after acting.
-                # Either way restore of these very outputs decides, before the inputs are given back.
-                if await self._recover(op, send):
-                    return await self._proofs_of(op)
+                # Either way restore of these very outputs decides, before the inputs are given back. (A first
+                # refusal from a mint without NUT-09 stands: it cannot be asked.)
+                with contextlib.suppress(*(() if attempt else (MintUnsupported,))):
+                    if await self._recover(op, send):
+                        return await self._proofs_of(op)
                 await self._close_unsigned(op)
                 raise WalletError.from_mint(exc) from None
             except (MintUnavailable, MintProtocolError) as exc:

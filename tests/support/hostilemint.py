@@ -115,6 +115,8 @@ def corrupt(rng: random.Random, fault: str, status: int, raw: bytes) -> tuple[in
         return status, rng.choice((b"<html>502 Bad Gateway</html>", b"", b"\xff\xfe\x00", b"nul", b"{'a': 1}"))
     if fault == "status500":
         return rng.choice((500, 502, 503)), raw
+    if fault == "status404":  # on cue only: the endpoint is not served (another dialect, an older mint)
+        return 404, b'{"detail": "Not Found"}'
     if fault == "error_after":
         return 400, json.dumps({"detail": "refused after all", "code": rng.choice((11001, 10002, 20001))}).encode()
     try:

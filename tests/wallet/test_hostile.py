@@ -210,3 +210,14 @@ async def test_a_setting_that_is_not_utf8_or_base64_is_refused_with_4000(tmp_pat
 async def test_a_batch_or_interval_that_is_not_positive_is_a_usage_error(tmp_path, args) -> None:
     code, _, err = await run_cli(["--dir", str(tmp_path / "none"), *args])
     assert code == 2 and "error: argument" in err, err
+
+
+async def test_a_refusal_from_a_mint_without_restore_stands(refmint, hostile, open_wallet, mnemonic) -> None:
+    wallet = await open_wallet(hostile.url, mnemonic)
+    token, unit = await issued_token(refmint, 3)
+    await wallet.receive(retargeted(token, hostile.url))
+    hostile.plan = [("/v1/swap", "refuse"), ("/v1/restore", "status404")]
+    with pytest.raises(WalletError) as refused:
+        await wallet.send(3, unit)
+    assert refused.value.code == Code.MINT_REFUSED
+    assert await _units(wallet) == {unit: (8, 0)} and await wallet.store.open_operations() == []
