@@ -9,7 +9,8 @@ count); sooner is ``Invalid rune: Not permitted: too soon``. Faults
 for tests: ``split`` (reply parts of that many bytes), ``drop`` (close after reading a command, without a reply),
 ``ping`` (send a ping before each reply and require the pong), ``offline`` (hang up on every new connection
 right after the handshake; ``offline_after_drop`` turns it on when a dropped command has run), and ``reply_hook``
-(``hook(conn, request_id, reply_bytes)`` sends whatever it likes instead of the reply; True hangs up after it).
+(``hook(conn, request_id, reply_bytes)`` sends whatever it likes instead of the reply; True hangs up after it)
+and ``init_hook`` (``hook(conn)``, before ``init`` goes out on a new connection; True hangs up there).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class CommandoStandin:
         self.offline_after_drop = False
         self.pongs = 0
         self.reply_hook: Callable[[Any, int, bytes], bool] | None = None
+        self.init_hook: Callable[[Any], bool] | None = None
         self.commands: list[dict[str, Any]] = []
         self.peers: list[str] = []
         self._stop = False
@@ -104,6 +106,8 @@ class CommandoStandin:
             if self.offline:
                 return
             self.peers.append(conn.remote_pubkey.serializeCompressed().hex())
+            if self.init_hook is not None and self.init_hook(conn):
+                return
             conn.send_message(init_message(()))
             while _type(conn.read_message()) != MSG_INIT:
                 pass

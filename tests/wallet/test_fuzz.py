@@ -538,6 +538,26 @@ def raw_fault(rng: random.Random) -> Callable[[Any, int, bytes], bool] | None:
     return fault
 
 
+def init_fault(rng: random.Random) -> Callable[[Any], bool] | None:
+    """Sometimes, a node that breaks BOLT1 before ``init``: a BOLT1 error, a cut ``init``, a ping first, silence."""
+    kind = rng.choice((None, None, None, "error", "short_init", "ping_first", "silent", "hang_up"))
+    if kind is None:
+        return None
+
+    def fault(conn: Any) -> bool:
+        if kind == "error":
+            conn.send_message(struct.pack("!H", 17) + bytes(32) + struct.pack("!H", 2) + b"no")
+        elif kind == "short_init":
+            conn.send_message(struct.pack("!HH", 16, 5) + b"\x01")
+        elif kind == "ping_first":
+            conn.send_message(struct.pack("!HHH", 18, 4, 0))
+            return False  # then init as usual: a ping before it is ignored
+        elif kind == "silent":
+            time.sleep(1.0)
+        return True
+    return fault
+
+
 async def test_hostile_desk_never_breaks_the_wallet(refmint: MintHandle, open_wallet, tmp_path: Path,
                                                     monkeypatch, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="hashpool_cln")
@@ -557,7 +577,7 @@ async def test_hostile_desk_never_breaks_the_wallet(refmint: MintHandle, open_wa
             if not await wallet.store.proofs(state="unspent") or rng.random() < 0.1:  # ehash of a settled epoch
                 unit, proofs = await refmint.settled_epoch(1_000_000, rng.choice((2, 3)), 2)
                 await wallet.receive(make(refmint.url, unit, proofs))
-            standin.reply_hook = raw_fault(rng)
+            standin.reply_hook, standin.init_hook = raw_fault(rng), init_fault(rng)
             own[:] = [make(refmint.url, await _unit(wallet, p.proof.id), [p.proof])
                       for p in (await wallet.store.proofs(state="pending"))[:1]]
             op = rng.choice(("redeem", "redeem", "autopay", "resolve"))
