@@ -27,6 +27,7 @@ from hashpool_cln.wallet.commando import (
     CommandoUnavailable,
     NodeAddress,
     OutcomeUnknown,
+    rpc_code,
     too_soon,
 )
 from hashpool_cln.wallet.errors import Code, WalletError
@@ -143,8 +144,8 @@ async def _enough(wallet: Wallet, desk: DeskLink, proofs: list[Proof], unit: str
     if not isinstance(target, dict):
         return proofs
     if target.get("payable") is False:
-        code = target.get("code")
-        raise WalletError(code if isinstance(code, int) else Code.INSUFFICIENT_FUNDS,
+        code = rpc_code(target.get("code"))
+        raise WalletError(Code.INSUFFICIENT_FUNDS if code is None else code,
                           str(target.get("reason") or "the desk cannot pay this destination with this ehash"))
     needed = target.get("units_needed")
     if not isinstance(needed, int) or isinstance(needed, bool) or needed >= sum(p.amount for p in proofs):
@@ -175,18 +176,18 @@ def unrecordable(r: Any) -> str | None:
         return f"state {str(r.get('state'))[:40]!r} is not one of the desk's"
     err = r.get("error")
     texts = [(k, r.get(k)) for k in TEXT_FIELDS] + [("error", err if isinstance(err, str) else None)]
-    numbers = [("amount_msat", r.get("amount_msat"))]
+    amount = r.get("amount_msat")
+    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_INT):
+        return "amount_msat is not a 64-bit amount"
     if isinstance(err, dict):
         texts.append(("error.message", err.get("message")))
-        numbers.append(("error.code", err.get("code")))
+        if err.get("code") is not None and rpc_code(err.get("code")) is None:
+            return "error.code is not a JSON-RPC code"
     elif err is not None and not isinstance(err, str):
         return "error is neither an object nor text"
     for key, value in texts:
         if value is not None and (not isinstance(value, str) or not valid_unicode(value)):
             return f"{key} is not text"
-    for key, value in numbers:
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT):
-            return f"{key} is not a 64-bit integer"
     return None
 
 

@@ -12,7 +12,7 @@ import pytest
 from support.hostilemint import HostileMint
 from wallet.conftest import issued_token, retargeted, run_cli
 
-from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.mintclient import MintProtocolError, MintUnavailable
 from hashpool_cln.wallet.commando import CommandoError, OutcomeUnknown, parse_reply
 from hashpool_cln.wallet.errors import Code, WalletError
@@ -174,8 +174,6 @@ def test_a_commando_error_message_with_a_lone_surrogate_is_made_text() -> None:
 
 async def test_a_token_of_the_wallets_own_spendable_proofs_is_refused_not_swapped(refmint, open_wallet,
                                                                                  mnemonic) -> None:
-    from hashpool_cln.cashu.tokens import make_token
-
     wallet = await open_wallet(refmint.url, mnemonic)
     token, unit = await issued_token(refmint, 3)
     await wallet.receive(token)
@@ -221,3 +219,26 @@ async def test_a_refusal_from_a_mint_without_restore_stands(refmint, hostile, op
         await wallet.send(3, unit)
     assert refused.value.code == Code.MINT_REFUSED
     assert await _units(wallet) == {unit: (8, 0)} and await wallet.store.open_operations() == []
+
+
+class QuoteDesk:
+    """A desk whose hashpool-quote says the destination cannot be paid, with ``code``; it is sent nothing else."""
+
+    def __init__(self, code: Any) -> None:
+        self.code = code
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        assert method == "hashpool-quote", method
+        return {"destination": {"payable": False, "code": self.code, "reason": "cannot route"}}
+
+
+@pytest.mark.parametrize("code", [10**30, True, "3420", None, 3420])
+async def test_a_quoted_refusal_keeps_its_code_only_if_it_is_a_json_rpc_code(refmint, open_wallet, mnemonic,
+                                                                            code) -> None:
+    wallet = await open_wallet(refmint.url, mnemonic)
+    unit, proofs = await refmint.settled_epoch(1_000_000, 3)
+    await wallet.receive(make_token(refmint.url, unit, proofs) or "")
+    with pytest.raises(WalletError) as refused:
+        await redeem(wallet, QuoteDesk(code), "lno1qgsq", unit=unit)
+    assert refused.value.code == (3420 if code == 3420 else Code.INSUFFICIENT_FUNDS)
+    assert refused.value.message == "cannot route" and await _units(wallet) == {unit: (8, 0)}
