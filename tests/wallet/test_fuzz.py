@@ -51,7 +51,7 @@ from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.nut13 import derive_outputs
-from hashpool_cln.cashu.tokens import parse_token, serialize_v3, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v3, serialize_v4
 from hashpool_cln.mintclient import MintClient, MintClientError
 from hashpool_cln.wallet import redeem as redeem_module
 from hashpool_cln.wallet.commando import REPLY_CONTINUES, REPLY_TERM, NodeAddress
@@ -566,7 +566,7 @@ async def test_hostile_desk_never_breaks_the_wallet(refmint: MintHandle, open_wa
     words = seeded_mnemonic(rng)
     wallet = await open_wallet(refmint.url, words)
     own: list[str] = []
-    desk_answers = HostileDesk(rng, own)
+    desk_answers = HostileDesk(random.Random(SEED + 5), own)  # its own stream: it answers from another thread
     standin = CommandoStandin(lambda m, p: desk_answers(m, p), runes={RUNE: {"*"}}).start()
     desk = CommandoDesk(NodeAddress.parse(standin.address), wallet.keys.node_key, RUNE, timeout=0.5,
                         rate_wait=0.2)
@@ -602,7 +602,6 @@ async def test_hostile_desk_never_breaks_the_wallet(refmint: MintHandle, open_wa
 
 
 def make(url: str, unit: str, proofs: Any) -> str:
-    from hashpool_cln.cashu.tokens import make_token
     return make_token(url, unit, list(proofs)) or ""
 
 
