@@ -38,6 +38,7 @@ from hashpool_cln.ehash import LEGACY_EPOCH_STATES, REFERENCE_PATTERN, EhashQuot
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_INT = 2**63 - 1  # the largest number an answer may hold: what sqlite (and every ledger here) can store
 DEFAULT_LIMIT = 1000  # inputs (outputs) per request of a mint that does not say: CDK mints refuse more
 
 ProofStateName = Literal["UNSPENT", "PENDING", "SPENT"]
@@ -215,7 +216,7 @@ class MintClient:
         """
         body = {"inputs": [p.to_dict(include_dleq=False) for p in inputs], "outputs": [o.to_dict() for o in outputs]}
         answer = _obj(await self._post("/v1/swap", body), "swap")
-        signatures = _signatures(_list(answer, "signatures", "swap"), "swap")
+        signatures = parse_signatures(_list(answer, "signatures", "swap"), "swap")
         _match_outputs(outputs, signatures, "swap")
         return signatures
 
@@ -248,7 +249,7 @@ class MintClient:
         returned = [_hex(_obj(e, f"restore.outputs[{i}]"), "B_", 66, f"restore.outputs[{i}]")
                     for i, e in enumerate(_list(answer, "outputs", "restore"))]
         key = "signatures" if "signatures" in answer else "promises"  # older mints say "promises"
-        signatures = _signatures(_list(answer, key, "restore"), "restore")
+        signatures = parse_signatures(_list(answer, key, "restore"), "restore")
         if len(returned) != len(signatures):
             raise MintProtocolError(f"restore: {len(signatures)} signatures for {len(returned)} outputs")
         asked = {o.B_.lower() for o in outputs}
@@ -386,8 +387,10 @@ class MintClient:
             raise MintUnsupported(f"{what}: the mint does not serve this endpoint (HTTP {status})")
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise MintUnavailable(f"{what}: HTTP {status} answer is not JSON{unknown}") from None
+        if b"\\u" in raw and not valid_unicode(data):  # an escaped lone surrogate: text nothing can store or hash
+            raise MintProtocolError(f"{what}: answer holds text that is not valid Unicode (a lone surrogate)")
         if 200 <= status < 300:
             return data
         if status >= 400 and isinstance(data, dict):
@@ -410,6 +413,15 @@ async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
         if len(data) > MAX_RESPONSE_BYTES:
             raise _TooLarge()
     return bytes(data)
+
+
+def valid_unicode(data: Any) -> bool:
+    """Whether every text in ``data`` (JSON values) has a UTF-8 form: JSON escapes can smuggle in lone surrogates."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dleq_ok(B_: Any, C_: Any, dleq: DLEQ, A: Any) -> bool:
@@ -462,6 +474,8 @@ def _int(d: dict[str, Any], key: str, where: str) -> int:
     v = d.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise MintProtocolError(f"{where}: {key} is {'missing' if v is None else 'not a non-negative integer'}")
+    if v > MAX_INT:
+        raise MintProtocolError(f"{where}: {key} is larger than 2^63-1")
     return v
 
 
@@ -510,7 +524,8 @@ def _dleq(d: dict[str, Any], where: str) -> DLEQ | None:
     return DLEQ(e=_hex(e, "e", 64, f"{where}.dleq"), s=_hex(e, "s", 64, f"{where}.dleq"))
 
 
-def _signatures(entries: list[Any], where: str) -> list[BlindSignature]:
+def parse_signatures(entries: list[Any], where: str) -> list[BlindSignature]:
+    """Blind signatures from an answer, strictly (MintProtocolError): for endpoints answered by other modules."""
     out = []
     for i, entry in enumerate(entries):
         w = f"{where}.signatures[{i}]"

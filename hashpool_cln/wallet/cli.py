@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
     command("restore", help="recover every proof of this mnemonic from the mint (NUT-09 + NUT-13)")
     sw = command("sweep", help="collect the ehash of your shares: quotes locked to your key, minted in batches")
     sw.add_argument("--watch", action="store_true", help="keep sweeping every --interval seconds")
-    sw.add_argument("--interval", type=float, default=30.0)
-    sw.add_argument("--batch", type=int, default=None, help="quotes per batch (default: the mint's maximum)")
+    sw.add_argument("--interval", type=seconds, default=30.0)
+    sw.add_argument("--batch", type=positive, default=None, help="quotes per batch (default: the mint's maximum)")
     rd = command("redeem", help="pay DESTINATION with the ehash of a settled epoch, at the pool's desk")
     rd.add_argument("destination", help="BOLT11 invoice, BOLT12 offer or BIP353 name (user@domain)")
     rd.add_argument("--amount", type=int, default=None, help="msat, for destinations that name no amount")
@@ -84,9 +85,27 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("destination")
     ap.add_argument("--min-msat", type=int, default=0, help="leave epochs worth less than this")
     ap.add_argument("--watch", action="store_true", help="keep going: sweep, then redeem, every --interval")
-    ap.add_argument("--interval", type=float, default=300.0, help="seconds between rounds (default 300)")
+    ap.add_argument("--interval", type=seconds, default=300.0, help="seconds between rounds (default 300)")
     command("redemptions", help="redemptions sent to the desk, and their outcome (asks about open ones)")
     return p
+
+
+def number(kind: Callable[[str], Any], fits: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, refused (a usage error) unless it ``fits``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if not fits(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
+        return value
+    return parse
+
+
+positive = number(int, lambda v: v >= 1, "a whole number from 1 up")
+# A pause between two rounds: 0 or less would ask the mint in a tight loop.
+seconds = number(float, lambda v: 0 < v < math.inf, "more than 0 seconds and finite")
 
 
 def _settings(p: argparse.ArgumentParser) -> None:

@@ -227,12 +227,22 @@ def parse_reply(raw: bytes) -> Any:
         raise OutcomeUnknown("the node's reply is not a JSON object")
     err = doc.get("error")
     if err is not None:
-        if not isinstance(err, dict) or not isinstance(err.get("code"), int):
+        code = rpc_code(err.get("code")) if isinstance(err, dict) else None
+        if code is None:
             raise OutcomeUnknown("the node's error reply has no code")
-        return _raise(CommandoError(err["code"], str(err.get("message", "")), err.get("data")))
+        # The message is shown and stored: a lone surrogate (escaped in the JSON) becomes "?".
+        message = str(err.get("message", "")).encode("utf-8", "replace").decode("utf-8")
+        return _raise(CommandoError(code, message, err.get("data")))
     if "result" not in doc:
         raise OutcomeUnknown("the node's reply has neither result nor error")
     return doc["result"]
+
+
+def rpc_code(value: Any) -> int | None:
+    """``value`` if it can be a JSON-RPC error code (an integer of 64 bits, not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 def too_soon(exc: CommandoError) -> bool:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, replace
 from io import StringIO
 from pathlib import Path
 
-from hashpool_cln.mintclient import check_mint_url
+from hashpool_cln.mintclient import check_mint_url, valid_unicode
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.seed import write_secret_file
@@ -21,6 +22,7 @@ MNEMONIC_FILE = "mnemonic"
 DATABASE_FILE = "wallet.sqlite3"
 KEYS = ("mint", "node", "rune")
 ENV_DIR = "HASHPOOL_WALLET_DIR"
+_RUNE = re.compile(r"[A-Za-z0-9_\-+/=]+")  # base64, URL-safe or not (runes are written URL-safe)
 
 
 def default_dir() -> Path:
@@ -46,11 +48,14 @@ class WalletConfig:
 
 def check(config: WalletConfig) -> WalletConfig:
     """Each value checked; ValueError names the bad one."""
+    for key in KEYS:
+        if not valid_unicode(getattr(config, key)):  # from argv: bytes that are not UTF-8 arrive as surrogates
+            raise ValueError(f"the {key} is not UTF-8 text")
     if config.mint is not None:
         config = replace(config, mint=check_mint_url(config.mint))
     if config.node is not None:
         config = replace(config, node=str(NodeAddress.parse(config.node)))
-    if config.rune is not None and (not config.rune.strip() or any(c.isspace() for c in config.rune.strip())):
+    if config.rune is not None and not _RUNE.fullmatch(config.rune.strip()):
         raise ValueError("a rune is one word of base64")
     return config
 
@@ -62,8 +67,11 @@ def load(directory: Path) -> WalletConfig:
         parser.read_string(path.read_text())
     except FileNotFoundError:
         return WalletConfig()
-    except configparser.Error as exc:
-        raise WalletError(Code.NOT_CONFIGURED, f"{path} is not a valid config file: {exc}") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:  # one line: configparser's own spans several
+        raise WalletError(Code.NOT_CONFIGURED, f"{path} is not a valid config file: {' '.join(str(exc).split())}"
+                          ) from None
+    except OSError as exc:
+        raise WalletError(Code.NOT_CONFIGURED, f"cannot read {path}: {exc.strerror or exc}") from None
     section = parser["wallet"] if parser.has_section("wallet") else {}
     unknown = set(section) - set(KEYS)
     if unknown:

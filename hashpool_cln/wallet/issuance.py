@@ -22,7 +22,7 @@ from coincurve import PrivateKey
 from hashpool_cln.cashu.lookup import sign_lookup
 from hashpool_cln.cashu.models import BlindedMessage, BlindSignature
 from hashpool_cln.cashu.nut20 import sign_quote
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError
+from hashpool_cln.mintclient import MAX_INT, MintClient, MintError, MintProtocolError, parse_signatures
 
 METHOD = "ehash"
 STALE_LOOKUP, NONCE_USED = 51007, 51008  # docs/ehash-mint-api.md 4.4
@@ -113,10 +113,7 @@ class Issuance:
         answer = await self.mint.post_json(f"/v1/mint/{self.method}/batch", body)
         if not isinstance(answer, dict) or not isinstance(answer.get("signatures"), list):
             raise MintProtocolError("batch mint: expected {\"signatures\": [...]}")
-        try:
-            signatures = [BlindSignature.from_dict(s) for s in answer["signatures"]]
-        except (KeyError, TypeError, AttributeError):
-            raise MintProtocolError("batch mint: a signature is not a blind signature") from None
+        signatures = parse_signatures(answer["signatures"], "batch mint")
         if [(s.amount, s.id) for s in signatures] != [(o.amount, o.id) for o in outputs]:
             raise MintProtocolError("batch mint: the signatures do not answer the outputs, in order")
         return signatures
@@ -127,9 +124,9 @@ def _quote(q: Any, where: str) -> MintQuote:
         raise MintProtocolError(f"{where}: not an object")
     quote, unit, amount, state = q.get("quote"), q.get("unit"), q.get("amount"), q.get("state")
     if not (isinstance(quote, str) and isinstance(unit, str) and isinstance(amount, int)
-            and not isinstance(amount, bool) and amount > 0 and state in _STATES):
+            and not isinstance(amount, bool) and 0 < amount <= MAX_INT and state in _STATES):
         raise MintProtocolError(f"{where}: not a mint quote (quote, unit, amount, state)")
     pubkey, expiry = q.get("pubkey"), q.get("expiry")
-    if expiry is not None and (not isinstance(expiry, int) or isinstance(expiry, bool)):
+    if expiry is not None and (not isinstance(expiry, int) or isinstance(expiry, bool) or abs(expiry) > MAX_INT):
         raise MintProtocolError(f"{where}: expiry is not an integer or null")
     return MintQuote(quote, unit, amount, state, pubkey.lower() if isinstance(pubkey, str) else None, expiry)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import make_token
+from hashpool_cln.mintclient import MAX_INT, valid_unicode
 from hashpool_cln.wallet.commando import (
     COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,
@@ -26,6 +27,7 @@ from hashpool_cln.wallet.commando import (
     CommandoUnavailable,
     NodeAddress,
     OutcomeUnknown,
+    rpc_code,
     too_soon,
 )
 from hashpool_cln.wallet.errors import Code, WalletError
@@ -33,7 +35,9 @@ from hashpool_cln.wallet.wallet import Wallet
 
 PAID = ("paid", "settled")
 IN_FLIGHT = ("new", "quoted", "custody", "paying")
+DESK_STATES = (*IN_FLIGHT, *PAID, "rejected", "refunded")
 OPEN = ("sending", "unknown", *IN_FLIGHT)  # the wallet's own states, then the desk's unfinished ones
+TEXT_FIELDS = ("id", "payment_hash", "payment_preimage", "change_token", "refund_token")
 UNKNOWN_REDEMPTION = 3450
 UNKNOWN_CLAIM = object()  # what hashpool-status answered for a claim the desk has never seen
 STATUS_TRIES = 4
@@ -81,7 +85,7 @@ class CommandoDesk:
 async def redeem(wallet: Wallet, desk: DeskLink, destination: str, *, amount_msat: int | None = None,
                  unit: str | None = None, maxfee_msat: int | None = None) -> dict[str, Any]:
     """Pay ``destination`` (BOLT11, BOLT12 offer or BIP353 name) with the ehash of one settled epoch."""
-    if not isinstance(destination, str) or not destination.strip():
+    if not isinstance(destination, str) or not destination.strip() or not valid_unicode(destination):
         raise WalletError(Code.BAD_DESTINATION, "give a BOLT11 invoice, a BOLT12 offer or a BIP353 name")
     await resolve_open(wallet, desk)
     unit = unit or await pick_unit(wallet, amount_msat)
@@ -140,8 +144,8 @@ async def _enough(wallet: Wallet, desk: DeskLink, proofs: list[Proof], unit: str
     if not isinstance(target, dict):
         return proofs
     if target.get("payable") is False:
-        code = target.get("code")
-        raise WalletError(code if isinstance(code, int) else Code.INSUFFICIENT_FUNDS,
+        code = rpc_code(target.get("code"))
+        raise WalletError(Code.INSUFFICIENT_FUNDS if code is None else code,
                           str(target.get("reason") or "the desk cannot pay this destination with this ehash"))
     needed = target.get("units_needed")
     if not isinstance(needed, int) or isinstance(needed, bool) or needed >= sum(p.amount for p in proofs):
@@ -163,24 +167,53 @@ async def pick_unit(wallet: Wallet, amount_msat: int | None) -> str:
                       f"{settled[0].value_msat} msat ({settled[0].unit})")
 
 
-async def settle(wallet: Wallet, claim: str, r: dict[str, Any]) -> dict[str, Any]:
+def unrecordable(r: Any) -> str | None:
+    """Why the desk's account of a redemption cannot be recorded as it stands (None when it can): a state the desk
+    does not have, a field of the wrong type, text that is not valid Unicode, a number beyond 64 bits."""
+    if not isinstance(r, dict):
+        return "not an object"
+    if r.get("state") not in DESK_STATES:
+        return f"state {str(r.get('state'))[:40]!r} is not one of the desk's"
+    err = r.get("error")
+    texts = [(k, r.get(k)) for k in TEXT_FIELDS] + [("error", err if isinstance(err, str) else None)]
+    amount = r.get("amount_msat")
+    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_INT):
+        return "amount_msat is not a 64-bit amount"
+    if isinstance(err, dict):
+        texts.append(("error.message", err.get("message")))
+        if err.get("code") is not None and rpc_code(err.get("code")) is None:
+            return "error.code is not a JSON-RPC code"
+    elif err is not None and not isinstance(err, str):
+        return "error is neither an object nor text"
+    for key, value in texts:
+        if value is not None and (not isinstance(value, str) or not valid_unicode(value)):
+            return f"{key} is not text"
+    return None
+
+
+async def settle(wallet: Wallet, claim: str, r: Any) -> dict[str, Any]:
     """Record the desk's view of the redemption and act on it: tokens written first, then swapped back in."""
-    state = r.get("state")
-    if not isinstance(state, str):
-        raise WalletError(Code.OUTCOME_UNKNOWN, "the desk's answer has no state")
+    why = unrecordable(r)
+    if why is not None:  # nothing recorded: the redemption stays open and is asked about again
+        raise WalletError(Code.OUTCOME_UNKNOWN, f"the desk's answer is not a redemption ({why}); the proofs stay "
+                          "pending, `hashpool-wallet redemptions` asks again")
+    state = r["state"]
     err = r.get("error")
     code = err.get("code") if isinstance(err, dict) else None
     message = err.get("message") if isinstance(err, dict) else (err if isinstance(err, str) else None)
+    held = [p.y for p in await wallet.store.proofs(reserved_for=f"redeem:{claim}")]
+    # Over, the desk says: it took the proofs into custody, which the mint must confirm (asked before anything is
+    # written). A desk's word alone marks nothing spent: proofs the mint still holds unspent are the wallet's again.
+    states = await wallet.mint.checkstate(held) if held and (state in PAID or state == "refunded") else []
     await wallet.store.update_redemption(
         claim, id=r.get("id"), state=state, amount_msat=r.get("amount_msat"), payment_hash=r.get("payment_hash"),
         payment_preimage=r.get("payment_preimage"), change_token=r.get("change_token"),
         refund_token=r.get("refund_token"), error_code=code, error=message)
-    held = [p.y for p in await wallet.store.proofs(reserved_for=f"redeem:{claim}")]
     if state == "rejected":
         await _untouched(wallet, claim, "rejected", code, message)
     elif state in PAID or state == "refunded":
-        if held:
-            await wallet.store.set_proof_states(held, "spent", f"redeem:{claim}")
+        await wallet.store.set_proof_states([s.Y for s in states if s.state == "SPENT"], "spent", f"redeem:{claim}")
+        await wallet.store.set_proof_states([s.Y for s in states if s.state == "UNSPENT"], "unspent")
         await take_tokens(wallet, claim)
     return {**public(r), **await redemption(wallet, claim)}
 
@@ -231,7 +264,7 @@ async def _status(desk: DeskLink, claim: str, *, tries: int) -> dict[str, Any] |
     for attempt in range(tries):
         try:
             answer = await desk.call("hashpool-status", {"claim": claim})
-            if isinstance(answer, dict):
+            if isinstance(answer, dict) and unrecordable(answer) is None:
                 return answer
         except CommandoError as exc:
             if exc.code != UNKNOWN_REDEMPTION:

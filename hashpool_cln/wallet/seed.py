@@ -84,6 +84,10 @@ def read_mnemonic(path: Path) -> str:
         text = path.read_text()
     except FileNotFoundError:
         raise SeedError(f"no mnemonic at {path}: run `hashpool-wallet init` first") from None
+    except UnicodeDecodeError:
+        raise SeedError(f"{path} is not a mnemonic (not UTF-8 text)") from None
+    except OSError as exc:
+        raise SeedError(f"cannot read the mnemonic at {path}: {exc.strerror or exc}") from None
     if mode & 0o077:
         raise SeedError(f"{path} is readable by others; make it owner-only (chmod 600 {path})")
     return check_mnemonic(text)

@@ -228,13 +228,18 @@ class WalletStore:
             await c.execute("UPDATE operations SET state = 'done', updated_at = ? WHERE id = ?", (now, op.id))
 
     async def fail_operation(self, op: Operation, *, spent: Sequence[str] = ()) -> None:
-        """The mint did not act: inputs back to unspent (those in ``spent`` marked spent: the mint says so),
-        quotes free for another operation."""
+        """The mint did not act: inputs back to unspent (those in ``spent`` marked spent: the mint says so; those
+        of a token the wallet sent and failed to take back pending for that token again), quotes free for another
+        operation."""
         now = int(time.time())
         async with self.tx() as c:
             if op.inputs and not op.purpose.get("foreign_inputs"):
                 gone = set(spent)
-                await self._set_state(c, [y for y in op.inputs if y not in gone], "unspent", None)
+                held: dict[str, str | None] = op.purpose.get("reclaim") or {}
+                await self._set_state(c, [y for y in op.inputs if y not in gone and y not in held], "unspent", None)
+                for holder in set(held.values()):
+                    await self._set_state(c, [y for y in op.inputs if y not in gone and y in held
+                                              and held[y] == holder], "pending", holder)
                 await self._set_state(c, [y for y in op.inputs if y in gone], "spent", op.id)
             if op.quotes:
                 await c.executemany("UPDATE quotes SET operation = NULL, updated_at = ? WHERE quote = ? AND "

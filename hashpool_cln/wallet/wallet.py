@@ -9,6 +9,7 @@ unspent inputs means the mint never acted, and nothing is minted or spent twice.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from hashpool_cln.cashu.models import BlindedMessage, BlindSignature, Proof
 from hashpool_cln.cashu.nut13 import Output, derive_outputs
 from hashpool_cln.cashu.tokens import make_token, parse_token, resolve_short_ids
 from hashpool_cln.ehash import Epoch, quote_amount_msat
-from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable
+from hashpool_cln.mintclient import MintClient, MintError, MintProtocolError, MintUnavailable, MintUnsupported
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.seed import WalletKeys
 from hashpool_cln.wallet.store import Operation, WalletStore
@@ -117,8 +118,12 @@ class Wallet:
                 signatures = await request(outputs)
                 break
             except MintError as exc:
-                if attempt and await self._recover(op, send):  # a replay refused: the first one went through
-                    return await self._proofs_of(op)
+                # A refused replay may mean the first send went through; a mint may also refuse after acting.
+                # Either way restore of these very outputs decides, before the inputs are given back. (A first
+                # refusal from a mint without NUT-09 stands: it cannot be asked.)
+                with contextlib.suppress(*(() if attempt else (MintUnsupported,))):
+                    if await self._recover(op, send):
+                        return await self._proofs_of(op)
                 await self._close_unsigned(op)
                 raise WalletError.from_mint(exc) from None
             except (MintUnavailable, MintProtocolError) as exc:
@@ -201,16 +206,17 @@ class Wallet:
     # ---- swaps: send, receive ---------------------------------------------------------------------------
 
     async def swap(self, inputs: Sequence[Proof], amounts: Sequence[int], unit: str, *,
-                   foreign: bool = False, reclaim: bool = False,
+                   foreign: bool = False, reclaim: dict[str, str | None] | None = None,
                    send: tuple[str, int, int] | None = None) -> list[Proof]:
         """NUT-03 swap of ``inputs`` (the wallet's unspent proofs; a token's when ``foreign``; a token the wallet
-        sent when ``reclaim``) into outputs of ``amounts`` in the unit's active keyset."""
+        sent when ``reclaim``, which maps each input's Y to what held it pending: it does again if the swap
+        fails) into outputs of ``amounts`` in the unit's active keyset."""
         keyset = await self.active_keyset(unit)
         ys = [proof_y(p.secret) for p in inputs]
+        purpose = {"foreign_inputs": True} if foreign else {"reclaim": reclaim} if reclaim else None
         op = await self.store.begin_operation(
-            f"swap-{secrets.token_hex(8)}", "swap", keyset.id, amounts, inputs=ys,
-            purpose={"foreign_inputs": foreign} if foreign else None, own_inputs=not foreign,
-            input_state="pending" if reclaim else "unspent")
+            f"swap-{secrets.token_hex(8)}", "swap", keyset.id, amounts, inputs=ys, purpose=purpose,
+            own_inputs=not foreign, input_state="pending" if reclaim else "unspent")
 
         async def request(outputs: list[Output]) -> list[BlindSignature]:
             return await self.mint.swap(inputs, [o.message for o in outputs])
@@ -263,12 +269,19 @@ class Wallet:
         units = {self._keysets[p.id].unit for p in token.proofs}
         if units != {token.unit}:
             raise WalletError(Code.BAD_TOKEN, f"the token says unit {token.unit}, its keysets are {sorted(units)}")
-        ours = {p.y: p for p in await self.store.proofs(state="pending")}
-        own = all(proof_y(p.secret) in ours for p in token.proofs)  # a token we sent, taken back
+        ours = {p.y: p for p in await self.store.proofs() if p.state != "spent"}
+        mine = [ours[y] for y in (proof_y(p.secret) for p in token.proofs) if y in ours]
+        if any(p.state == "unspent" for p in mine):
+            raise WalletError(Code.BAD_TOKEN, "the token holds proofs this wallet already has, spendable")
+        own = len(mine) == len(token.proofs)  # a token we sent, taken back
+        if mine and not own:
+            raise WalletError(Code.BAD_TOKEN, "the token mixes proofs this wallet sent with others'; receive "
+                              "them apart")
         amount = token.amount - await self.fee(token.proofs)
         if amount <= 0:
             raise WalletError(Code.BAD_TOKEN, "the token is worth less than the mint's input fee")
-        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=own)
+        held = {proof_y(p.secret): ours[proof_y(p.secret)].reserved_for for p in token.proofs} if own else None
+        await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=held)
         if own:
             for send_id in {ours[proof_y(p.secret)].reserved_for for p in token.proofs}:
                 if send_id and send_id.startswith("send-"):

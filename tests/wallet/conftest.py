@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import shutil
 import sys
 import tempfile
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,9 @@ from support.wallets import Wallets
 from wallet.standin import CommandoStandin, StandinError
 
 from hashpool_cln.cashu.models import Proof
-from hashpool_cln.cashu.tokens import make_token
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v4
 from hashpool_cln.mintclient import MintClient, MintUnavailable
+from hashpool_cln.wallet import cli
 from hashpool_cln.wallet.seed import new_mnemonic
 from hashpool_cln.wallet.wallet import Wallet
 
@@ -70,6 +75,36 @@ async def issued_token(refmint: Any, leading_zeros: int, count: int = 1) -> tupl
     proofs = await refmint.issue(leading_zeros, count)
     unit = await unit_of(refmint, proofs)
     return make_token(refmint.url, unit, proofs) or "", unit
+
+
+def retargeted(token: str, url: str) -> str:
+    """The same token, naming ``url`` as its mint (a wallet takes tokens of its own mint only): for a wallet that
+    reaches the mint through a proxy."""
+    return serialize_v4(replace(parse_token(token), mint=url))
+
+
+async def run_cli(argv: list[str], timeout: float = 30.0) -> tuple[int, str, str]:
+    """``hashpool-wallet`` in this process, with what a terminal gives it: argv as the OS hands it over (bytes that
+    are not UTF-8 arrive as lone surrogates, PEP 383), a UTF-8 stdout that refuses what UTF-8 cannot hold and a
+    stderr that escapes it (Python's defaults). Exit status -1: an exception got out of ``main``."""
+    argv = [a.replace("\ud800", "\udcff") for a in argv]
+    out, err = io.BytesIO(), io.BytesIO()
+
+    def main() -> int:
+        stdout = io.TextIOWrapper(out, "utf-8", errors="strict", write_through=True)
+        stderr = io.TextIOWrapper(err, "utf-8", errors="backslashreplace", write_through=True)
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                return cli.main(argv)
+        except SystemExit as exc:  # argparse: usage errors exit 2
+            return int(exc.code or 0)
+        except Exception:
+            err.write(traceback.format_exc().encode("utf-8", "backslashreplace"))
+            return -1
+        finally:
+            stdout.detach(), stderr.detach()
+    code = await asyncio.wait_for(asyncio.to_thread(main), timeout)
+    return code, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
 
 
 async def unit_of(refmint: Any, proofs: list[Proof]) -> str:

@@ -8,7 +8,9 @@ seconds between two uses of the rune, counted from the last use that passed ever
 count); sooner is ``Invalid rune: Not permitted: too soon``. Faults
 for tests: ``split`` (reply parts of that many bytes), ``drop`` (close after reading a command, without a reply),
 ``ping`` (send a ping before each reply and require the pong), ``offline`` (hang up on every new connection
-right after the handshake; ``offline_after_drop`` turns it on when a dropped command has run).
+right after the handshake; ``offline_after_drop`` turns it on when a dropped command has run), and ``reply_hook``
+(``hook(conn, request_id, reply_bytes)`` sends whatever it likes instead of the reply; True hangs up after it)
+and ``init_hook`` (``hook(conn)``, before ``init`` goes out on a new connection; True hangs up there).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class CommandoStandin:
         self.offline = False
         self.offline_after_drop = False
         self.pongs = 0
+        self.reply_hook: Callable[[Any, int, bytes], bool] | None = None
+        self.init_hook: Callable[[Any], bool] | None = None
         self.commands: list[dict[str, Any]] = []
         self.peers: list[str] = []
         self._stop = False
@@ -102,6 +106,8 @@ class CommandoStandin:
             if self.offline:
                 return
             self.peers.append(conn.remote_pubkey.serializeCompressed().hex())
+            if self.init_hook is not None and self.init_hook(conn):
+                return
             conn.send_message(init_message(()))
             while _type(conn.read_message()) != MSG_INIT:
                 pass
@@ -141,6 +147,8 @@ class CommandoStandin:
                 pass
             self.pongs += 1
         body = json.dumps(doc).encode()
+        if self.reply_hook is not None:
+            return not self.reply_hook(conn, rid, body)
         pieces = [body[i:i + self.split] for i in range(0, len(body), self.split)]
         for i, piece in enumerate(pieces):
             kind = REPLY_TERM if i == len(pieces) - 1 else REPLY_CONTINUES

@@ -180,9 +180,10 @@ async def test_an_unusable_change_token_is_recorded_not_retried_forever(refmint,
     wallet = await open_wallet(refmint.url, mnemonic)
     token, unit = await issued_token(refmint, 4)
     await wallet.receive(token)
-    ys = [p.y for p in await wallet.store.proofs(state="unspent")]
+    held = await wallet.store.proofs(state="unspent")
     claim = "cd" * 32
-    await wallet.store.begin_redemption(claim, "lnbcrt1...", unit, 16, ys)
+    await wallet.store.begin_redemption(claim, "lnbcrt1...", unit, 16, [p.y for p in held])
+    await refmint.swap([p.proof for p in held])  # the desk's custody swap
     # A desk answer is untrusted input: here its change token is garbage.
     done = await settle(wallet, claim, {"id": "r1", "state": "settled", "change_token": "cashuBgarbage"})
     assert done["state"] == "settled" and done["taken"] == 2 and "token" in done["error"]
