@@ -205,6 +205,9 @@ async def settle(wallet: Wallet, claim: str, r: Any) -> dict[str, Any]:
     # Over, the desk says: it took the proofs into custody, which the mint must confirm (asked before anything is
     # written). A desk's word alone marks nothing spent: proofs the mint still holds unspent are the wallet's again.
     states = await wallet.mint.checkstate(held) if held and (state in PAID or state == "refunded") else []
+    if any(s.state == "PENDING" for s in states):  # the mint is still deciding: nothing recorded, asked again later
+        raise WalletError(Code.OUTCOME_UNKNOWN, "the mint holds the redemption's proofs pending; they stay pending, "
+                          "`hashpool-wallet redemptions` asks again")
     await wallet.store.update_redemption(
         claim, id=r.get("id"), state=state, amount_msat=r.get("amount_msat"), payment_hash=r.get("payment_hash"),
         payment_preimage=r.get("payment_preimage"), change_token=r.get("change_token"),

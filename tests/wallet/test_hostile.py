@@ -112,9 +112,9 @@ async def test_a_token_not_taken_back_stays_pending_for_its_send(refmint, hostil
 
 # ---- the desk's answers -----------------------------------------------------------------------------------------
 
-async def _redemption(refmint, wallet) -> tuple[str, list[str], str]:
+async def _redemption(refmint, wallet, url: str | None = None) -> tuple[str, list[str], str]:
     token, unit = await issued_token(refmint, 4)
-    await wallet.receive(token)
+    await wallet.receive(token if url is None else retargeted(token, url))
     ys = [p.y for p in await wallet.store.proofs(state="unspent")]
     claim = "ab" * 32
     await wallet.store.begin_redemption(claim, "lnbcrt1...", unit, 16, ys)
@@ -142,6 +142,26 @@ async def test_a_desk_saying_paid_marks_spent_only_what_the_mint_took(refmint, o
     done = await settle(wallet, claim, {"id": "r1", "state": "paid", "payment_preimage": "00" * 32})
     assert done["state"] == "paid"
     assert await _units(wallet) == {unit: (16, 0)}  # the mint holds them unspent: they are still the wallet's
+
+
+async def test_a_desk_saying_paid_while_the_mint_holds_the_proofs_pending_leaves_it_open(
+        refmint, hostile,
+        open_wallet, mnemonic) -> None:
+    wallet = await open_wallet(hostile.url, mnemonic)
+    claim, _, unit = await _redemption(refmint, wallet, hostile.url)
+
+    def pending(doc: Any) -> Any:
+        return {"states": [{**s, "state": "PENDING"} for s in doc["states"]]}
+
+    hostile.plan = [("/v1/checkstate", pending)]
+    with pytest.raises(WalletError) as unknown:
+        await settle(wallet, claim, {"id": "r1", "state": "paid", "payment_preimage": "00" * 32})
+    assert unknown.value.code == Code.OUTCOME_UNKNOWN and "pending" in unknown.value.message
+    ((row),) = await wallet.store.redemptions()
+    assert row["state"] == "sending"  # still open: the next command asks the desk and the mint again
+    assert await _units(wallet) == {unit: (0, 16)}
+    done = await settle(wallet, claim, {"id": "r1", "state": "paid", "payment_preimage": "00" * 32})
+    assert done["state"] == "paid" and await _units(wallet) == {unit: (16, 0)}
 
 
 class NoDesk:
