@@ -145,8 +145,7 @@ async def test_a_desk_saying_paid_marks_spent_only_what_the_mint_took(refmint, o
 
 
 async def test_a_desk_saying_paid_while_the_mint_holds_the_proofs_pending_leaves_it_open(
-        refmint, hostile,
-        open_wallet, mnemonic) -> None:
+        refmint, hostile, open_wallet, mnemonic) -> None:
     wallet = await open_wallet(hostile.url, mnemonic)
     claim, _, unit = await _redemption(refmint, wallet, hostile.url)
 
