@@ -15,17 +15,19 @@ A chain watcher drives epochs with three calls (all idempotent for a repeated ev
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from coincurve import PrivateKey, PublicKey
 
@@ -61,6 +63,11 @@ MAX_LOOKUP_QUOTES = 1000  # quotes one signed lookup answers (the oldest mintabl
 GENERIC_UNITS = ("hash", "ehash")  # unit names upstream pools send for "this mint's ehash"
 ISSUANCE_METHODS = ("ehash", "mining_share")  # one method; mining_share is its older name (an alias)
 _REFERENCE = re.compile(REFERENCE_PATTERN)
+# Checks of more inputs than this are split over threads, one slice per core: coincurve's calls release the
+# interpreter's lock, so a large swap is proved on every core and the event loop serves other requests meanwhile.
+SPREAD_INPUTS = 128
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def now_s() -> int:
@@ -251,26 +258,21 @@ class Ledger:
         if len(outputs) > self.config.max_outputs:
             raise MintError(Code.TOO_MANY_OUTPUTS, f"too many outputs: {len(outputs)} > {self.config.max_outputs}")
 
-    def _inputs(self, inputs: Sequence[Proof], now: int) -> tuple[list[PublicKey], str, int, int]:
+    async def _inputs(self, inputs: Sequence[Proof], now: int) -> tuple[list[PublicKey], str, int, int]:
         """Structural checks of inputs: returns their Y points, their unit, their sum and the input fee."""
         if not inputs:
             raise malformed("inputs must not be empty")
-        ys: list[PublicKey] = []
-        seen: set[bytes] = set()
         units: set[str] = set()
         for p in inputs:
             mk = self._keysets.get(p.id)
             if mk is None:
                 raise MintError(Code.KEYSET_UNKNOWN, f"keyset {p.id} of an input is not known")
             units.add(mk.keyset.unit)
-            y = crypto.hash_to_curve(p.secret.encode("utf-8"))
-            y_bytes = y.format()
-            if y_bytes in seen:
-                raise MintError(Code.DUPLICATE_INPUTS, "duplicate inputs provided")
-            seen.add(y_bytes)
-            ys.append(y)
         if len(units) > 1:
             raise MintError(Code.MULTIPLE_UNITS, "inputs of multiple units")
+        ys = await spread(_hash_secrets, [p.secret for p in inputs])
+        if len({y.format() for y in ys}) != len(ys):
+            raise MintError(Code.DUPLICATE_INPUTS, "duplicate inputs provided")
         total = sum(p.amount for p in inputs)
         fee = input_fee((p.id for p in inputs), {k: m.keyset.input_fee_ppk for k, m in self._keysets.items()})
         return ys, units.pop(), total, fee
@@ -295,8 +297,11 @@ class Ledger:
             raise MintError(Code.MULTIPLE_UNITS, "outputs of multiple units")
         return (units.pop() if units else None), sum(o.amount for o in outputs)
 
-    def _verify_proofs(self, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
-        for p, y in zip(inputs, ys):
+    async def _verify_proofs(self, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
+        await spread(partial(self._verify_pairs, now=now), list(zip(inputs, ys)))
+
+    def _verify_pairs(self, pairs: Sequence[tuple[Proof, PublicKey]], now: int) -> list[None]:
+        for p, y in pairs:
             key = self._keysets[p.id].private.get(p.amount)
             try:
                 c = crypto.point(p.C)
@@ -305,6 +310,7 @@ class Ledger:
             if key is None or not hmac.compare_digest(y.multiply(key.secret).format(), c.format()):
                 raise MintError(Code.PROOF_INVALID, "proof verification failed")
             self._check_condition(p, now)
+        return []
 
     @staticmethod
     def _check_condition(p: Proof, now: int) -> None:
@@ -364,7 +370,7 @@ class Ledger:
     async def swap(self, inputs: Sequence[Proof], outputs: Sequence[BlindedMessage]) -> list[BlindSignature]:
         now = now_s()
         self._check_counts(inputs, outputs)
-        ys, in_unit, in_total, fee = self._inputs(inputs, now)
+        ys, in_unit, in_total, fee = await self._inputs(inputs, now)
         out_unit, out_total = self._outputs(outputs, now)
         if out_unit is not None and out_unit != in_unit:
             raise MintError(Code.UNIT_MISMATCH, f"inputs are {in_unit}, outputs are {out_unit}")
@@ -372,7 +378,7 @@ class Ledger:
             raise MintError(Code.UNBALANCED,
                             f"inputs ({in_total}) minus the input fee ({fee}) must equal outputs ({out_total})")
         async with self._hold(ys, outputs):
-            self._verify_proofs(inputs, ys, now)
+            await self._verify_proofs(inputs, ys, now)
             sigs = self._sign(outputs)
             async with self.db.transaction() as conn:
                 await self._spend(conn, inputs, ys, now)
@@ -674,14 +680,14 @@ class Ledger:
         if row[8] is not None:
             raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
         self._check_counts(inputs, ())
-        ys, unit, total, fee = self._inputs(inputs, now)
+        ys, unit, total, fee = await self._inputs(inputs, now)
         if unit != q.unit:
             raise MintError(Code.UNIT_MISMATCH, f"the quote is for {q.unit}, the inputs are {unit}")
         if total - fee != q.amount:
             raise MintError(Code.UNBALANCED,
                             f"inputs ({total}) minus the input fee ({fee}) must equal the quote amount ({q.amount})")
         async with self._hold(ys, (), q.quote):
-            self._verify_proofs(inputs, ys, now)
+            await self._verify_proofs(inputs, ys, now)
             async with self.db.transaction() as conn:
                 state, expiry, released_at = await dbm.fetchone(
                     conn, "SELECT state, expiry, released_at FROM melt_quotes WHERE quote = ?", (q.quote,))
@@ -854,6 +860,21 @@ class Ledger:
                 "max_outputs": self.config.max_outputs,
             },
         }
+
+
+async def spread(func: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
+    """``func(items)``: at once for a few items, else one slice per core, each in its own thread (results in order;
+    the first slice to raise raises)."""
+    if len(items) <= SPREAD_INPUTS:
+        return func(items)
+    cores = min(os.cpu_count() or 1, 8)
+    step = -(-len(items) // cores)
+    parts = await asyncio.gather(*(asyncio.to_thread(func, items[i:i + step]) for i in range(0, len(items), step)))
+    return [r for part in parts for r in part]
+
+
+def _hash_secrets(secrets_: Sequence[str]) -> list[PublicKey]:
+    return [crypto.hash_to_curve(s.encode("utf-8")) for s in secrets_]
 
 
 async def _read_epochs(fetchall: Callable[..., Awaitable[list[tuple]]]) -> dict[str, EpochRecord]:

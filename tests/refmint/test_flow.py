@@ -152,3 +152,35 @@ async def test_restore_takes_outputs_of_any_amount_and_answers_by_b(refmint) -> 
     for bad in (-1, 1 << 64, "0"):
         answer = await refmint.call("POST", "/v1/restore", {"outputs": [{**blank[0], "amount": bad}]})
         assert (answer.status, answer.code) == (400, 0), answer
+
+
+async def test_a_large_swap_is_proved_in_slices_with_every_fault_found(refmint) -> None:
+    """Inputs beyond ``SPREAD_INPUTS`` are hashed and proved one slice per core: a fault in any slice refuses the
+    whole swap and spends nothing, and a duplicate across two slices is found."""
+    from dataclasses import replace
+
+    from hashpool_cln.refmint.ledger import SPREAD_INPUTS
+
+    proofs = await refmint.swap(await refmint.issue(9), [1] * 300 + split_amount(212))  # 2^9 units
+    assert len(proofs) > SPREAD_INPUTS
+    large = proofs[:300]
+    kid = large[0].id
+
+    async def refused(inputs) -> int:
+        blinded = blind_outputs(kid, split_amount(sum(p.amount for p in inputs)))
+        answer = await refmint.call("POST", "/v1/swap", {"inputs": [p.to_dict() for p in inputs],
+                                                         "outputs": [o.to_dict() for o in blinded.outputs]})
+        assert answer.status == 400, answer
+        return answer.code
+
+    forged = list(large)
+    forged[-7] = replace(forged[-7], C=large[3].C)  # a real point, not this secret's signature, in the last slice
+    assert await refused(forged) == 10001
+    assert await refused([*large[:-1], large[0]]) == 11007  # the first slice's proof again, in the last
+    states = (await refmint.ok("POST", "/v1/checkstate", {"Ys": ys(large)}))["states"]
+    assert {s["state"] for s in states} == {"UNSPENT"}  # nothing of a refused swap was spent
+
+    fresh = await refmint.swap(large)
+    assert sum(p.amount for p in fresh) == 300
+    states = (await refmint.ok("POST", "/v1/checkstate", {"Ys": ys(large)}))["states"]
+    assert {s["state"] for s in states} == {"SPENT"}
