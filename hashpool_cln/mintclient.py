@@ -35,6 +35,7 @@ from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
 from hashpool_cln.ehash import LEGACY_EPOCH_STATES, REFERENCE_PATTERN, EhashQuote, Epoch
+from hashpool_cln.text import valid_unicode
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -413,15 +414,6 @@ async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
         if len(data) > MAX_RESPONSE_BYTES:
             raise _TooLarge()
     return bytes(data)
-
-
-def valid_unicode(data: Any) -> bool:
-    """Whether every text in ``data`` (JSON values) has a UTF-8 form: JSON escapes can smuggle in lone surrogates."""
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _dleq_ok(B_: Any, C_: Any, dleq: DLEQ, A: Any) -> bool:

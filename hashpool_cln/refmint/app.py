@@ -22,6 +22,7 @@ from hashpool_cln.refmint.errors import Code, MintError, malformed
 from hashpool_cln.refmint.ledger import MAX_CONFIRMATIONS, MAX_REWARD_MSAT, MAX_TIMESTAMP, Ledger
 from hashpool_cln.refmint.lookup import MAX_LOOKUP_PUBKEYS
 from hashpool_cln.refmint.shares import HashOrder
+from hashpool_cln.text import valid_unicode
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if raw.isascii() and b"\\u" not in raw:
         return wire.obj(value)  # no escape, no UTF-8 bytes: no surrogate can be in it
     try:
-        # JSON may escape lone surrogates ("\ud800"): text that no UTF-8 secret, id or key can hold
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise malformed("request body holds text that is not valid Unicode (a lone surrogate)") from None
+        if not valid_unicode(value):
+            raise malformed("request body holds text that is not valid Unicode (a lone surrogate)")
     except RecursionError:
         raise malformed("request body is nested too deeply") from None
     return wire.obj(value)

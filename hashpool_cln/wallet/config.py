@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from io import StringIO
 from pathlib import Path
 
-from hashpool_cln.mintclient import check_mint_url, valid_unicode
+from hashpool_cln.mintclient import check_mint_url
+from hashpool_cln.text import valid_unicode
 from hashpool_cln.wallet.commando import NodeAddress
 from hashpool_cln.wallet.errors import Code, WalletError
 from hashpool_cln.wallet.seed import write_secret_file

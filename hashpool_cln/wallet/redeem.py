@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from hashpool_cln.cashu.crypto import proof_y
 from hashpool_cln.cashu.models import Proof
 from hashpool_cln.cashu.tokens import make_token
-from hashpool_cln.mintclient import MAX_INT, valid_unicode
+from hashpool_cln.mintclient import MAX_INT
+from hashpool_cln.text import valid_unicode
 from hashpool_cln.wallet.commando import (
     COMMANDO_ERROR_REMOTE_AUTH,
     CommandoClient,
