@@ -28,6 +28,7 @@ from hashpool_cln.cashu.tokens import parse_token
 INLINE_PROOFS = 64
 INLINE_CHARS = 32_768
 Y_CHARS = 66  # a Y in hex: a compressed point
+WORKER_NICENESS = 10
 
 T = TypeVar("T")
 
@@ -108,9 +109,11 @@ def unflatten(flat: FlatProofs, ids: Mapping[str, str]) -> tuple[Proof, ...]:
 
 
 def detach(parent: int) -> None:
-    """Run first in the worker: let go of the plugin's stdin, stdout and stderr (lightningd must see them close
-    when the plugin ends, and nothing but the plugin may write to them), and end when the plugin does, even when
-    it was killed and could not say so."""
+    """Run first in the worker: step below the plugin's priority (on a busy host the loop, which answers every
+    other call, gets the processor first), let go of the plugin's stdin, stdout and stderr (lightningd must see
+    them close when the plugin ends, and nothing but the plugin may write to them), and end when the plugin does,
+    even when it was killed and could not say so."""
+    os.nice(WORKER_NICENESS)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

@@ -206,3 +206,11 @@ async def test_a_dead_worker_fails_one_call_and_the_next_gets_a_new_one() -> Non
         assert await worker.run(os.getpid) != pid
     finally:
         worker.close()
+
+
+async def test_the_worker_runs_below_the_plugins_priority() -> None:
+    worker = cpu.Worker()
+    try:
+        assert await worker.run(os.nice, 0) == min(19, os.nice(0) + cpu.WORKER_NICENESS)
+    finally:
+        worker.close()
