@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 TARGET = 2.0
-ROUNDS = 10
+ROUNDS = 20
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -163,7 +163,7 @@ def run(proofs: int, calls: int) -> bool:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench_fairness", description=__doc__.splitlines()[0])
     parser.add_argument("--proofs", type=int, default=4000, help="proofs in the large token (default 4000)")
-    parser.add_argument("--calls", type=int, default=200, help="calls measured per figure (default 200)")
+    parser.add_argument("--calls", type=int, default=500, help="calls measured per figure (default 500)")
     parser.add_argument("--stand-ins", nargs=3, metavar=("LIGHTNING_DIR", "MINT_DIR", "PROOFS"),
                         help=argparse.SUPPRESS)  # the benchmark's own child process
     args = parser.parse_args(argv)
