@@ -28,11 +28,35 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 TARGET = 2.0
 ROUNDS = 20
+CPU_QUOTES = 10
 
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Processor time of every thread of process ``pid`` so far (Linux schedstat, nanoseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return total / 1e9
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
 
 
 def _measure(plugin, calls: int, method: str, params) -> list[float]:
@@ -101,13 +125,15 @@ def run(proofs: int, calls: int) -> bool:
                     time.sleep(0.001)
                     continue
                 quiet.clear()
-                req_id = f"big#{n}"
-                start = time.perf_counter()
-                plugin.send_raw(b'{"jsonrpc":"2.0","id":"' + req_id.encode() + b'","method":"hashpool-quote",'
-                                b'"params":' + params + b"}")
-                reply = plugin.reply(req_id, timeout=120)
-                big_times.append(time.perf_counter() - start)
-                assert reply.error is None, reply.error
+                quote_big(f"big#{n}")
+
+        def quote_big(req_id: str) -> None:
+            start = time.perf_counter()
+            plugin.send_raw(b'{"jsonrpc":"2.0","id":"' + req_id.encode() + b'","method":"hashpool-quote",'
+                            b'"params":' + params + b"}")
+            reply = plugin.reply(req_id, timeout=120)
+            big_times.append(time.perf_counter() - start)
+            assert reply.error is None, reply.error
 
         def block(figures: dict[str, list[float]], count: int, until_quotes: int = 0) -> None:
             """``count`` calls of each kind, paced alike idle and loaded (and on until ``until_quotes``)."""
@@ -138,9 +164,20 @@ def run(proofs: int, calls: int) -> bool:
             stop.set()
             worker.join(120)
 
+        # Where a large quote's work is done: the plugin's own process against its worker processes, over a few
+        # quotes with nothing else running.
+        assert plugin.proc is not None
+        workers = _children(plugin.proc.pid)
+        before = _cpu_seconds(plugin.proc.pid), sum(_cpu_seconds(w) for w in workers)
+        for n in range(CPU_QUOTES):
+            quote_big(f"cpu#{n}")
+        after = _cpu_seconds(plugin.proc.pid), sum(_cpu_seconds(w) for w in workers)
+        own, theirs = ((b - a) / CPU_QUOTES * 1e3 for a, b in zip(before, after))
+
         print(f"large token: {proofs} proofs, quoted {len(big_times)} times while {len(loaded['info'])} calls of "
               f"each kind were measured loaded (and {len(idle['info'])} idle, in {ROUNDS} turns), "
-              f"median {statistics.median(big_times) * 1e3:.0f} ms per quote")
+              f"median {statistics.median(big_times) * 1e3:.0f} ms per quote; processor time per quote: "
+              f"{own:.1f} ms in the plugin's process, {theirs:.1f} ms in its workers")
         print(f"{'call':<22} {'idle p50':>9} {'idle p99':>9} {'load p50':>9} {'load p99':>9} {'x p50':>6} "
               f"{'x p99':>6}  target")
         for name, label in (("info", "hashpool-info"), ("quote", "hashpool-quote 1 proof")):
