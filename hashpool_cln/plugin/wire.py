@@ -16,15 +16,11 @@ its own, checked, and dispatched inside a guard:
 A message longer than ``LARGE_MESSAGE`` (a token of thousands of proofs) is decoded and checked in a worker
 process (``desk.cpu.Worker``), the same way: decoding a megabyte of JSON is one call that holds the interpreter's
 lock for milliseconds, and every other request would wait it out. The stdin loop reads on meanwhile, so a large
-request may be dispatched after requests that came behind it; each is still answered once. lightningd writes
-every request to one pipe, and a request waits there until those before it were read: the plugin widens that
-pipe to ``STDIN_PIPE_BYTES`` and reads it in large steps, so that a megabyte crosses in a few copies rather than
-in sixteen 64 kB turns.
+request may be dispatched after requests that came behind it; each is still answered once.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -54,8 +50,6 @@ INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 ID_SCAN_LIMIT = 1 << 20
 # Messages longer than this are decoded in the worker process.
 LARGE_MESSAGE = 256 * 1024
-# Linux's default limit for a pipe an unprivileged process widens (/proc/sys/fs/pipe-max-size).
-STDIN_PIPE_BYTES = 1 << 20
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The structural tokens of JSON text: whole strings, and the punctuation between values.
@@ -264,7 +258,7 @@ class GuardedPlugin(Plugin):
             self.print_usage()
             return
         try:
-            for payload in messages(_reader(self.stdin)):
+            for payload in messages(self.stdin.buffer):
                 self.handle(payload)
         finally:
             self._decoder.close()
@@ -352,19 +346,6 @@ class GuardedPlugin(Plugin):
         with self.write_lock:
             self.stdout.buffer.write(data)
             self.stdout.flush()
-
-
-def _reader(stdin: Any) -> Any:
-    """``stdin`` as bytes, read in steps of up to ``STDIN_PIPE_BYTES`` from a pipe widened to as much."""
-    try:
-        fd = stdin.fileno()
-    except (OSError, ValueError):  # not a file (a test's stand-in)
-        return stdin.buffer
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, STDIN_PIPE_BYTES)
-    except (OSError, AttributeError):  # not a pipe, not Linux, or the host allows less: read it as it is
-        pass
-    return open(fd, "rb", buffering=STDIN_PIPE_BYTES, closefd=False)
 
 
 def _outcome(done: Any, payload: bytes) -> Message | WireError:

@@ -7,7 +7,6 @@ import io
 import json
 import random
 
-import pytest
 from support.pluginharness import PluginHarness, assert_clean
 
 from hashpool_cln.plugin import wire
@@ -81,13 +80,3 @@ def test_messages_are_split_as_pyln_splits_them() -> None:
         data = b"".join(parts)
         ours = [m.strip() for m in wire.messages(io.BytesIO(data)) if m.strip()]
         assert ours == _pyln_split(data), data
-
-
-def test_the_plugin_widens_its_stdin_pipe(plugin: PluginHarness) -> None:  # noqa: F811
-    import fcntl
-    from pathlib import Path
-
-    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < wire.STDIN_PIPE_BYTES:
-        pytest.skip("this host caps pipes below 1 MiB; the plugin reads its pipe as it is")
-    assert plugin.proc is not None and plugin.proc.stdin is not None
-    assert fcntl.fcntl(plugin.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == wire.STDIN_PIPE_BYTES
