@@ -80,3 +80,32 @@ def test_messages_are_split_as_pyln_splits_them() -> None:
         data = b"".join(parts)
         ours = [m.strip() for m in wire.messages(io.BytesIO(data)) if m.strip()]
         assert ours == _pyln_split(data), data
+
+
+def test_a_large_message_is_answered_when_its_worker_was_killed(plugin: PluginHarness) -> None:  # noqa: F811
+    import os
+    import signal
+    from pathlib import Path
+
+    from tests.plugin.test_redeem import _children
+
+    def large(req_id: str) -> bytes:
+        return _large(json.dumps({"jsonrpc": "2.0", "id": req_id, "method": "hashpool-redemptions",
+                                  "params": {}})).encode()
+
+    assert plugin.proc is not None
+    plugin.send_raw(large("k1"))
+    assert plugin.reply("k1").ok() == {"redemptions": []}
+    # the worker processes, not multiprocessing's resource tracker
+    workers = [pid for pid in _children(plugin.proc.pid)
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert workers
+    for pid in workers:  # as when the host's out-of-memory killer picks them
+        os.kill(pid, signal.SIGKILL)
+    for req_id in ("k2", "k3", "k4"):  # decoded here while the worker is gone, then by a new one
+        plugin.send_raw(large(req_id))
+        assert plugin.reply(req_id, timeout=60).ok() == {"redemptions": []}
+    _still_serves(plugin)
+    assert plugin.alive()
+    assert any("decoding a large message here" in line for line in plugin.logs())
+    assert_clean(plugin)
