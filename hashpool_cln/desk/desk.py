@@ -188,14 +188,14 @@ class Desk(Quotes, Settlement):
         """
         self.store  # noqa: B018  (refuse before start)
         checked = await self._check_token(token)
-        fee = wallet.swap_fee(list(checked.token.proofs), checked.fees_ppk)
-        units = checked.token.amount - fee
+        fee = checked.swap_fee()
+        units = checked.amount - fee
         if units <= 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fee")
         epoch = checked.epoch
         net = policy.epoch_net_reward(epoch, checked.pool_fee_ppm)
         out: dict[str, Any] = {
-            "unit": checked.token.unit, "amount": checked.token.amount, "value_msat": checked.value(units),
+            "unit": checked.unit, "amount": checked.amount, "value_msat": checked.value(units),
             "expiry": epoch.redeem_until, "input_fee": fee,
             "rate": {"reward_msat": epoch.reward_msat, "net_reward_msat": net, "issued": epoch.issued,
                      "epoch_height": epoch.height, "unredeemed_msat": max(0, net - epoch.redeemed_msat)},
@@ -223,7 +223,7 @@ class Desk(Quotes, Settlement):
             if await self.store.claim_used(claim_hash):
                 raise DeskError(Code.INVALID_PARAMS, "claim already used")
         policy.check_caller_maxfee(maxfee_msat, self.config)
-        checked = await self._check_token(token)
+        checked = await self._check_token(token, with_proofs=True)
         target = await self._resolve(invstring, amount_msat, payer_note, checked, maxfee_msat)
         # Marked as this call's before the ledger shows it: a reconcile running meanwhile must never see an
         # unclaimed ``new`` redemption and reject it under the call that is still driving it.
@@ -300,9 +300,9 @@ class Desk(Quotes, Settlement):
 
     # ------------------------------------------------------------------------- 1. parse, 2. destination
 
-    async def _check_token(self, text: str) -> Checked:
+    async def _check_token(self, text: str, with_proofs: bool = False) -> Checked:
         return await intake.check_token(text, self.catalog, now=self.now(), own_pubkey=self._p2pk_pub,
-                                        worker=self.worker)
+                                        worker=self.worker, with_proofs=with_proofs)
 
     async def _resolve(self, invstring: str, amount_msat: int | None, payer_note: str | None, checked: Checked,
                        maxfee_msat: int | None) -> Target:
@@ -314,7 +314,7 @@ class Desk(Quotes, Settlement):
         try:
             target = await self._resolve(invstring, amount_msat, None, checked, None)
             plan_units, fee_reserve = reserve.units_needed(checked, target, None, self.config)
-            payable = plan_units <= checked.token.amount
+            payable = plan_units <= checked.amount
             out: dict[str, Any] = {
                 "kind": target.kind, "amount_msat": target.deliver_msat or value_msat, "payable": payable,
                 "fee_reserve_msat": fee_reserve, "units_needed": plan_units,

@@ -9,10 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hashpool_cln.cashu import conditions
-from hashpool_cln.cashu.errors import ConditionError, TokenError
+from hashpool_cln.cashu.errors import TokenError
 from hashpool_cln.cashu.keysets import Keyset
-from hashpool_cln.cashu.models import Token
+from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import resolve_short_ids
 from hashpool_cln.ehash import Epoch
 from hashpool_cln.mintclient import MintClient, MintError, MintLimits, MintProtocolError, MintUnavailable
@@ -32,11 +31,45 @@ KEYSET_REFRESH_SECONDS = 1.0
 class Checked:
     """A token that passed every local check, with what the later steps need from the mint."""
 
-    token: Token
+    summary: cpu.Summary
+    ids: dict[str, str]  # each keyset id as the token wrote it → the mint's full id
     epoch: Epoch
     keysets: dict[str, Keyset]  # every keyset of the unit, by id (keys loaded for the token's)
-    ys: tuple[str, ...]
     pool_fee_ppm: int  # assumed only when the epoch does not publish its net reward
+    proofs: tuple[Proof, ...] | None = None  # with full keyset ids; only when asked for (a redemption)
+
+    @property
+    def mint(self) -> str:
+        return self.summary.mint
+
+    @property
+    def unit(self) -> str:
+        return self.summary.unit
+
+    @property
+    def amount(self) -> int:
+        return self.summary.amount
+
+    @property
+    def token(self) -> Token:
+        """The token with full keyset ids; only for a token checked ``with_proofs``."""
+        if self.proofs is None:
+            raise RuntimeError("the token was checked without its proofs")
+        return self.summary.token(self.proofs)
+
+    @property
+    def ys(self) -> tuple[str, ...]:
+        ys = self.summary.ys
+        return tuple(ys[i:i + cpu.Y_CHARS] for i in range(0, len(ys), cpu.Y_CHARS))
+
+    def swap_fee(self) -> int:
+        """The NUT-02 input fee of swapping every proof: ceil(sum of the keysets' ``input_fee_ppk`` / 1000),
+        counted per keyset rather than proof by proof."""
+        fees = self.fees_ppk
+        per_keyset: dict[str, int] = {}
+        for kid, count in self.summary.per_keyset.items():
+            per_keyset[self.ids[kid]] = per_keyset.get(self.ids[kid], 0) + count
+        return -(-sum(fees[kid] * count for kid, count in per_keyset.items()) // 1000)
 
     @property
     def fees_ppk(self) -> dict[str, int]:
@@ -48,13 +81,13 @@ class Checked:
         active = [k for k in self.keysets.values() if k.active and (not epoch_keysets or k.id in epoch_keysets)]
         if not active:
             raise DeskError(Code.EPOCH_NOT_REDEEMABLE, "the mint has no active keyset for this unit",
-                            {"unit": self.token.unit})
+                            {"unit": self.unit})
         return max(active, key=lambda k: k.id)
 
     def whole_units(self) -> int:
         """Units a whole-value redemption buys: all of the token's, less the input fees of the swap and the
         settlement."""
-        available = self.token.amount - wallet.swap_fee(list(self.token.proofs), self.fees_ppk)
+        available = self.amount - self.swap_fee()
         units = wallet.units_after_fee(available, self.output_keyset().input_fee_ppk)
         if units <= 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token does not cover the mint's input fees")
@@ -128,39 +161,50 @@ class Catalog:
         return await self._cached("limits", self.mint.limits)
 
 
-async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str, worker: cpu.Worker) -> Checked:
+async def check_token(text: Any, catalog: Catalog, *, now: int, own_pubkey: str, worker: cpu.Worker,
+                      with_proofs: bool = False) -> Checked:
     """Parse ``text`` and check mint, unit, epoch, keysets, proof amounts and conditions; DeskError on the first
-    fault. A large token is read and hashed off the event loop (``cpu``)."""
+    fault. A large token is read, checked and hashed off the event loop (``cpu``); its proofs are built only
+    ``with_proofs`` (a redemption, which takes them into custody)."""
     config, timings = catalog.config, catalog.timings
     if not isinstance(text, str):
         raise DeskError(Code.INVALID_PARAMS, "token must be a string")
     try:
         with timings.measure("crypto"):
-            token = await worker.parse(text)
+            summary, proofs = await worker.read(text, own_pubkey, with_proofs)
     except TokenError as e:
         raise DeskError(Code.INVALID_TOKEN, str(e), {"reason": e.reason}) from None
-    policy.check_mint(token.mint, config)
-    policy.check_unit(token.unit, config)
-    check_inputs(len(token.proofs), await catalog.limits())
-    epoch = policy.check_epoch(token.unit, await catalog.epoch(token.unit), now)
-    if token.amount > epoch.issued:
+    policy.check_mint(summary.mint, config)
+    policy.check_unit(summary.unit, config)
+    check_inputs(summary.count, await catalog.limits())
+    epoch = policy.check_epoch(summary.unit, await catalog.epoch(summary.unit), now)
+    if summary.amount > epoch.issued:
         raise DeskError(Code.PROOF_INVALID, "the token holds more units than its epoch issued",
-                        {"unit": token.unit})
-    unit_keysets = {k.id: k for k in await catalog.keysets(token.keyset_ids) if k.unit == token.unit}
+                        {"unit": summary.unit})
+    unit_keysets = {k.id: k for k in await catalog.keysets(summary.keyset_ids) if k.unit == summary.unit}
     try:
-        token = resolve_short_ids(token, unit_keysets)
+        ids = full_ids(summary, unit_keysets)
     except TokenError as e:
         raise DeskError(Code.KEYSET_REFUSED, str(e), {"reason": e.reason}) from None
-    for kid in token.keyset_ids:
-        policy.check_keyset(unit_keysets[kid], token.unit, now)
+    for kid in dict.fromkeys(ids.values()):
+        policy.check_keyset(unit_keysets[kid], summary.unit, now)
         if epoch.keysets and kid not in epoch.keysets:
             raise DeskError(Code.KEYSET_REFUSED, "a proof's keyset is not one of the epoch's", {"keyset": kid})
         unit_keysets[kid] = await catalog.keys(kid)
-    with timings.measure("crypto"):
-        ys = await check_proofs(token, unit_keysets, own_pubkey, worker)
+    check_proofs(summary, ids, unit_keysets)
     # The mint's current fee is only a fallback: an epoch's price rests on the fee fixed into it.
     fee = 0 if epoch.net_reward_msat is not None else await catalog.pool_fee()
-    return Checked(token=token, epoch=epoch, keysets=unit_keysets, ys=ys, pool_fee_ppm=fee)
+    built = None
+    if with_proofs and proofs is not None:
+        with timings.measure("crypto"):
+            built = await proofs.build(ids)
+    return Checked(summary=summary, ids=ids, epoch=epoch, keysets=unit_keysets, pool_fee_ppm=fee, proofs=built)
+
+
+def full_ids(summary: cpu.Summary, keysets: dict[str, Keyset]) -> dict[str, str]:
+    """Each keyset id of the token → the mint's full id (``resolve_short_ids``, on one proof per keyset)."""
+    resolved = resolve_short_ids(summary.token(summary.samples), keysets)
+    return {old.id: new.id for old, new in zip(summary.samples, resolved.proofs)}
 
 
 def check_inputs(count: int, limits: MintLimits) -> None:
@@ -179,32 +223,21 @@ def check_outputs(count: int, limits: MintLimits) -> None:
                         f"{limits.max_outputs} in one swap", {"outputs": count, "max_outputs": limits.max_outputs})
 
 
-async def check_proofs(token: Token, keysets: dict[str, Keyset], own_pubkey: str, worker: cpu.Worker
-                       ) -> tuple[str, ...]:
-    """Each proof's amount and spending condition; returns their Ys.
+def check_proofs(summary: cpu.Summary, ids: dict[str, str], keysets: dict[str, Keyset]) -> None:
+    """Each proof's amount and spending condition, then duplicates; the first fault in proof order.
 
     Whether the mint signed the proofs is not checked here: the custody swap proves them, and nothing holds any
     of the mint's budget before it (the melt quote is asked after custody, DESIGN §1, threat model). A DLEQ
     proof a token carries is therefore not verified: it serves the wallet, not the desk's safety.
     """
-    heavy = len(token.proofs) > cpu.INLINE_PROOFS
-    secrets_ = await cpu.off_loop(heavy, spendable_secrets, token, keysets, own_pubkey)
-    ys = await worker.ys(secrets_)
-    if len(set(ys)) != len(ys):
+    # ``amounts`` ends at the first refused condition, so any bad amount it holds comes first in proof order.
+    bad = [(i, amount) for (kid, amount), i in summary.amounts.items() if amount not in keysets[ids[kid]].keys]
+    if bad:
+        i, amount = min(bad)
+        raise DeskError(Code.PROOF_INVALID, f"proof {i} has an amount its keyset cannot sign",
+                        {"index": i, "amount": amount})
+    if summary.refused is not None:
+        i, message, reason = summary.refused
+        raise DeskError(Code.CONDITION_REFUSED, message, {"index": i, "reason": reason})
+    if summary.duplicate:
         raise DeskError(Code.INVALID_TOKEN, "the token holds the same proof twice")
-    return tuple(ys)
-
-
-def spendable_secrets(token: Token, keysets: dict[str, Keyset], own_pubkey: str) -> list[str]:
-    """Each proof's secret, once its amount and spending condition pass (DeskError otherwise)."""
-    out: list[str] = []
-    for i, proof in enumerate(token.proofs):
-        if proof.amount not in keysets[proof.id].keys:
-            raise DeskError(Code.PROOF_INVALID, f"proof {i} has an amount its keyset cannot sign",
-                            {"index": i, "amount": proof.amount})
-        try:
-            conditions.require_spendable(proof, (own_pubkey,))
-        except ConditionError as e:
-            raise DeskError(Code.CONDITION_REFUSED, str(e), {"index": i, "reason": e.reason}) from None
-        out.append(proof.secret)
-    return out

@@ -37,8 +37,8 @@ def reserve_for(target: Target, deliver_msat: int, maxfee_msat: int | None, conf
 def units_needed(checked: Checked, target: Target, maxfee_msat: int | None, config: DeskConfig) -> tuple[int, int]:
     """Units the payment needs at the epoch's rate, with the fee reserve; whole-value sends need them all."""
     if target.deliver_msat is None:
-        value = checked.value(checked.token.amount)
-        return checked.token.amount, policy.fee_reserve(value, maxfee_msat, config)
+        value = checked.value(checked.amount)
+        return checked.amount, policy.fee_reserve(value, maxfee_msat, config)
     reserve = reserve_for(target, target.deliver_msat, maxfee_msat, config)
     return policy.units_for(target.deliver_msat + reserve, checked.epoch, checked.pool_fee_ppm), reserve
 

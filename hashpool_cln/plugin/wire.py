@@ -12,20 +12,28 @@ its own, checked, and dispatched inside a guard:
   [-2^63, 2^64), nesting deeper than ``MAX_DEPTH``) is refused with -32602 before any handler sees it;
 - every answer and notification is written even when it holds text that UTF-8 cannot carry: such text is
   replaced by U+FFFD, except in the request id, which is written back escaped exactly as it came.
+
+A message longer than ``LARGE_MESSAGE`` (a token of thousands of proofs) is decoded and checked in a worker
+process (``desk.cpu.Worker``), the same way: decoding a megabyte of JSON is one call that holds the interpreter's
+lock for milliseconds, and every other request would wait it out. The stdin loop reads on meanwhile, so a large
+request may be dispatched after requests that came behind it; each is still answered once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pyln.client import Plugin
 from pyln.client.plugin import Request, RequestState
 
+from hashpool_cln.desk import cpu
 from hashpool_cln.desk.errors import Code
 from hashpool_cln.plugin.bridge import INTERNAL_ERROR, RequestError, answer
 
@@ -40,6 +48,8 @@ MAX_DEPTH = 32
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 # How much of an undecodable message is searched for its id (ids come first in lightningd's requests).
 ID_SCAN_LIMIT = 1 << 20
+# Messages longer than this are decoded in the worker process.
+LARGE_MESSAGE = 256 * 1024
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The structural tokens of JSON text: whole strings, and the punctuation between values.
@@ -65,6 +75,30 @@ class WireError(Exception):
         self.message = message
         self.id = req_id
         self.method = method
+
+    def __reduce__(self) -> tuple:  # it crosses back from the worker process
+        return WireError, (self.code, self.message, self.id, self.method)
+
+
+def messages(stream: Iterable[bytes]) -> Iterator[bytes]:
+    """lightningd's messages, as pyln splits them (each ends with a blank line), read line by line: a megabyte
+    message is not copied and searched again for every line that follows it."""
+    parts: list[bytes] = []
+    for line in stream:
+        if line == b"\n":
+            if parts:
+                yield b"".join(parts)
+                parts = []
+        else:
+            parts.append(line)
+
+
+def decoded(payload: bytes) -> Message | WireError:
+    """``decode(payload)``, its WireError returned rather than raised (for the worker process)."""
+    try:
+        return decode(payload)
+    except WireError as exc:
+        return exc
 
 
 def decode(payload: bytes) -> Message:
@@ -214,33 +248,55 @@ class GuardedPlugin(Plugin):
 
     _initialised = False
 
-    def _multi_dispatch(self, msgs: list[bytes]) -> bytes:
-        for payload in msgs[:-1]:
-            if payload.strip():
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decoder = cpu.Worker()
+        self._dispatch = threading.Lock()  # the stdin loop and the worker's answers take turns
+
+    def run(self) -> None:
+        if os.environ.get("LIGHTNINGD_PLUGIN") != "1":
+            self.print_usage()
+            return
+        try:
+            for payload in messages(self.stdin.buffer):
                 self.handle(payload)
-        return msgs[-1]
+        finally:
+            self._decoder.close()
 
     def handle(self, payload: bytes) -> None:
-        """Serve one message; never raises."""
-        try:
-            message = decode(payload)
-        except WireError as exc:
-            self._refuse(exc)
+        """Serve one message (a large one once the worker has decoded it); never raises."""
+        if not payload.strip():
             return
-        if message.id is None:
+        if len(payload) > LARGE_MESSAGE:
             try:
-                self._notification(message)
-            except Exception as exc:  # logged by class: its message could quote what the notification held
-                log.warning("notification %s failed: %s", message.method[:64], type(exc).__name__)
-            return
-        request = Request(plugin=self, req_id=message.id, method=message.method, params=message.params,
-                          origin=message.origin)
-        try:
-            self._request(request, message)
-        except Exception as exc:  # a bug of ours or pyln's: the caller still gets its one answer
-            log.warning("%s failed unexpectedly: %s", message.method[:64], type(exc).__name__)
-            if request.state == RequestState.PENDING:
-                answer(request, error=RequestError(INTERNAL_ERROR, "internal error; see the node's log"))
+                future = self._decoder.submit(decoded, payload)
+            except Exception as exc:  # no worker to be had: decoded here, as a small message is
+                log.info("decoding a large message here: %s", type(exc).__name__)
+            else:
+                future.add_done_callback(lambda done: self._serve(_outcome(done, payload)))
+                return
+        self._serve(decoded(payload))
+
+    def _serve(self, outcome: Message | WireError) -> None:
+        with self._dispatch:
+            if isinstance(outcome, WireError):
+                self._refuse(outcome)
+                return
+            message = outcome
+            if message.id is None:
+                try:
+                    self._notification(message)
+                except Exception as exc:  # logged by class: its message could quote what the notification held
+                    log.warning("notification %s failed: %s", message.method[:64], type(exc).__name__)
+                return
+            request = Request(plugin=self, req_id=message.id, method=message.method, params=message.params,
+                              origin=message.origin)
+            try:
+                self._request(request, message)
+            except Exception as exc:  # a bug of ours or pyln's: the caller still gets its one answer
+                log.warning("%s failed unexpectedly: %s", message.method[:64], type(exc).__name__)
+                if request.state == RequestState.PENDING:
+                    answer(request, error=RequestError(INTERNAL_ERROR, "internal error; see the node's log"))
 
     def _request(self, request: Request, message: Message) -> None:
         if message.method == "init" and self._initialised:
@@ -290,3 +346,12 @@ class GuardedPlugin(Plugin):
         with self.write_lock:
             self.stdout.buffer.write(data)
             self.stdout.flush()
+
+
+def _outcome(done: Any, payload: bytes) -> Message | WireError:
+    """What the worker decoded; decoded here instead when the worker died or was stopped."""
+    try:
+        return done.result()
+    except BaseException as exc:  # BrokenExecutor, CancelledError at exit
+        log.info("decoding a large message here: %s", type(exc).__name__)
+        return decoded(payload)
