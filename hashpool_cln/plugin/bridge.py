@@ -4,7 +4,8 @@ pyln reads lightningd's requests on its own (blocking) thread and hands each bac
 Handlers here only schedule a coroutine on the loop; the coroutine's outcome answers the request exactly once,
 in a ``finally``, whatever happens. Errors are written as plain JSON-RPC errors ``{code, message, data}``:
 pyln's ``set_exception`` would add a ``traceback`` member (lightningd forwards error objects verbatim to the
-caller) and has no room for ``data``.
+caller) and has no room for ``data``. Results are written by hand too: pyln's ``set_result`` formats the whole
+call stack on every answer (kept to explain a second answer, which ``answer`` refuses itself).
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ def answer(request: Request, result: Any = None, error: BaseException | None = N
     if request.state != RequestState.PENDING:
         log.warning("request %s already answered", request.id)
         return
-    if error is None:
-        request.set_result(result)
-        return
     # Written by hand (see the module docstring), then marked as pyln would, so a second answer is refused.
+    if error is None:
+        request._write_result({"jsonrpc": "2.0", "id": request.id, "result": result})
+        request.state = RequestState.FINISHED
+        return
     request._write_result({"jsonrpc": "2.0", "id": request.id, "error": error_body(error)})
     request.state = RequestState.FAILED
 
