@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+from support.ehash import DeskFactory, running_ehash
 from support.invoices import make_invoice
 
 # One commit per transition: new, quoted, custody, paying, paid.
 PAID_COMMITS = 5
-# Settling a fixed-amount payment whose fee reserve went back: the reserve's quote released and forgotten, the
+# Settling a fixed-amount payment whose fee reserve went back, at a mint that settles a quote for fewer units
+# than quoted: the move to settled alone. At one that cannot: the reserve's quote released and forgotten, the
 # new quote asked and recorded, its answer, and the move to settled.
-SETTLE_COMMITS = 4
+SETTLE_COMMITS = {True: 1, False: 4}
+SETTLE_REQUESTS = {
+    True: {"/v1/swap": 1, "/v1/melt/quote/ehash": 1, "/v1/melt/ehash": 1},
+    False: {"/v1/swap": 1, "/v1/melt/quote/ehash": 2, "/v1/melt/quote/ehash/release": 1, "/v1/melt/ehash": 1},
+}
 
 
 async def _redeem_counting(desk, ehash, node) -> tuple[dict, int, dict, dict]:
@@ -32,14 +39,26 @@ async def test_a_redemption_commits_once_per_transition_and_asks_the_node_three_
     assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 1}
 
 
-async def test_settling_now_adds_the_settlement_s_commits_only(make_desk, ehash, node):
-    desk = await make_desk()
-    out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+@pytest.mark.parametrize("partial_melt", [True, False], ids=["partial-melt", "requote"])
+async def test_settling_now_adds_the_settlement_s_commits_only(partial_melt, tmp_path, node):
+    async with running_ehash(tmp_path, partial_melt=partial_melt) as ehash:
+        make_desk = DeskFactory(tmp_path, ehash, node)
+        try:
+            desk = await make_desk()
+            out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+            rec = await desk.store.get(out["id"])
+        finally:
+            await make_desk.close_all()
+        quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
     assert out["state"] == "settled"
-    assert commits == PAID_COMMITS + SETTLE_COMMITS
+    assert commits == PAID_COMMITS + SETTLE_COMMITS[partial_melt]
     assert calls == {"decode": 1, "listsendpays": 1, "xpay": 1}
-    assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 2, "/v1/melt/quote/ehash/release": 1,
-                    "/v1/melt/ehash": 1}
+    assert seen == SETTLE_REQUESTS[partial_melt]
+    # Part of the reserve went back, and the mint was paid for the units kept, at their price (1 sat a unit).
+    assert rec["returned_units"] > 0
+    # 1 000 sat with a 1 % reserve bought 1 010 units.
+    assert quote.state == "PAID" and quote.amount == rec["quote_units"] == 1_010 - rec["returned_units"]
+    assert quote.amount_msat == rec["quote_amount_msat"] == quote.amount * 1_000
 
 
 async def test_a_hash_with_parts_is_looked_up_in_listpays_too(desk, ehash, node):
