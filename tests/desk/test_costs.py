@@ -70,3 +70,23 @@ async def test_a_hash_with_parts_is_looked_up_in_listpays_too(desk, ehash, node)
     status = await desk.payment_status(inv.payment_hash)
     assert status is not None and status.status == "complete" and status.preimage == inv.preimage
     assert node.calls == {"listsendpays": 1, "listpays": 1}
+
+
+async def test_a_partial_melt_whose_answer_was_lost_settles_on_the_next_try(make_desk, ehash, node):
+    """The mint settled the quote for the units kept, the answer never came: the redemption stays paid, and the
+    next settlement sends the same melt, which the quote's PAID state answers."""
+    desk = await make_desk()
+    await desk.redeem(await ehash.token(64), make_invoice(10_000).bolt11)  # the mint's catalog, read once
+    ehash.proxy.fault("/v1/melt/ehash", "drop_after", times=2)  # the desk's melt, and its one retry if any
+    out = await desk.redeem(await ehash.token(2_048), make_invoice(1_000_000).bolt11)
+    assert out["state"] == "paid"
+    rec = await desk.store.get(out["id"])
+    quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
+    assert quote.state == "PAID" and quote.amount == 1_010 - rec["returned_units"] < rec["quote_units"]
+    ehash.proxy.faults.clear()
+    ehash.proxy.seen.clear()
+    assert (await desk.settle())["settled"] == [out["id"]]
+    rec = await desk.store.get(out["id"])
+    assert rec["quote_units"] == quote.amount and rec["quote_amount_msat"] == quote.amount_msat
+    # the same melt, answered "already paid", then the quote's state: no release, no new quote
+    assert dict(ehash.proxy.seen) == {"/v1/melt/ehash": 1, f"/v1/melt/quote/ehash/{quote.quote}": 1}
