@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from support.ehash import DeskFactory, running_ehash
 from support.invoices import make_invoice
 
 # One commit per transition: new, quoted, custody, paying, paid.
@@ -39,17 +38,13 @@ async def test_a_redemption_commits_once_per_transition_and_asks_the_node_three_
     assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 1}
 
 
-@pytest.mark.parametrize("partial_melt", [True, False], ids=["partial-melt", "requote"])
-async def test_settling_now_adds_the_settlement_s_commits_only(partial_melt, tmp_path, node):
-    async with running_ehash(tmp_path, partial_melt=partial_melt) as ehash:
-        make_desk = DeskFactory(tmp_path, ehash, node)
-        try:
-            desk = await make_desk()
-            out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
-            rec = await desk.store.get(out["id"])
-        finally:
-            await make_desk.close_all()
-        quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
+@pytest.mark.parametrize("ehash", [True, False], indirect=True, ids=["partial-melt", "whole-melts"])
+async def test_settling_now_adds_the_settlement_s_commits_only(make_desk, ehash, node):
+    partial_melt = await ehash.client.partial_melt()
+    desk = await make_desk()
+    out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+    rec = await desk.store.get(out["id"])
+    quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
     assert out["state"] == "settled"
     assert commits == PAID_COMMITS + SETTLE_COMMITS[partial_melt]
     assert calls == {"decode": 1, "listsendpays": 1, "xpay": 1}

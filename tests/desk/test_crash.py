@@ -50,7 +50,7 @@ POINTS = [(scenario, f"{when}:{move}") for scenario, moves in SCENARIOS.items()
 
 @pytest.fixture
 async def ehash(request, tmp_path):
-    """The shared mint, serving partial melts except for the scenario that needs a mint without them."""
+    """The desks' mint (tests/desk/conftest.py), without partial melts for the scenario that needs a mint without."""
     partial = request.node.callspec.params["scenario"] != "reserve_returned_requote"
     async with running_ehash(tmp_path, partial_melt=partial) as env:
         yield env
