@@ -56,7 +56,7 @@ class Settlement:
         kept = sum(p.amount for p in proofs)
         partial: int | None = None
         if rec.get("returned_units") and rec["quote_units"] != kept:
-            partial = await self._partial_units(rec, kept)
+            partial = await self._partial_units(kept)
             if partial is None:
                 # The quote can never be paid as it is: its budget is given back before a quote for the units
                 # kept is asked (which it might otherwise crowd out).
@@ -77,9 +77,10 @@ class Settlement:
         fields = {} if partial is None else {"quote_units": partial, "quote_amount_msat": quote.amount_msat}
         return await self._move(rec, State.SETTLED, custody_state="spent", **fields)
 
-    async def _partial_units(self: Desk, rec: Record, kept: int) -> int | None:
-        """The units to settle the quote for in a partial melt, or None where the mint cannot (or says nothing
-        now: then the release-and-requote path runs, which a mint that does not answer also leaves waiting)."""
+    async def _partial_units(self: Desk, kept: int) -> int | None:
+        """``kept``, the units to settle the quote for in a partial melt, or None where the mint cannot. A mint
+        whose info cannot be read now gets the release-and-requote path, safe either way: a released quote is
+        never melted, and one that does not answer leaves the redemption ``paid`` for a later try."""
         try:
             with self.timings.measure("mint"):
                 return kept if await self.mint.partial_melt() else None
