@@ -12,12 +12,15 @@ unit minted one request per quote (``/v1/mint/ehash``) against NUT-29 batches of
 (``/v1/mint/ehash/batch``). Reported: quotes minted per second each way and the ratio.
 
 Then the mint's cost per redemption: 16 concurrent callers (one kept-alive HTTP/1.1 connection each, as the
-desk's client) send the desk's requests for redemptions of 1-proof tokens (swap, two melt quotes, a release, the
-melt) to ``hashpool-mint serve``; reported: the server process's CPU (from /proc) per redemption and redemptions
-per second, medians over rounds. ``--before DIR`` serves a second mint from another checkout beside it, rounds
-interleaved, for a before/after comparison in one run; ``--profile FILE`` runs this checkout's mint under cProfile.
+desk's client) send the desk's requests for redemptions of 1-proof tokens whose fee reserve goes back (swap, a
+melt quote, and a partial melt of the units kept where the mint's info says ``partial_melt``; elsewhere a release
+and a second quote before the melt, as the desk does) to ``hashpool-mint serve``; reported: the server
+process's CPU (from /proc) per redemption and redemptions per second, medians over rounds. ``--before DIR``
+serves a second mint from another checkout beside it, rounds interleaved, for a before/after comparison in one
+run (``--before`` alone: this checkout's mint without partial melts, so the desk's mix before them);
+``--profile FILE`` runs this checkout's mint under cProfile.
 
-    python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell] [--mix-only] [--before DIR]
+    python bench/bench_mint.py [--duration SECONDS] [--skip-nutshell] [--mix-only] [--before [DIR]]
 """
 
 from __future__ import annotations
@@ -325,12 +328,15 @@ async def run(duration: float, skip_nutshell: bool) -> dict[str, dict[tuple[int,
 
 # What the desk asks per redemption of a 1-proof token (counted through a proxy in front of the mint): the custody
 # swap (1 input of 2048, the payment, fee-reserve and change outputs), a melt quote under a reference for the
-# payment and reserve, then, the reserve returned, its release and a quote for the payment alone, and the melt.
+# payment and reserve, then, the reserve returned, the melt of the payment's units against that quote (a partial
+# melt); at a mint without partial melts, the quote's release and a quote for the payment alone before the melt.
 MIX_TOKEN = 2048
 MIX_PAY = 1000  # units, and sats: the settled epoch is worth 1 sat a unit
 MIX_RESERVE = 10
 MIX_CLIENTS = 16
-MIX_REQUESTS = 5  # HTTP requests per redemption
+# ``--before`` without a checkout: this one's mint, serving whole melts only
+NO_PARTIAL = Path("<no partial melts>")
+MIX_REQUESTS = {True: 3, False: 5}  # HTTP requests per redemption, with and without partial melts
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -349,11 +355,12 @@ class MixMint:
     desk_auth: dict[str, str]
     unit: str
     bank: list[Proof]
+    partial: bool  # the mint settles a quote for fewer units (its info's ``ehash.partial_melt``)
 
 
 @contextlib.asynccontextmanager
 async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, checkout: Path, proofs: int,
-                   profile: Path | None = None) -> AsyncIterator[MixMint]:
+                   profile: Path | None = None, extra: tuple[str, ...] = ()) -> AsyncIterator[MixMint]:
     """``hashpool-mint serve`` from ``checkout`` at its default log level (under cProfile when ``profile``), with
     ``proofs`` 2048-unit proofs of a settled epoch worth 1 sat a unit."""
     port = _free_port()
@@ -361,13 +368,15 @@ async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, che
     prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     proc = _spawn([*prefix, "-m", "hashpool_cln.refmint", "serve", "--port", str(port), "--data-dir",
-                   str(data_dir), "--min-difficulty", "0", "--final-confirmations", "1"], cwd=checkout, env=env)
+                   str(data_dir), "--min-difficulty", "0", "--final-confirmations", "1", *extra], cwd=checkout,
+                  env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_ready(session, url, proc, 30)
         auth = load_auth(data_dir)
         pool = {"Authorization": f"Bearer {auth['pool']}"}
-        unit = (await _json(session, "GET", url + "/v1/info"))["ehash"]["open_unit"]
+        ehash = (await _json(session, "GET", url + "/v1/info"))["ehash"]
+        unit = ehash["open_unit"]
         kid, keys = await _load_keys(session, url, unit)
         target = Target(name, url, kid, keys)
         bank_bits = (proofs * MIX_TOKEN).bit_length()  # one share worth them all
@@ -381,7 +390,8 @@ async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, che
             "height": 1, "block_hash": secrets.token_hex(32), "reward_msat": (1 << bank_bits) * 1000,
             "confirmations": 1}, pool)
         bank = await _cut(session, target, big, proofs)
-        yield MixMint(name, proc, target, {"Authorization": f"Bearer {auth['desk']}"}, unit, bank)
+        yield MixMint(name, proc, target, {"Authorization": f"Bearer {auth['desk']}"}, unit, bank,
+                      ehash.get("partial_melt") is True)
     finally:
         _stop(proc)
 
@@ -433,14 +443,17 @@ async def _redeem(session: aiohttp.ClientSession, mint: MixMint, r: Redemption) 
     pay = len(split_amount(MIX_PAY))
     custody = _unblind(mint.target, sigs[:pay], r.secs[:pay], r.rs[:pay])
     quote = {"method": "ehash", "unit": mint.unit, "request": r.invoice.bolt11}
-    first = await _json(session, "POST", url + "/v1/melt/quote/ehash",
-                        {**quote, "amount": MIX_PAY + MIX_RESERVE, "reference": secrets.token_hex(8)}, auth)
-    await _json(session, "POST", url + "/v1/melt/quote/ehash/release", {"quote": first["quote"]}, auth)
-    second = await _json(session, "POST", url + "/v1/melt/quote/ehash",
-                         {**quote, "amount": MIX_PAY, "reference": secrets.token_hex(8)}, auth)
-    paid = await _json(session, "POST", url + "/v1/melt/ehash", {
-        "quote": second["quote"], "inputs": [p.to_dict() for p in custody],
-        "payment": {"payment_hash": r.invoice.payment_hash, "preimage": r.invoice.preimage}}, auth)
+    melt = await _json(session, "POST", url + "/v1/melt/quote/ehash",
+                       {**quote, "amount": MIX_PAY + MIX_RESERVE, "reference": secrets.token_hex(8)}, auth)
+    body = {"inputs": [p.to_dict() for p in custody],
+            "payment": {"payment_hash": r.invoice.payment_hash, "preimage": r.invoice.preimage}}
+    if mint.partial:
+        body["amount"] = MIX_PAY
+    else:
+        await _json(session, "POST", url + "/v1/melt/quote/ehash/release", {"quote": melt["quote"]}, auth)
+        melt = await _json(session, "POST", url + "/v1/melt/quote/ehash",
+                           {**quote, "amount": MIX_PAY, "reference": secrets.token_hex(8)}, auth)
+    paid = await _json(session, "POST", url + "/v1/melt/ehash", {"quote": melt["quote"], **body}, auth)
     if paid.get("state") != "PAID":
         raise Refused(f"melt answered {paid}")
 
@@ -459,9 +472,10 @@ async def mix_phase(session: aiohttp.ClientSession, mint: MixMint, n: int, clien
     return (_cpu_seconds(mint.proc.pid) - cpu) * 1e3 / n, n / wall
 
 
-async def run_mix(checkouts: dict[str, Path], rounds: int, per_round: int, clients: int,
-                  profile: Path | None) -> dict[str, list[tuple[float, float]]]:
-    """Rounds of ``per_round`` redemptions, arm after arm, so that load on the machine falls on every arm alike."""
+async def run_mix(checkouts: dict[str, tuple[Path, tuple[str, ...]]], rounds: int, per_round: int, clients: int,
+                  profile: Path | None) -> tuple[dict[str, list[tuple[float, float]]], dict[str, bool]]:
+    """Rounds of ``per_round`` redemptions, arm after arm, so that load on the machine falls on every arm alike
+    (each arm: a checkout and the arguments its mint is served with); the samples, and which arms melt partly."""
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in checkouts}
     workdir = Path(tempfile.mkdtemp(prefix="bench-mint-mix-"))
     try:
@@ -470,8 +484,8 @@ async def run_mix(checkouts: dict[str, Path], rounds: int, per_round: int, clien
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)))
             mints = [await stack.enter_async_context(
-                mix_mint(session, workdir, name, path, (rounds + 1) * per_round,
-                         profile if i == 0 else None)) for i, (name, path) in enumerate(checkouts.items())]
+                mix_mint(session, workdir, name, path, (rounds + 1) * per_round, profile if i == 0 else None, extra))
+                for i, (name, (path, extra)) in enumerate(checkouts.items())]
             for mint in mints:
                 await mix_phase(session, mint, per_round // 4, clients)  # warm up
             for _ in range(rounds):
@@ -479,18 +493,22 @@ async def run_mix(checkouts: dict[str, Path], rounds: int, per_round: int, clien
                     samples[mint.name].append(await mix_phase(session, mint, per_round, clients))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return samples
+    return samples, {mint.name: mint.partial for mint in mints}
 
 
-def report_mix(samples: dict[str, list[tuple[float, float]]], clients: int) -> str:
-    lines = ["", f"desk's request mix per redemption, {clients} concurrent callers (swap, 2 melt quotes, release, "
-             "melt)", f"{'mint':>10} {'CPU ms/redemption':>18} {'redemptions/s':>14} {'requests/s':>11} {'rounds':>6}"]
+def report_mix(samples: dict[str, list[tuple[float, float]]], partial: dict[str, bool], clients: int) -> str:
+    lines = ["", f"desk's request mix per redemption, {clients} concurrent callers (partial: swap, melt quote, "
+             "partial melt; requote: swap, 2 melt quotes, release, melt)",
+             f"{'mint':>10} {'mix':>8} {'CPU ms/redemption':>18} {'redemptions/s':>14} {'requests/s':>11} "
+             f"{'rounds':>6}"]
     medians = {}
     for name, got in samples.items():
         cpu = statistics.median(c for c, _ in got)
         rate = statistics.median(r for _, r in got)
         medians[name] = (cpu, rate)
-        lines.append(f"{name:>10} {cpu:18.2f} {rate:14.1f} {rate * MIX_REQUESTS:11.0f} {len(got):>6}")
+        mix = "partial" if partial[name] else "requote"
+        lines.append(f"{name:>10} {mix:>8} {cpu:18.2f} {rate:14.1f} {rate * MIX_REQUESTS[partial[name]]:11.0f} "
+                     f"{len(got):>6}")
     if "before" in medians and "this" in medians:
         (cb, rb), (ct, rt) = medians["before"], medians["this"]
         lines.append(f"this / before: CPU {ct / cb:.2f}x, redemptions/s {rt / rb:.2f}x")
@@ -520,7 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per configuration")
     parser.add_argument("--skip-nutshell", action="store_true")
     parser.add_argument("--mix-only", action="store_true", help="only the per-redemption cost")
-    parser.add_argument("--before", type=Path, help="another checkout whose mint is measured beside this one")
+    parser.add_argument("--before", type=Path, nargs="?", const=NO_PARTIAL,
+                        help="another checkout whose mint is measured beside this one; alone: this checkout's "
+                             "mint without partial melts")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the per-redemption cost")
     parser.add_argument("--per-round", type=int, default=160, help="redemptions per round and mint")
     parser.add_argument("--clients", type=int, default=MIX_CLIENTS)
@@ -528,9 +548,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.mix_only:
         print(report(asyncio.run(run(args.duration, args.skip_nutshell))))
-    checkouts = {"this": ROOT, **({"before": args.before.resolve()} if args.before else {})}
-    samples = asyncio.run(run_mix(checkouts, args.rounds, args.per_round, args.clients, args.profile))
-    print(report_mix(samples, args.clients))
+    checkouts: dict[str, tuple[Path, tuple[str, ...]]] = {"this": (ROOT, ())}
+    if args.before is NO_PARTIAL:
+        checkouts["before"] = (ROOT, ("--no-partial-melt",))
+    elif args.before is not None:
+        checkouts["before"] = (args.before.resolve(), ())
+    samples, partial = asyncio.run(run_mix(checkouts, args.rounds, args.per_round, args.clients, args.profile))
+    print(report_mix(samples, partial, args.clients))
     return 0
 
 

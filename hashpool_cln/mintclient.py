@@ -132,6 +132,7 @@ class MintClient:
         self._keys: dict[str, Keyset] = {}  # verified against their ids: immutable, cached for good
         self._keysets: dict[str, Keyset] = {}  # metadata from the last /v1/keysets
         self._limits: MintLimits | None = None
+        self._info: dict[str, Any] | None = None
 
     def __repr__(self) -> str:  # never shows the desk key
         return f"MintClient({self.url!r})"
@@ -157,8 +158,21 @@ class MintClient:
         """How many inputs and outputs the mint takes per request, from ``/v1/info``'s ``limits`` (read once,
         then cached); a mint that does not say is taken to allow ``DEFAULT_LIMIT`` of each."""
         if self._limits is None:
-            self._limits = _limits(await self.info())
+            self._limits = _limits(await self._settings())
         return self._limits
+
+    async def _settings(self) -> dict[str, Any]:
+        """``/v1/info`` as first read: what it says of limits and features is read once."""
+        if self._info is None:
+            self._info = await self.info()
+        return self._info
+
+    async def partial_melt(self) -> bool:
+        """Whether the mint settles a melt quote for fewer units than quoted (``/v1/info``'s
+        ``ehash.partial_melt``, docs/ehash-mint-api.md 5.2; read once, then cached). A mint that does not say
+        (a CDK mint) does not."""
+        ehash = (await self._settings()).get("ehash")
+        return isinstance(ehash, dict) and ehash.get("partial_melt") is True
 
     async def keysets(self) -> list[Keyset]:
         """All keysets (metadata only: ``keys`` is empty); refreshes the cached metadata."""
@@ -340,13 +354,19 @@ class MintClient:
         return q
 
     async def melt_ehash(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str,
-                         preimage: str) -> EhashQuote:
-        """Burn ``inputs`` against the quote, proving the Lightning payment (authenticated)."""
-        body = {"quote": quote_id, "inputs": [p.to_dict(include_dleq=False) for p in inputs],
-                "payment": {"payment_hash": payment_hash, "preimage": preimage}}
+                         preimage: str, *, amount: int | None = None) -> EhashQuote:
+        """Burn ``inputs`` against the quote, proving the Lightning payment (authenticated). With ``amount``
+        (a partial melt, only where ``partial_melt()``), the inputs are worth ``amount`` units, at most the
+        quote's, and the mint settles the quote for those units alone."""
+        body: dict[str, Any] = {"quote": quote_id, "inputs": [p.to_dict(include_dleq=False) for p in inputs],
+                                "payment": {"payment_hash": payment_hash, "preimage": preimage}}
+        if amount is not None:
+            body["amount"] = amount
         q = _quote(_obj(await self._post("/v1/melt/ehash", body, auth=True), "melt"), "melt")
         if q.quote != quote_id:
             raise MintProtocolError(f"melted quote {quote_id}, the mint answered for {q.quote}")
+        if amount is not None and q.state == "PAID" and q.amount != amount:
+            raise MintProtocolError(f"melted {amount} units of quote {quote_id}, the mint settled {q.amount}")
         return q
 
     # ---- HTTP -------------------------------------------------------------------------------------------------

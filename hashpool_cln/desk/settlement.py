@@ -1,9 +1,13 @@
 """Settlement: the units a paid redemption bought go to the mint against its payment (``POST /v1/melt/ehash``).
 
-A quote the mint let go (expired, its budget taken by others) is replaced by a new one for the same units, and a
-quote for more units than are kept (part of the fee reserve went back to the caller) by one for the units kept,
-each written down before anything is melted against it. A redemption the mint does not take now stays ``paid``
-for a later try (the watcher, ``hashpool-settle``).
+A quote the mint let go (expired, its budget taken by others) is replaced by a new one for the same units, each
+written down before anything is melted against it. A quote for more units than are kept (part of the fee reserve
+went back to the caller) is settled for the units kept where the mint serves partial melts (``partial_melt`` in
+its info); elsewhere it is released and replaced by one for the units kept. A redemption the mint does not take
+now stays ``paid`` for a later try (the watcher, ``hashpool-settle``).
+
+A partial melt needs nothing written before it: the redemption names its quote and its kept proofs, so a melt
+whose answer was lost is sent again, and the quote's state (PAID for the units kept) decides.
 """
 
 from __future__ import annotations
@@ -46,48 +50,63 @@ class Settlement:
 
     async def settle_one(self: Desk, rec: Record) -> Record:
         """Hand a paid redemption's units to the mint against its payment; left ``paid`` for a later try when the
-        mint does not take them now. A quote the mint let go (expired, its budget taken by others) is replaced by
-        a new one for the same units, and a quote for more units than are kept (part of the fee reserve went back
-        to the caller) by one for the units kept, each written down before anything is melted against it."""
+        mint does not take them now (see the module's note on quotes for fewer units than quoted)."""
         with self.timings.measure("sqlite"):
             proofs = [Proof.from_dict(json.loads(p)) for p in await self.store.custody(rec.id, state="held")]
         kept = sum(p.amount for p in proofs)
+        partial: int | None = None
         if rec.get("returned_units") and rec["quote_units"] != kept:
-            # The quote is for more units than are left to melt: it can never be paid, so its budget is given back
-            # before a quote for the units kept is asked (which it might otherwise crowd out).
-            await self.release_other_quotes(rec.id, keep=None)
-            requoted = await self._requote(rec, kept)
-            if requoted is None:
-                return await self._get(rec.id)
-            rec = requoted
-        state = await self._melt(rec, proofs)
+            partial = await self._partial_units(kept)
+            if partial is None:
+                # The quote can never be paid as it is: its budget is given back before a quote for the units
+                # kept is asked (which it might otherwise crowd out).
+                await self.release_other_quotes(rec.id, keep=None)
+                requoted = await self._requote(rec, kept)
+                if requoted is None:
+                    return await self._get(rec.id)
+                rec = requoted
+        state, quote = await self._melt(rec, proofs, partial)
         if state == "EXPIRED":
-            requoted = await self._requote(rec, rec["quote_units"])
+            requoted = await self._requote(rec, kept if partial is not None else rec["quote_units"])
             if requoted is None:
                 return await self._get(rec.id)
-            rec = requoted
-            state = await self._melt(rec, proofs)
+            rec, partial = requoted, None
+            state, quote = await self._melt(rec, proofs)
         if state != "PAID":
             return await self._get(rec.id)
-        return await self._move(rec, State.SETTLED, custody_state="spent")
+        fields = {} if partial is None else {"quote_units": partial, "quote_amount_msat": quote.amount_msat}
+        return await self._move(rec, State.SETTLED, custody_state="spent", **fields)
 
-    async def _melt(self: Desk, rec: Record, proofs: list[Proof]) -> str | None:
-        """The quote's state after melting ``proofs`` against it: PAID, EXPIRED (the mint let the quote go), or
-        None (refused otherwise, or no answer: noted on the redemption)."""
+    async def _partial_units(self: Desk, kept: int) -> int | None:
+        """``kept``, the units to settle the quote for in a partial melt, or None where the mint cannot. A mint
+        whose info cannot be read now gets the release-and-requote path, safe either way: a released quote is
+        never melted, and one that does not answer leaves the redemption ``paid`` for a later try."""
         try:
             with self.timings.measure("mint"):
-                quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"])
+                return kept if await self.mint.partial_melt() else None
+        except (MintError, MintUnavailable, MintProtocolError):
+            return None
+
+    async def _melt(self: Desk, rec: Record, proofs: list[Proof],
+                    partial: int | None = None) -> tuple[str | None, EhashQuote | None]:
+        """The quote's state after melting ``proofs`` against it (for ``partial`` units of it, when given), with
+        the quote as the mint last showed it: PAID, EXPIRED (the mint let the quote go), or None (refused
+        otherwise, or no answer: noted on the redemption)."""
+        try:
+            with self.timings.measure("mint"):
+                quote = await self.mint.melt_ehash(rec["quote_id"], proofs, rec["payment_hash"], rec["preimage"],
+                                                   amount=partial)
         except MintError as e:
             # A settlement that went through before a crash answers "spent": the quote's state decides.
             quote = await self._quote_state(rec)
-            if quote is not None and quote.state == "PAID":
-                return quote.state
+            if quote is not None and quote.state == "PAID" and quote.amount in (partial, rec["quote_units"]):
+                return quote.state, quote
             await self._note(rec, Code.MINT_REFUSED, f"settlement refused: {e.detail}"[:300])
-            return "EXPIRED" if e.code == NUT_QUOTE_EXPIRED else None
+            return ("EXPIRED" if e.code == NUT_QUOTE_EXPIRED else None), quote
         except (MintUnavailable, MintProtocolError):
             await self._note(rec, Code.MINT_UNAVAILABLE, "settlement waits for the mint")
-            return None
-        return quote.state
+            return None, None
+        return quote.state, quote
 
     async def _requote(self: Desk, rec: Record, units: int) -> Record | None:
         """``rec`` (still ``paid``) with a new quote for ``units``, or None when the mint gives none now."""

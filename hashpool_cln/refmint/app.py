@@ -214,7 +214,10 @@ async def melt(request: web.Request) -> web.Response:
     payment = wire.obj(wire.field(body, "payment"), "payment")
     payment_hash = wire.hexstr(wire.field(payment, "payment_hash", "payment"), "payment.payment_hash", 64)
     preimage = wire.hexstr(wire.field(payment, "preimage", "payment"), "payment.preimage", 64)
-    result = (await _ledger(request).melt(quote, inputs, payment_hash, preimage)).to_dict()
+    amount = body.get("amount")
+    if amount is not None:
+        amount = wire.integer(amount, "amount", 0, wire.MAX_WIRE_AMOUNT - 1)
+    result = (await _ledger(request).melt(quote, inputs, payment_hash, preimage, amount)).to_dict()
     if change is not False:
         result["change"] = []
     return _reply(result)

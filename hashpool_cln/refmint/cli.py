@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--redeem-window", type=_nonneg, default=30 * 86400, help="seconds an epoch stays redeemable")
     s.add_argument("--melt-quote-ttl", type=_nonneg, default=600)
     s.add_argument("--start-height", type=_nonneg, default=0)
+    s.add_argument("--no-partial-melt", dest="partial_melt", action="store_false",
+                   help="melts settle whole quotes only (as a mint without the partial-melt extension)")
     s.add_argument("--log-level", default=os.environ.get("HASHPOOL_LOG_LEVEL", "INFO"))
     chainwatch.add_arguments(s.add_argument_group("chain watcher (opens and settles epochs from bitcoind)"))
 
@@ -84,7 +86,8 @@ async def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, port=args.port, pool_key=args.pool_key,
         min_difficulty=args.min_difficulty, input_fee_ppk=args.input_fee_ppk, pool_fee_ppm=args.pool_fee_ppm,
         final_confirmations=args.final_confirmations,
-        redeem_window=args.redeem_window, melt_quote_ttl=args.melt_quote_ttl, start_height=args.start_height)
+        redeem_window=args.redeem_window, melt_quote_ttl=args.melt_quote_ttl, start_height=args.start_height,
+        partial_melt=args.partial_melt)
     watch = chainwatch.config_from_args(args, args.data_dir, args.final_confirmations)
     app = create_app(config)
     if watch is not None:

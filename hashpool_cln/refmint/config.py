@@ -34,6 +34,7 @@ class MintConfig:
     final_confirmations: int = 6  # a reward is final once its block has this many confirmations
     redeem_window: int = 30 * 86400  # seconds an epoch stays settled (quotable) before it closes
     melt_quote_ttl: int = 600
+    partial_melt: bool = True  # a melt may settle its quote for fewer units (docs/ehash-mint-api.md, 5.2)
     start_height: int = 0  # the height naming the very first epoch
     max_inputs: int = 1000
     max_outputs: int = 1000

@@ -663,7 +663,11 @@ class Ledger:
             raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
         return _melt_quote(row, now_s())
 
-    async def melt(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str, preimage: str) -> EhashQuote:
+    async def melt(self, quote_id: str, inputs: Sequence[Proof], payment_hash: str, preimage: str,
+                   amount: int | None = None) -> EhashQuote:
+        """Burn ``inputs`` against the quote and mark it PAID. With ``amount`` (a partial melt, when the mint
+        serves it), the inputs are worth ``amount ≤ quote.amount`` units: the quote is settled for those units
+        alone, at their price, and the rest of its budget is free at once."""
         now = now_s()
         if not _HEX64.fullmatch(payment_hash) or not _HEX64.fullmatch(preimage):
             raise malformed("payment_hash and preimage must be 64 lowercase hex characters")
@@ -680,12 +684,14 @@ class Ledger:
         if row[8] is not None:
             raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
         self._check_counts(inputs, ())
+        units = self._melt_units(q, amount)
         ys, unit, total, fee = await self._inputs(inputs, now)
         if unit != q.unit:
             raise MintError(Code.UNIT_MISMATCH, f"the quote is for {q.unit}, the inputs are {unit}")
-        if total - fee != q.amount:
+        if total - fee != units:
+            named = "the amount named" if units != q.amount else "the quote amount"
             raise MintError(Code.UNBALANCED,
-                            f"inputs ({total}) minus the input fee ({fee}) must equal the quote amount ({q.amount})")
+                            f"inputs ({total}) minus the input fee ({fee}) must equal {named} ({units})")
         async with self._hold(ys, (), q.quote):
             await self._verify_proofs(inputs, ys, now)
             async with self.db.transaction() as conn:
@@ -697,17 +703,30 @@ class Ledger:
                     raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
                 epoch, committed = await _budget(conn, q.unit, now)
                 net = self._require_redeemable(epoch, now)
+                # The units melted are priced as a fresh quote for them would be (all of them when not partial).
+                amount_msat = q.amount_msat if units == q.amount else quote_amount_msat(units, net, epoch.issued)
                 # An expired quote freed its budget; it may still be honoured if the budget still holds it.
-                if expiry <= now and committed + q.amount_msat > net:
+                if expiry <= now and committed + amount_msat > net:
                     raise MintError(Code.QUOTE_EXPIRED, "quote expired and the epoch budget no longer holds it")
                 await self._spend(conn, inputs, ys, now)
                 await conn.execute(
-                    "UPDATE melt_quotes SET state = 'PAID', payment_hash = ?, preimage = ?, paid_at = ?"
-                    " WHERE quote = ?", (payment_hash, preimage, now, q.quote))
-                redeemed = epoch.redeemed_msat + q.amount_msat
+                    "UPDATE melt_quotes SET state = 'PAID', amount = ?, amount_msat = ?, payment_hash = ?,"
+                    " preimage = ?, paid_at = ? WHERE quote = ?",
+                    (units, amount_msat, payment_hash, preimage, now, q.quote))
+                redeemed = epoch.redeemed_msat + amount_msat
                 await conn.execute("UPDATE epochs SET redeemed_msat = ? WHERE unit = ?", (redeemed, q.unit))
             self._epochs[q.unit] = replace(epoch, redeemed_msat=redeemed)
-        return replace(q, state="PAID", payment_preimage=preimage)
+        return replace(q, amount=units, amount_msat=amount_msat, state="PAID", payment_preimage=preimage)
+
+    def _melt_units(self, q: EhashQuote, amount: int | None) -> int:
+        """The units a melt settles its quote for: the quote's, or the ``amount`` a partial melt names (at most
+        the quote's). A mint configured without partial melts ignores ``amount``, as a mint that never heard of
+        it would: the inputs must then match the quote."""
+        if amount is None or not self.config.partial_melt:
+            return q.amount
+        if amount <= 0 or amount > q.amount:
+            raise MintError(Code.UNBALANCED, f"a melt settles 1 to {q.amount} units of this quote, not {amount}")
+        return amount
 
     # ------------------------------------------------------------------ chain events
 
@@ -856,6 +875,7 @@ class Ledger:
                 "final_confirmations": self.config.final_confirmations,
                 "redeem_window": self.config.redeem_window,
                 "melt_quote_ttl": self.config.melt_quote_ttl,
+                "partial_melt": self.config.partial_melt,
                 "max_inputs": self.config.max_inputs,
                 "max_outputs": self.config.max_outputs,
             },

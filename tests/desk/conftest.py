@@ -6,9 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from support.ehash import DeskFactory
+from support.ehash import DeskFactory, EhashMint, running_ehash
 
 from hashpool_cln.desk.desk import Desk
+
+
+@pytest.fixture
+async def ehash(request, tmp_path) -> AsyncIterator[EhashMint]:
+    """The shared mint (tests/conftest.py); ``parametrize("ehash", [False], indirect=True)`` serves it without
+    partial melts, as a mint that settles whole quotes only (a CDK mint)."""
+    async with running_ehash(tmp_path, partial_melt=getattr(request, "param", True)) as env:
+        yield env
 
 
 @pytest.fixture

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from support.invoices import make_invoice
 
 # One commit per transition: new, quoted, custody, paying, paid.
 PAID_COMMITS = 5
-# Settling a fixed-amount payment whose fee reserve went back: the reserve's quote released and forgotten, the
+# Settling a fixed-amount payment whose fee reserve went back, at a mint that settles a quote for fewer units
+# than quoted: the move to settled alone. At one that cannot: the reserve's quote released and forgotten, the
 # new quote asked and recorded, its answer, and the move to settled.
-SETTLE_COMMITS = 4
+SETTLE_COMMITS = {True: 1, False: 4}
+SETTLE_REQUESTS = {
+    True: {"/v1/swap": 1, "/v1/melt/quote/ehash": 1, "/v1/melt/ehash": 1},
+    False: {"/v1/swap": 1, "/v1/melt/quote/ehash": 2, "/v1/melt/quote/ehash/release": 1, "/v1/melt/ehash": 1},
+}
 
 
 async def _redeem_counting(desk, ehash, node) -> tuple[dict, int, dict, dict]:
@@ -32,14 +38,22 @@ async def test_a_redemption_commits_once_per_transition_and_asks_the_node_three_
     assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 1}
 
 
+@pytest.mark.parametrize("ehash", [True, False], indirect=True, ids=["partial-melt", "whole-melts"])
 async def test_settling_now_adds_the_settlement_s_commits_only(make_desk, ehash, node):
+    partial_melt = await ehash.client.partial_melt()
     desk = await make_desk()
     out, commits, calls, seen = await _redeem_counting(desk, ehash, node)
+    rec = await desk.store.get(out["id"])
+    quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
     assert out["state"] == "settled"
-    assert commits == PAID_COMMITS + SETTLE_COMMITS
+    assert commits == PAID_COMMITS + SETTLE_COMMITS[partial_melt]
     assert calls == {"decode": 1, "listsendpays": 1, "xpay": 1}
-    assert seen == {"/v1/swap": 1, "/v1/melt/quote/ehash": 2, "/v1/melt/quote/ehash/release": 1,
-                    "/v1/melt/ehash": 1}
+    assert seen == SETTLE_REQUESTS[partial_melt]
+    # Part of the reserve went back, and the mint was paid for the units kept, at their price (1 sat a unit).
+    assert rec["returned_units"] > 0
+    # 1 000 sat with a 1 % reserve bought 1 010 units.
+    assert quote.state == "PAID" and quote.amount == rec["quote_units"] == 1_010 - rec["returned_units"]
+    assert quote.amount_msat == rec["quote_amount_msat"] == quote.amount * 1_000
 
 
 async def test_a_hash_with_parts_is_looked_up_in_listpays_too(desk, ehash, node):
@@ -51,3 +65,23 @@ async def test_a_hash_with_parts_is_looked_up_in_listpays_too(desk, ehash, node)
     status = await desk.payment_status(inv.payment_hash)
     assert status is not None and status.status == "complete" and status.preimage == inv.preimage
     assert node.calls == {"listsendpays": 1, "listpays": 1}
+
+
+async def test_a_partial_melt_whose_answer_was_lost_settles_on_the_next_try(make_desk, ehash, node):
+    """The mint settled the quote for the units kept, the answer never came: the redemption stays paid, and the
+    next settlement sends the same melt, which the quote's PAID state answers."""
+    desk = await make_desk()
+    await desk.redeem(await ehash.token(64), make_invoice(10_000).bolt11)  # the mint's catalog, read once
+    ehash.proxy.fault("/v1/melt/ehash", "drop_after", times=2)  # the desk's melt, and its one retry if any
+    out = await desk.redeem(await ehash.token(2_048), make_invoice(1_000_000).bolt11)
+    assert out["state"] == "paid"
+    rec = await desk.store.get(out["id"])
+    quote = await ehash.client.get_melt_quote_ehash(rec["quote_id"])
+    assert quote.state == "PAID" and quote.amount == 1_010 - rec["returned_units"] < rec["quote_units"]
+    ehash.proxy.faults.clear()
+    ehash.proxy.seen.clear()
+    assert (await desk.settle())["settled"] == [out["id"]]
+    rec = await desk.store.get(out["id"])
+    assert rec["quote_units"] == quote.amount and rec["quote_amount_msat"] == quote.amount_msat
+    # the same melt, answered "already paid", then the quote's state: no release, no new quote
+    assert dict(ehash.proxy.seen) == {"/v1/melt/ehash": 1, f"/v1/melt/quote/ehash/{quote.quote}": 1}

@@ -67,11 +67,8 @@ async def test_the_unused_reserve_comes_back_in_the_change_token(make_desk, ehas
     back = await _custody(desk, out["id"], "returned")
     assert sum(p.amount for p in back) == returned
     assert {p.secret for p in back} <= {p.secret for p in parse_token(out["change_token"]).proofs}
-    # a second quote only when something came back; the first one (all 210 units) is never melted, and its
-    # budget is given back to the epoch at once
-    assert [q.amount for q in first_quotes] == ([210, kept] if returned else [210])
-    if returned:
-        assert (await ehash.client.get_melt_quote_ehash(first_quotes[0].quote)).state == "EXPIRED"
+    # one quote for all 210 units, settled by the mint (it serves partial melts) for the units kept alone
+    assert [q.amount for q in first_quotes] == [210] and first_quotes[0].quote == out["quote_id"]
     assert (await desk.info())["custody"] == {}
 
 
@@ -114,9 +111,11 @@ async def test_quote_says_who_keeps_the_unused_reserve(desk, ehash, node):
     assert whole["unused_fee_reserve"] == "desk"
 
 
-async def test_the_quote_for_all_units_is_released_before_the_kept_units_are_quoted(make_desk, ehash, node):
-    # Someone else's quote holds all of the epoch's budget but the desk's 210 units: the first quote can never be
-    # melted once 10 units went back, so it is released first, and the quote for the 200 kept fits.
+@pytest.mark.parametrize("ehash", [True, False], indirect=True, ids=["partial-melt", "whole-melts"])
+async def test_the_kept_units_settle_while_others_hold_the_rest_of_the_budget(make_desk, ehash, node):
+    # Someone else's quote holds all of the epoch's budget but the desk's 210 units. A mint with partial melts
+    # settles the first quote for the 200 kept; at one without, the first quote can never be melted once 10 units
+    # went back, so it is released first, and the quote for the 200 kept fits.
     other = await ehash.client.melt_quote_ehash(ehash.unit, (1 << BANK_EXPONENT) - 210)
     desk = await make_desk(maxfee_ppm=PPM)
     out = await desk.redeem(await ehash.token(500), make_invoice(AMOUNT).bolt11)
@@ -126,6 +125,7 @@ async def test_the_quote_for_all_units_is_released_before_the_kept_units_are_quo
     assert await desk.store.quotes_to_release() == []
 
 
+@pytest.mark.parametrize("ehash", [False], indirect=True, ids=["whole-melts"])
 async def test_a_quote_for_the_kept_units_refused_for_budget_leaves_it_paid(make_desk, ehash, node):
     # The budget the released quote gave back is taken by someone else before the desk asks again: the caller
     # already holds the returned units; settlement waits, and goes through once the budget is free again.

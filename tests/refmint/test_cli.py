@@ -65,3 +65,14 @@ async def test_cli_keys_shares_reward(tmp_path) -> None:
         assert code == 1 and "30002" in err
     finally:
         assert await mint.stop() == 0
+
+
+async def test_cli_serves_partial_melts_unless_told_not_to(tmp_path) -> None:
+    for args, expected in (((), True), (("--no-partial-melt",), False)):
+        mint = MintProcess(tmp_path / f"mint-{expected}", *args)
+        url = await mint.start()
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url + "/v1/info") as resp:
+                assert (await resp.json())["ehash"]["partial_melt"] is expected
+        finally:
+            assert await mint.stop() == 0
