@@ -58,6 +58,11 @@ class Settlement:
         if rec.get("returned_units") and rec["quote_units"] != kept:
             partial = await self._partial_units(kept)
             if partial is None:
+                # Asked before anything is released: a try before a crash or a lost answer may have settled the
+                # quote as a partial melt at a mint that no longer says it serves them.
+                done = await self._settled_for(rec, kept)
+                if done is not None:
+                    return done
                 # The quote can never be paid as it is: its budget is given back before a quote for the units
                 # kept is asked (which it might otherwise crowd out).
                 await self.release_other_quotes(rec.id, keep=None)
@@ -76,6 +81,15 @@ class Settlement:
             return await self._get(rec.id)
         fields = {} if partial is None else {"quote_units": partial, "quote_amount_msat": quote.amount_msat}
         return await self._move(rec, State.SETTLED, custody_state="spent", **fields)
+
+    async def _settled_for(self: Desk, rec: Record, kept: int) -> Record | None:
+        """``rec`` settled, when its quote is already PAID for the ``kept`` units: a partial melt went through, its
+        answer was lost, and the mint no longer says it serves them (restarted without). Else None."""
+        quote = await self._quote_state(rec)
+        if quote is None or quote.state != "PAID" or quote.amount != kept:
+            return None
+        return await self._move(rec, State.SETTLED, custody_state="spent", quote_units=kept,
+                                quote_amount_msat=quote.amount_msat)
 
     async def _partial_units(self: Desk, kept: int) -> int | None:
         """``kept``, the units to settle the quote for in a partial melt, or None where the mint cannot. A mint
