@@ -99,6 +99,9 @@ class CommandoStandin:
                 continue
             if self._stop:
                 break
+            # lightningd writes each message whole; pyln-proto writes length and body apart, which Nagle and a
+            # delayed ACK would stretch by tens of milliseconds a reply.
+            conn.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: Any) -> None:

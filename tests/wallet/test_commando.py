@@ -172,6 +172,16 @@ def test_a_call_returns_the_result_and_our_node_id_is_the_peer(node: CommandoSta
     assert all(c["id"].startswith("hashpool-wallet/") for c in node.commands)
 
 
+def test_the_connection_sends_each_write_at_once(node: CommandoStandin) -> None:
+    """A BOLT8 message leaves as two writes (length, then body): with Nagle on, the body would wait for the node's
+    (delayed) acknowledgement of the length on every command."""
+    import socket
+
+    with _client(node) as client:
+        client.call("x", {}, "rune-all")
+        assert client._raw.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_a_reply_split_over_many_messages_is_put_back_together(node: CommandoStandin) -> None:
     node.split = 1000
     with _client(node) as client:
