@@ -17,7 +17,7 @@ from hashpool_cln.cashu import conditions, crypto
 from hashpool_cln.cashu.errors import ConditionError, TokenError
 from hashpool_cln.cashu.keysets import Keyset
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v3, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v3, serialize_v4
 from hashpool_cln.desk import cpu, intake
 from hashpool_cln.desk.errors import Code, DeskError
 
@@ -173,7 +173,7 @@ async def test_a_large_token_read_in_the_worker_is_the_token(encode) -> None:
 
 async def test_the_loop_answers_while_the_worker_reads() -> None:
     proofs = tuple(Proof(amount=1, id=FULL_ID, secret=secrets.token_hex(32), C=POINTS[n % 8]) for n in range(2400))
-    text = serialize_v4(Token(mint="http://127.0.0.1:3338", unit="hash_x", proofs=proofs))
+    text = make_token("http://127.0.0.1:3338", "hash_x", proofs)
     worker = cpu.Worker()
     try:
         await worker.read(text, OWN)  # the worker started

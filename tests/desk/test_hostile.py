@@ -11,7 +11,7 @@ from support.invoices import make_invoice
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.models import DLEQ, Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v4
 from hashpool_cln.desk.errors import Code, DeskError
 from hashpool_cln.mintclient import MintError
 
@@ -53,8 +53,7 @@ async def test_forged_tokens_hold_no_budget(desk, ehash, node, with_dleq):
     keyset = parse_token(await ehash.token(1)).proofs[0].id
     assert await budget_free_msat(ehash)
     for _ in range(5):
-        forged = serialize_v4(Token(mint=ehash.url, unit=ehash.unit,
-                                    proofs=tuple(forged_proofs(keyset, [1 << 20, 1 << 21], with_dleq=with_dleq))))
+        forged = make_token(ehash.url, ehash.unit, forged_proofs(keyset, [1 << 20, 1 << 21], with_dleq=with_dleq))
         err = await refused(desk.redeem(forged, make_invoice(1_000_000).bolt11))
         assert err.code is Code.PROOF_INVALID, err.message
         assert (await desk.status(err.data["id"]))["state"] == "rejected"
@@ -76,8 +75,7 @@ async def test_a_genuine_token_without_its_dleq_is_redeemed(desk, ehash, node):
 async def test_a_token_beyond_what_the_epoch_issued_is_refused(desk, ehash, node):
     keyset = parse_token(await ehash.token(1)).proofs[0].id
     # Four proofs of 2^62: a total beyond sqlite's integer range, and beyond any epoch's units.
-    huge = serialize_v4(Token(mint=ehash.url, unit=ehash.unit,
-                              proofs=tuple(forged_proofs(keyset, [1 << 62] * 4, with_dleq=True))))
+    huge = make_token(ehash.url, ehash.unit, forged_proofs(keyset, [1 << 62] * 4, with_dleq=True))
     for call in (desk.redeem(huge, make_invoice(10_000).bolt11), desk.quote(huge)):
         err = await refused(call)
         assert err.code is Code.PROOF_INVALID, err.message
@@ -122,7 +120,7 @@ async def test_a_keyset_made_after_the_last_read_is_found_at_once(desk, ehash, n
     proofs = await ehash.issue(10)
     settled = (await ehash.mint.reward(1_024 * 1_000, confirmations=1))[0]
     assert settled["unit"] != ehash.unit and settled["state"] == "settled"
-    fresh = serialize_v4(Token(mint=ehash.url, unit=settled["unit"], proofs=tuple(proofs)))
+    fresh = make_token(ehash.url, settled["unit"], proofs)
     desk.config = dataclasses.replace(desk.config, max_msat=10_000_000_000)
     quoted = await desk.quote(fresh)
     assert quoted["unit"] == settled["unit"] and quoted["amount"] == 1_024
@@ -227,7 +225,7 @@ async def test_a_token_spent_elsewhere_gives_its_quote_back(desk, ehash, node):
 async def thousand_and_one(ehash) -> str:
     """A genuine token of 1,001 proofs (cut in two swaps: the mint signs at most 1,000 outputs in one)."""
     proofs = await ehash.proofs([1] * 500) + await ehash.proofs([1] * 501)
-    return serialize_v4(Token(mint=ehash.url, unit=ehash.unit, proofs=tuple(proofs)))
+    return make_token(ehash.url, ehash.unit, proofs)
 
 
 async def test_a_token_beyond_the_mints_input_limit_is_refused_before_any_mint_call(desk, ehash, node):

@@ -11,8 +11,7 @@ from coincurve import PrivateKey
 from support.invoices import make_invoice, make_offer
 
 from hashpool_cln.cashu.amounts import split_amount
-from hashpool_cln.cashu.models import Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.desk.errors import Code, DeskError
 
 
@@ -55,7 +54,7 @@ async def test_wrong_pool(make_desk, ehash, node):
 
 async def test_unsettled_epoch(desk, ehash, node):
     proofs = await ehash.issue(6)  # a share of the epoch still open
-    token = serialize_v4(Token(mint=ehash.url, unit=ehash.open_unit, proofs=tuple(proofs)))
+    token = make_token(ehash.url, ehash.open_unit, proofs)
     err = await refused(desk.redeem(token, make_invoice(10_000).bolt11))
     assert err.code is Code.EPOCH_NOT_REDEEMABLE and err.data["epoch_state"] == "open"
     await _assert_no_swap_no_node(ehash, node)
@@ -89,7 +88,7 @@ async def test_a_wrong_dleq_on_a_genuine_proof_is_not_the_desks_concern(desk, eh
     token = parse_token(await ehash.token(100))
     bad = token.proofs[0]
     bad = type(bad)(bad.amount, bad.id, bad.secret, bad.C, dleq=type(bad.dleq)(bad.dleq.e, bad.dleq.e, bad.dleq.r))
-    odd = serialize_v4(Token(mint=token.mint, unit=token.unit, proofs=(bad, *token.proofs[1:])))
+    odd = make_token(token.mint, token.unit, (bad, *token.proofs[1:]))
     assert (await desk.redeem(odd, make_invoice(10_000).bolt11))["state"] == "settled"
 
 

@@ -28,8 +28,8 @@ import pytest
 from support.invoices import make_invoice, make_offer
 from support.pluginharness import PluginHarness, assert_clean
 
-from hashpool_cln.cashu.models import DLEQ, Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v3, serialize_v4
+from hashpool_cln.cashu.models import DLEQ, Proof
+from hashpool_cln.cashu.tokens import make_token, parse_token, serialize_v3
 from hashpool_cln.desk.errors import Code
 
 NORMAL_COUNT = 10_000
@@ -176,9 +176,10 @@ class Gen:
         mint = self.mint_url if self.rng.random() < 0.8 else "http://127.0.0.1:1"
         unit = self.unit if self.rng.random() < 0.8 else self.rng.choice(["sat", "hash", "hash_\u00e9", "usd"])
         try:
-            return serialize_v4(Token(mint=mint, unit=unit, proofs=tuple(proofs)))
+            token = make_token(mint, unit, proofs)
         except Exception:
-            return self.mutate(self.rng.choice(self.tokens))
+            token = None
+        return token if token is not None else self.mutate(self.rng.choice(self.tokens))
 
     def odd_structure(self) -> str:
         shapes: list[Callable[[], Any]] = [

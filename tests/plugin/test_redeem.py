@@ -283,13 +283,12 @@ def _alive(pid: int) -> bool:
 
 def test_a_token_over_the_mints_limit_wedges_nothing_across_a_restart(lightning_dir: Path, node: FakeNode,
                                                                       ehash_mint) -> None:
-    from hashpool_cln.cashu.models import Token
-    from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+    from hashpool_cln.cashu.tokens import make_token, parse_token
 
     *ones, token = ehash_mint.issue_settled([1] * 1001 + [64])
     proofs = tuple(p for t in ones for p in parse_token(t).proofs)
     first = parse_token(ones[0])
-    big = serialize_v4(Token(mint=first.mint, unit=first.unit, proofs=proofs))
+    big = make_token(first.mint, first.unit, proofs)
     inv = make_invoice(4_000_000)
     node.script(inv.payment_hash, Outcome.PENDING_THEN_COMPLETE)
 

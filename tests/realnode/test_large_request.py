@@ -15,8 +15,8 @@ if _MISSING:
 from coincurve import PrivateKey  # noqa: E402
 from pyln.client import RpcError  # noqa: E402
 
-from hashpool_cln.cashu.models import Proof, Token  # noqa: E402
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4  # noqa: E402
+from hashpool_cln.cashu.models import Proof  # noqa: E402
+from hashpool_cln.cashu.tokens import make_token, parse_token  # noqa: E402
 from hashpool_cln.plugin import wire  # noqa: E402
 from tests.realnode.test_realnode import _plugin_opts  # noqa: E402
 
@@ -28,7 +28,7 @@ def test_a_large_token_is_answered_through_lightningd(node_factory, mint) -> Non
     points = [PrivateKey().public_key.format().hex() for _ in range(16)]
     proofs = tuple(Proof(amount=1, id=genuine.proofs[0].id, secret=secrets.token_hex(32), C=points[n % 16])
                    for n in range(2000))
-    large = serialize_v4(Token(mint=genuine.mint, unit=genuine.unit, proofs=proofs))
+    large = make_token(genuine.mint, genuine.unit, proofs)
     assert len(large) > wire.LARGE_MESSAGE
     for _ in range(2):
         with pytest.raises(RpcError) as e:

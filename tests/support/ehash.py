@@ -24,8 +24,8 @@ from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
-from hashpool_cln.cashu.models import Proof, Token
-from hashpool_cln.cashu.tokens import parse_token, serialize_v4
+from hashpool_cln.cashu.models import Proof
+from hashpool_cln.cashu.tokens import make_token, parse_token
 from hashpool_cln.desk.config import DeskConfig
 from hashpool_cln.desk.desk import Desk
 from hashpool_cln.lightning.clnrpc import ClnNode
@@ -187,7 +187,7 @@ class EhashMint:
     async def token(self, amount: int | None = None, *, amounts: list[int] | None = None, mint: str | None = None,
                     secret_for=None) -> str:
         proofs = await self.proofs(amounts or split_amount(amount or 0), secret_for)
-        return serialize_v4(Token(mint=mint or self.url, unit=self.unit, proofs=tuple(proofs)))
+        return make_token(mint or self.url, self.unit, proofs)
 
     async def states(self, proofs_or_token: Any) -> list[str]:
         proofs = parse_token(proofs_or_token).proofs if isinstance(proofs_or_token, str) else proofs_or_token

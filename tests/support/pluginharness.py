@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from hashpool_cln.cashu.amounts import split_amount
-from hashpool_cln.cashu.models import Proof, Token
-from hashpool_cln.cashu.tokens import serialize_v4
+from hashpool_cln.cashu.models import Proof
+from hashpool_cln.cashu.tokens import make_token
 from support.refmint import InProcessMint, MintHandle, mint_config, start_mint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -352,4 +352,4 @@ class ThreadedMint:
             issued.append(proofs)
         settled = (await handle.reward(sum(amounts) * msat_per_unit))[0]
         assert settled["state"] == "settled", settled
-        return [serialize_v4(Token(mint=handle.url, unit=settled["unit"], proofs=tuple(p))) for p in issued]
+        return [make_token(handle.url, settled["unit"], p) for p in issued]
