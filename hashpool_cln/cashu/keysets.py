@@ -15,6 +15,7 @@ A token may name a v2 keyset by its short id, the first 8 bytes (16 hex characte
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -128,13 +129,18 @@ def verify_keyset_id(
 
 def input_fee(keyset_ids: Iterable[str], fee_ppk: Mapping[str, int]) -> int:
     """NUT-02 fee for spending inputs of ``keyset_ids`` (one entry per input): ``ceil(sum(ppk) / 1000)``."""
+    return input_fee_by_keyset(Counter(keyset_ids), fee_ppk)
+
+
+def input_fee_by_keyset(counts: Mapping[str, int], fee_ppk: Mapping[str, int]) -> int:
+    """``input_fee`` of ``counts[id]`` inputs of each keyset id."""
     total = 0
-    for keyset_id in keyset_ids:
+    for keyset_id, count in counts.items():
         ppk = fee_ppk.get(keyset_id)
         if ppk is None:
             raise KeysetError(f"no fee known for keyset {keyset_id}", reason="unknown_keyset")
         _check_count(ppk, f"input_fee_ppk of keyset {keyset_id}")
-        total += ppk
+        total += ppk * count
     return (total + 999) // 1000
 
 

@@ -406,12 +406,11 @@ class Desk(Quotes, Settlement):
 
     async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
         """The units to buy and their split, from the epoch's published rate: the mint is asked nothing yet."""
-        token, epoch = checked.token, checked.epoch
-        fees = checked.fees_ppk
+        epoch = checked.epoch
         out_keyset = checked.output_keyset()
         out_ppk = out_keyset.input_fee_ppk
-        swap_fee = wallet.swap_fee(list(token.proofs), fees)
-        available = token.amount - swap_fee
+        swap_fee = checked.swap_fee()
+        available = checked.amount - swap_fee
         reserve_amounts: list[int] = []
         payment_units: int | None = None
         rate: tuple[int, int] | None = None
@@ -440,7 +439,7 @@ class Desk(Quotes, Settlement):
             intake.check_outputs(len(custody) + len(wallet.split_amount(change)), await self.catalog.limits())
         if change < 0:
             raise DeskError(Code.INSUFFICIENT_VALUE, "the token is worth less than the payment and its fee reserve",
-                            {"units": token.amount, "units_needed": sum(custody) + swap_fee,
+                            {"units": checked.amount, "units_needed": sum(custody) + swap_fee,
                              "value_msat": checked.value(available)})
         # Refused here, with the token untouched, rather than refunded after custody by ``unpayable``.
         if epoch.redeem_until is not None and \

@@ -5,12 +5,13 @@ the mint publishes. Everything here is local or a cached read of the mint: no sw
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from hashpool_cln.cashu.errors import TokenError
-from hashpool_cln.cashu.keysets import Keyset
+from hashpool_cln.cashu.keysets import Keyset, input_fee_by_keyset
 from hashpool_cln.cashu.models import Proof, Token
 from hashpool_cln.cashu.tokens import resolve_short_ids
 from hashpool_cln.ehash import Epoch
@@ -63,13 +64,11 @@ class Checked:
         return tuple(ys[i:i + cpu.Y_CHARS] for i in range(0, len(ys), cpu.Y_CHARS))
 
     def swap_fee(self) -> int:
-        """The NUT-02 input fee of swapping every proof: ceil(sum of the keysets' ``input_fee_ppk`` / 1000),
-        counted per keyset rather than proof by proof."""
-        fees = self.fees_ppk
-        per_keyset: dict[str, int] = {}
+        """The NUT-02 input fee of swapping every proof, counted per keyset rather than proof by proof."""
+        counts: Counter[str] = Counter()
         for kid, count in self.summary.per_keyset.items():
-            per_keyset[self.ids[kid]] = per_keyset.get(self.ids[kid], 0) + count
-        return -(-sum(fees[kid] * count for kid, count in per_keyset.items()) // 1000)
+            counts[self.ids[kid]] += count
+        return input_fee_by_keyset(counts, self.fees_ppk)
 
     @property
     def fees_ppk(self) -> dict[str, int]:

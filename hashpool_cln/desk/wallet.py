@@ -15,8 +15,6 @@ from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.amounts import split_amount
-from hashpool_cln.cashu.keysets import input_fee
-from hashpool_cln.cashu.models import Proof
 
 from . import files
 
@@ -112,7 +110,3 @@ def reserve_amounts(units: int) -> list[int]:
 def units_after_fee(available: int, fee_ppk: int) -> int:
     """Units left when ``available`` units are all spent as proofs that each carry the input fee."""
     return available - _fee(len(split_amount(max(available, 0))), fee_ppk)
-
-
-def swap_fee(proofs: list[Proof] | tuple[Proof, ...], fees_ppk: dict[str, int]) -> int:
-    return input_fee([p.id for p in proofs], fees_ppk)
