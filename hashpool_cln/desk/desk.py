@@ -750,9 +750,10 @@ class Desk(Quotes, Settlement):
             await self.store.update(rec.id, node_paid=1, error_code=int(Code.PAYMENT_PENDING), error=why[:300])
         return await self._get(rec.id)
 
-    async def _note(self, rec: Record, code: Code, message: str) -> None:
+    async def _note(self, rec: Record, code: Code, message: str, **fields: Any) -> None:
+        """Why ``rec`` waits, written with any ``fields`` that belong in the same commit."""
         with self.timings.measure("sqlite"):
-            await self.store.update(rec.id, error_code=int(code), error=message)
+            await self.store.update(rec.id, error_code=int(code), error=message, **fields)
 
     def _hook(self, point: str) -> None:
         if self._crash_hook is not None:

@@ -56,7 +56,7 @@ class Settlement:
         kept = sum(p.amount for p in proofs)
         partial: int | None = None
         if rec.get("returned_units") and rec["quote_units"] != kept:
-            partial = await self._partial_units(kept)
+            partial = kept if await self._partial_melts() else None
             if partial is None:
                 # Asked before anything is released: a try before a crash or a lost answer may have settled the
                 # quote as a partial melt at a mint that no longer says it serves them.
@@ -91,15 +91,15 @@ class Settlement:
         return await self._move(rec, State.SETTLED, custody_state="spent", quote_units=kept,
                                 quote_amount_msat=quote.amount_msat)
 
-    async def _partial_units(self: Desk, kept: int) -> int | None:
-        """``kept``, the units to settle the quote for in a partial melt, or None where the mint cannot. A mint
-        whose info cannot be read now gets the release-and-requote path, safe either way: a released quote is
-        never melted, and one that does not answer leaves the redemption ``paid`` for a later try."""
+    async def _partial_melts(self: Desk) -> bool:
+        """Whether the mint settles a quote for fewer units than quoted. A mint whose info cannot be read now gets
+        the release-and-requote path, safe either way: a released quote is never melted, and one that does not
+        answer leaves the redemption ``paid`` for a later try."""
         try:
             with self.timings.measure("mint"):
-                return kept if await self.mint.partial_melt() else None
+                return await self.mint.partial_melt()
         except (MintError, MintUnavailable, MintProtocolError):
-            return None
+            return False
 
     async def _melt(self: Desk, rec: Record, proofs: list[Proof],
                     partial: int | None = None) -> tuple[str | None, EhashQuote | None]:
@@ -133,9 +133,8 @@ class Settlement:
             await self._note(rec, e.code, f"settlement waits for a new quote: {e.message}"[:300])
             return None
         if quote.unit != rec["unit"] or quote.amount != units or quote.state != "UNPAID":
-            with self.timings.measure("sqlite"):
-                await self.store.update(rec.id, answer=(ref, quote.quote), error_code=int(Code.RATE_REFUSED),
-                                        error="settlement waits: the mint quoted something other than asked")
+            await self._note(rec, Code.RATE_REFUSED, "settlement waits: the mint quoted something other than asked",
+                             answer=(ref, quote.quote))
             return None
         self._hook("before:requote")
         with self.timings.measure("sqlite"):
