@@ -270,7 +270,8 @@ class Wallet:
         if units != {token.unit}:
             raise WalletError(Code.BAD_TOKEN, f"the token says unit {token.unit}, its keysets are {sorted(units)}")
         ours = {p.y: p for p in await self.store.proofs() if p.state != "spent"}
-        mine = [ours[y] for y in (proof_y(p.secret) for p in token.proofs) if y in ours]
+        ys = [proof_y(p.secret) for p in token.proofs]
+        mine = [ours[y] for y in ys if y in ours]
         if any(p.state == "unspent" for p in mine):
             raise WalletError(Code.BAD_TOKEN, "the token holds proofs this wallet already has, spendable")
         own = len(mine) == len(token.proofs)  # a token we sent, taken back
@@ -280,10 +281,10 @@ class Wallet:
         amount = token.amount - await self.fee(token.proofs)
         if amount <= 0:
             raise WalletError(Code.BAD_TOKEN, "the token is worth less than the mint's input fee")
-        held = {proof_y(p.secret): ours[proof_y(p.secret)].reserved_for for p in token.proofs} if own else None
+        held = {y: ours[y].reserved_for for y in ys} if own else None
         await self.swap(token.proofs, split_amount(amount), token.unit, foreign=not own, reclaim=held)
         if own:
-            for send_id in {ours[proof_y(p.secret)].reserved_for for p in token.proofs}:
+            for send_id in {ours[y].reserved_for for y in ys}:
                 if send_id and send_id.startswith("send-"):
                     await self.store.set_send_state(send_id, "reclaimed")
         return amount
