@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from hashpool_cln.cashu import conditions, crypto
 from hashpool_cln.cashu.errors import ConditionError, TokenError
-from hashpool_cln.cashu.models import DLEQ, Proof, Token
+from hashpool_cln.cashu.models import DLEQ, Proof, Token, build_dleqs, build_proofs
 from hashpool_cln.cashu.tokens import parse_token
 
 INLINE_PROOFS = 64
@@ -103,9 +103,16 @@ def read_token(text: str, own_pubkey: str, with_proofs: bool
 
 
 def unflatten(flat: FlatProofs, ids: Mapping[str, str]) -> tuple[Proof, ...]:
-    """Proofs from their tuples, each keyset id replaced by ``ids[id]`` (short ids resolved)."""
-    return tuple(Proof(amount=a, id=ids[kid], secret=secret, C=c, dleq=None if e is None else DLEQ(e=e, s=s, r=r),
-                       witness=w) for a, kid, secret, c, e, s, r, w in flat)
+    """Proofs from their tuples (fields the parser checked), each keyset id replaced by ``ids[id]`` (short ids
+    resolved), built in bulk as the parser builds them."""
+    if not flat:
+        return ()
+    amount, kid, secret, c, e, s, r, witness = zip(*flat)
+    signed = [i for i, e_ in enumerate(e) if e_ is not None]
+    dleqs: list[DLEQ | None] = [None] * len(flat)
+    for i, dleq in zip(signed, build_dleqs([e[i] for i in signed], [s[i] for i in signed], [r[i] for i in signed])):
+        dleqs[i] = dleq
+    return tuple(build_proofs(amount, [ids[k] for k in kid], secret, c, dleqs, witness))
 
 
 def detach(parent: int) -> None:
