@@ -35,7 +35,7 @@ from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
 from hashpool_cln.ehash import LEGACY_EPOCH_STATES, REFERENCE_PATTERN, EhashQuote, Epoch
-from hashpool_cln.text import valid_unicode
+from hashpool_cln.text import is_hex, valid_unicode
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -501,7 +501,7 @@ def _opt_str(d: dict[str, Any], key: str, where: str) -> str | None:
 
 def _hex(d: dict[str, Any], key: str, length: int, where: str) -> str:
     v = _str(d, key, where).lower()
-    if len(v) != length or not all(c in "0123456789abcdef" for c in v):
+    if not is_hex(v, length):
         raise MintProtocolError(f"{where}: {key} is not {length} hex characters")
     return v
 

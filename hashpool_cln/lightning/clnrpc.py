@@ -20,6 +20,7 @@ from hashpool_cln.lightning.port import (
     PaymentInstruction,
     PaymentStatus,
 )
+from hashpool_cln.text import is_hex
 
 DEFAULT_TIMEOUT = 30.0
 # xpay may run somewhat past retry_for while its last parts resolve; beyond this the outcome is "unknown".
@@ -57,7 +58,8 @@ class _Bad(Exception):
 
 
 class ClnNode:
-    """NodePort implementation: one short-lived socket connection per call, each with a deadline."""
+    """NodePort implementation: a socket connection to itself for each call in flight (kept for later calls
+    once its answer is in), each call with a deadline."""
 
     def __init__(self, rpc_path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT,
                  pay_grace: float = PAY_GRACE) -> None:
@@ -65,12 +67,17 @@ class ClnNode:
         self.timeout = timeout
         self.pay_grace = pay_grace
         self._network: str | None = None
+        self._connections = jsonrpc.Connections(self.rpc_path)
+
+    def close(self) -> None:
+        self._connections.close()
 
     async def call(self, method: str, params: dict[str, Any] | None = None, *,
                    timeout: float | None = None) -> Any:
         """Raw call: the ``result`` object; NodeError on a JSON-RPC error, NodeUnavailable otherwise."""
         try:
-            return await jsonrpc.call(self.rpc_path, method, params or {}, self.timeout if timeout is None else timeout)
+            return await jsonrpc.call(self.rpc_path, method, params or {}, self.timeout if timeout is None else timeout,
+                                      self._connections)
         except jsonrpc.RpcError as e:
             raise NodeError(method, e.code, e.message, e.data) from None
         except jsonrpc.RpcUnavailable as e:
@@ -277,7 +284,7 @@ def _bip353_answer(r: dict[str, Any]) -> list[PaymentInstruction]:
     if extra:
         raise _Bad(f"unexpected field {sorted(extra)[0]!r}")
     proof = _str(r, "proof")
-    if not proof or len(proof) % 2 or any(c not in "0123456789abcdefABCDEF" for c in proof):
+    if not proof or len(proof) % 2 or not is_hex(proof):
         raise _Bad("proof is not a hex DNSSEC proof")
     return [_instruction(i) for i in _list(r, "instructions")]
 
@@ -343,6 +350,6 @@ def _hex(d: dict[str, Any], key: str, length: int, *, required: bool = True) -> 
     v = _str(d, key, required=required)
     if v is None:
         return None
-    if len(v) != length or any(c not in "0123456789abcdefABCDEF" for c in v):
+    if not is_hex(v, length):
         raise _Bad(f"{key} is not {length} hex characters")
     return v.lower()

@@ -7,11 +7,11 @@ from typing import Any
 
 from hashpool_cln.cashu.models import BlindedMessage, Proof
 from hashpool_cln.refmint.errors import Code, MintError, malformed
+from hashpool_cln.text import is_hex
 
 MAX_WIRE_AMOUNT = 1 << 64
 MAX_SECRET_CHARS = 2048
 MAX_WITNESS_CHARS = 16384
-_HEX = re.compile(r"[0-9a-fA-F]*")
 _KEYSET_ID = re.compile(r"(00[0-9a-f]{14})|(01[0-9a-f]{64})")
 
 
@@ -50,7 +50,7 @@ def integer(value: Any, where: str, lo: int | None = None, hi: int | None = None
 
 def hexstr(value: Any, where: str, chars: int) -> str:
     text = string(value, where, chars)
-    if len(text) != chars or not _HEX.fullmatch(text):
+    if not is_hex(text, chars):
         raise malformed(f"{where} must be {chars} hex characters")
     return text.lower()
 
