@@ -131,6 +131,7 @@ class Desk(Quotes, Settlement):
     async def close(self) -> None:
         self._closing = True
         self.worker.close()
+        self.node.close()
         if self._store is not None:
             await self._store.close()
             self._store = None

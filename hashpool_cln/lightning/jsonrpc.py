@@ -1,8 +1,10 @@
 """A small asyncio JSON-RPC 2.0 client for lightningd's unix socket.
 
-Why not pyln's LightningRpc: it blocks, has no timeout and no lock. Here each call opens its own connection
+Why not pyln's LightningRpc: it blocks, has no timeout and no lock. Here each call has a connection to itself
 (lightningd accepts many), so a slow ``xpay`` never holds up a ``decode``, a lost connection affects one call
-only, and ``asyncio.wait_for`` gives every call a real deadline without a thread per call.
+only, and ``asyncio.wait_for`` gives every call a real deadline without a thread per call. A connection whose
+call ended cleanly is kept for a later call (``Connections``): lightningd answers any number of requests on one,
+and opening one costs both sides more than a ``decode`` does.
 
 lightningd answers each request with one JSON object followed by a blank line; we read until one complete
 object with our id has arrived and do not rely on the separator.
@@ -50,7 +52,47 @@ async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         os.close(dirfd)
 
 
-async def _read_response(reader: asyncio.StreamReader, request_id: str) -> dict[str, Any]:
+class Connections:
+    """Idle connections to one socket, each kept after a call that ended with its answer and nothing else.
+
+    A call takes one to itself (or opens one) and gives it back only when it is clean, so no connection ever
+    carries two calls at once or a late answer to a call that gave up. The node closing one is seen before it
+    is taken again (``at_eof``); a connection of another event loop is never reused.
+    """
+
+    def __init__(self, path: str, keep: int = 4) -> None:
+        self.path = path
+        self.keep = keep
+        self._idle: list[tuple[asyncio.AbstractEventLoop, asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            owner, reader, writer = self._idle.pop()
+            if owner is loop and not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            _close(owner, writer)
+        return await _open(self.path)
+
+    def give_back(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._idle) >= self.keep or reader.at_eof() or writer.is_closing():
+            writer.close()
+            return
+        self._idle.append((asyncio.get_running_loop(), reader, writer))
+
+    def close(self) -> None:
+        while self._idle:
+            owner, _, writer = self._idle.pop()
+            _close(owner, writer)
+
+
+def _close(owner: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
+    if not owner.is_closed():  # a closed loop has closed its transports already
+        writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader, request_id: str) -> tuple[dict[str, Any], bool]:
+    """Our answer, and whether nothing but whitespace came after it (the connection can carry another call)."""
     decoder = json.JSONDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")()
     buf = ""
@@ -78,22 +120,30 @@ async def _read_response(reader: asyncio.StreamReader, request_id: str) -> dict[
                 break  # incomplete so far: read more
             buf = buf[end:]
             if isinstance(obj, dict) and obj.get("id") == request_id:
-                return obj
+                return obj, not buf.strip() and not utf8.getstate()[0]
             # Anything else (a notification, a stray answer) is not ours: skip it.
 
 
-async def call(path: str, method: str, params: dict[str, Any] | list[Any], timeout: float) -> Any:
-    """Call ``method`` and return its ``result``; RpcError for error answers, RpcUnavailable otherwise."""
+async def call(path: str, method: str, params: dict[str, Any] | list[Any], timeout: float,
+               connections: Connections | None = None) -> Any:
+    """Call ``method`` and return its ``result``; RpcError for error answers, RpcUnavailable otherwise.
+
+    ``connections``: where to take a connection from and give it back to; without it, the call's own."""
     request_id = f"hashpool-cln:{method}#{next(_ids)}"
     request = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
 
     async def exchange() -> dict[str, Any]:
-        nonlocal writer
-        reader, writer = await _open(path)
+        nonlocal reader, writer
+        reader, writer = await (_open(path) if connections is None else connections.take())
         writer.write(request.encode("utf-8"))
         await writer.drain()
-        return await _read_response(reader, request_id)
+        answer, clean = await _read_response(reader, request_id)
+        if clean and connections is not None:
+            connections.give_back(reader, writer)
+            reader = writer = None  # kept: not closed below
+        return answer
 
     try:
         answer = await asyncio.wait_for(exchange(), timeout)

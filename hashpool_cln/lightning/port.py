@@ -79,6 +79,10 @@ class NodeUnavailable(Exception):
 class NodePort(Protocol):
     async def getinfo(self) -> NodeInfo: ...
 
+    def close(self) -> None:
+        """Let go of idle connections; a later call opens what it needs."""
+        ...
+
     async def decode(self, invstring: str) -> Destination: ...
 
     async def fetchinvoice(self, offer: str, amount_msat: int | None, payer_note: str | None, *,

@@ -174,6 +174,64 @@ async def test_slow_answer_times_out(node: FakeNode) -> None:
         await ClnNode(node.rpc_path, timeout=0.2).getinfo()
 
 
+async def test_a_connection_is_kept_for_the_next_call(node: FakeNode, cln: ClnNode) -> None:
+    for _ in range(5):
+        assert (await cln.getinfo()).network == "regtest"
+    assert node.connections == 1
+
+
+async def test_calls_in_flight_have_a_connection_each(node: FakeNode, cln: ClnNode) -> None:
+    import asyncio
+
+    node.script_method("getinfo", Outcome.slow(0.3), Outcome.slow(0.3))
+    first, second = await asyncio.gather(cln.getinfo(), cln.getinfo())
+    assert first.id == second.id == node.id
+    assert node.connections == 2
+    await cln.getinfo()  # one of the two kept ones
+    assert node.connections == 2
+
+
+async def test_a_call_that_gave_up_leaves_no_connection_behind(node: FakeNode) -> None:
+    # Its late answer must never reach the next call: the connection is closed, not kept.
+    cln = ClnNode(node.rpc_path, timeout=0.2)
+    node.script_method("getinfo", Outcome.slow(0.5, Outcome.reply({"id": "late", "network": "bitcoin"})))
+    with pytest.raises(NodeUnavailable, match="no answer within"):
+        await cln.getinfo()
+    cln.timeout = 5
+    assert (await cln.getinfo()).network == "regtest"
+    assert node.connections == 2
+
+
+async def test_a_connection_the_node_closed_is_not_used_again(tmp_path) -> None:
+    import asyncio
+
+    path = tmp_path / "rpc"
+    async with FakeNode(path) as node:
+        cln = ClnNode(path, timeout=5)
+        await cln.getinfo()
+    async with FakeNode(path) as restarted:  # lightningd restarted: every old connection was closed
+        await asyncio.sleep(0.05)
+        assert (await cln.getinfo()).id == restarted.id
+        assert restarted.connections == 1 and node.connections == 1
+    cln.close()
+
+
+async def test_error_answers_keep_the_connection(node: FakeNode, cln: ClnNode) -> None:
+    node.script_method("getinfo", Outcome.error(-1, "boom"))
+    with pytest.raises(NodeError):
+        await cln.getinfo()
+    await cln.getinfo()
+    assert node.connections == 1
+
+
+async def test_a_dropped_connection_is_not_kept(node: FakeNode, cln: ClnNode) -> None:
+    node.script_method("getinfo", Outcome.DROP)
+    with pytest.raises(NodeUnavailable):
+        await cln.getinfo()
+    await cln.getinfo()
+    assert node.connections == 2
+
+
 async def test_socket_missing(tmp_path) -> None:
     with pytest.raises(NodeUnavailable, match="does not exist"):
         await ClnNode(tmp_path / "nothing-here").getinfo()

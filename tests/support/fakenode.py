@@ -259,6 +259,8 @@ class FakeNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()  # open client connections, closed by stop() as lightningd does
+        self.connections = 0  # client connections accepted so far
 
     # ---- scripting -------------------------------------------------------------------------------------------
 
@@ -332,6 +334,8 @@ class FakeNode:
             self._server.close()
             for t in list(self._tasks):
                 t.cancel()
+            for w in list(self._writers):
+                w.transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
@@ -381,6 +385,8 @@ class FakeNode:
         decoder = json.JSONDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8")()
         buf = ""
+        self.connections += 1
+        self._writers.add(writer)
         try:
             while chunk := await reader.read(65536):
                 buf += utf8.decode(chunk)
@@ -396,6 +402,8 @@ class FakeNode:
                     task.add_done_callback(self._tasks.discard)
         except (ConnectionError, UnicodeDecodeError):
             writer.transport.abort()
+        finally:
+            self._writers.discard(writer)
 
     async def _respond(self, req: Any, writer: asyncio.StreamWriter) -> None:
         rid = req.get("id") if isinstance(req, dict) else None
