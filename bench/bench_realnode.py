@@ -35,10 +35,14 @@ ARGS_ENV = "HASHPOOL_BENCH_REALNODE"
 INVOICE_MSAT = 1_000_000  # 1,000 sat, fixed
 UNITS = 2_048  # one token: 2,048 units at 1,000 msat each, in one proof or in 64 of 32
 MSAT_PER_UNIT = 1_000
+QUIET = 0.3  # seconds for the nodes to finish a payment's commitments (they idle at ~1 ms of CPU a second)
 MINT_LIMIT = 1_000  # the reference mint's default inputs (outputs) per request; larger tokens need it lifted
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == [MINT_PROCESS]:
+        serve_mint(Path(argv[1]), json.loads(argv[2]))
+        return
     parser = argparse.ArgumentParser(prog="bench_realnode", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10, help="interleaved samples per token size and arm")
     parser.add_argument("--sizes", default="1,64", help="proofs per token, comma separated")
@@ -48,6 +52,8 @@ def main(argv: list[str]) -> None:
                         help="also measure this checkout with hashpool-settle-batch set to this many seconds")
     parser.add_argument("--rounds", type=int, default=3,
                         help="redemptions per caller in the throughput run (each caller takes them one by one)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="throughput runs of every arm, taken in turns; ratios are medians over them")
     parser.add_argument("--py-spy", default=None, metavar="DIR",
                         help="record each plugin under the throughput run with py-spy (on PATH) into DIR")
     args = parser.parse_args(argv)
@@ -69,6 +75,63 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"the real-node benchmark failed (pytest exit {code})")
 
 
+# --- the mint, in a process of its own ---------------------------------------------------------------------
+
+MINT_PROCESS = "--mint-process"
+
+
+def serve_mint(data_dir: Path, limits: dict[str, int]) -> None:
+    """The reference mint's process: it says where it serves, then answers token requests (one JSON line each)
+    until stdin closes."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.pluginharness import ThreadedMint
+
+    mint = ThreadedMint(data_dir, **limits).start()
+    try:
+        print(json.dumps({"url": mint.url, "desk_key": mint.desk_key, "pool": mint.pool}), flush=True)
+        for line in sys.stdin:
+            request = json.loads(line)
+            if "proof_amounts" in request:
+                tokens = mint.tokens_settled(request["proof_amounts"], request["msat_per_unit"])
+            else:
+                tokens = mint.issue_settled(request["amounts"], request["msat_per_unit"])
+            print(json.dumps(tokens), flush=True)
+    finally:
+        mint.stop()
+
+
+class MintProcess:
+    """The reference mint served from a process of its own, as a pool runs it: its work is not the benchmark's
+    (pyln-testing's threads read every node's log in this process), and its CPU is its own."""
+
+    def __init__(self, data_dir: Path, **limits: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, MINT_PROCESS, str(data_dir), json.dumps(limits)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        ready = json.loads(self.proc.stdout.readline() or "null")
+        if not ready:
+            raise RuntimeError("the mint did not start")
+        self.url, self.desk_key, self.pool = ready["url"], ready["desk_key"], ready["pool"]
+        self.pid = self.proc.pid
+
+    def _ask(self, request: dict) -> list[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def issue_settled(self, amounts: list[int], msat_per_unit: int) -> list[str]:
+        return self._ask({"amounts": amounts, "msat_per_unit": msat_per_unit})
+
+    def tokens_settled(self, proof_amounts: list[list[int]], msat_per_unit: int) -> list[str]:
+        return self._ask({"proof_amounts": proof_amounts, "msat_per_unit": msat_per_unit})
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
 # --- figures ------------------------------------------------------------------------------------------------
 
 
@@ -77,9 +140,23 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def tree_cpu() -> dict[str, float]:
+def _threads_cpu(pid: str) -> float | None:
+    """CPU seconds of every live thread of ``pid``, to the nanosecond (schedstat; stat's ticks are 10 ms)."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that just ended
+    except OSError:
+        return None
+    return total / 1e9
+
+
+def tree_cpu(labels: dict[int, str] | None = None) -> dict[str, float]:
     """CPU seconds by process name of this process (with its reaped children) and of every live process below it
-    (lightningd, its subdaemons and plugins, bitcoind; this process serves the mint)."""
+    (lightningd, its subdaemons and plugins, bitcoind, the mint); ``labels`` names processes by pid instead."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, str, float]] = {}
     for entry in os.listdir("/proc"):
@@ -90,10 +167,13 @@ def tree_cpu() -> dict[str, float]:
         except (OSError, ValueError):
             continue
         fields = rest.split()
-        own = (int(fields[11]) + int(fields[12])) / tick
+        own = _threads_cpu(entry)
+        if own is None:
+            continue
         if int(entry) == os.getpid():
             own += (int(fields[13]) + int(fields[14])) / tick
-            name = "bench+mint"
+            name = "bench"
+        name = (labels or {}).get(int(entry), name)
         stats[int(entry)] = (int(fields[1]), name, own)
     mine = {os.getpid()}
     grew = True
@@ -111,16 +191,27 @@ def tree_cpu() -> dict[str, float]:
     return out
 
 
-def desk_seconds(port: int) -> dict[str, float]:
-    """The desk's summed phase seconds, from its metrics."""
+def _metric(port: int, prefix: str, label: str) -> dict[str, float]:
+    """The desk's ``prefix`` series from its metrics, by the value of ``label``."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("hashpool_desk_seconds"):
+        if line.startswith(prefix + "{"):
             name, value = line.rsplit(" ", 1)
-            kind = name.split('category="', 1)[1].split('"', 1)[0] if 'category="' in name else name
-            out[kind] = float(value)
+            out[name.split(f'{label}="', 1)[1].split('"', 1)[0]] = float(value)
     return out
+
+
+def desk_seconds(port: int) -> dict[str, float]:
+    """The desk's summed work by kind (crypto, mint, node, sqlite), from its metrics."""
+    return _metric(port, "hashpool_desk_seconds_total", "category")
+
+
+def phase_seconds(port: int) -> dict[str, tuple[float, float]]:
+    """Each phase's (summed seconds, count), from the desk's ``hashpool_phase_seconds`` histogram."""
+    sums = _metric(port, "hashpool_phase_seconds_sum", "phase")
+    counts = _metric(port, "hashpool_phase_seconds_count", "phase")
+    return {phase: (sums[phase], counts.get(phase, 0.0)) for phase in sums}
 
 
 def plugin_pid(node) -> int:
@@ -172,13 +263,12 @@ if not MISSING and os.environ.get(ARGS_ENV):
 
     import pytest
     from pyln.testing.fixtures import *  # noqa: F403  (bitcoind, node_factory, ...)
-    from support.pluginharness import ThreadedMint
 
     @pytest.fixture
     def jsonschemas() -> dict:
         return {}  # the bench checks no schemas: the test suite does
 
-    def _payer(node_factory, mint: ThreadedMint, checkout: Path | None, port: int, **extra: object):
+    def _payer(node_factory, mint: MintProcess, checkout: Path | None, port: int, **extra: object):
         opts = {**extra, "plugin": str((checkout or ROOT) / "plugin" / "hashpool-redeem.py"),
                 "hashpool-mint-url": mint.url, "hashpool-mint-key": mint.desk_key, "hashpool-pool": mint.pool,
                 "hashpool-metrics": f"127.0.0.1:{port}", "hashpool-max-msat": 10**10}
@@ -198,13 +288,13 @@ if not MISSING and os.environ.get(ARGS_ENV):
         largest = max(int(s) for s in args["sizes"].split(","))
         # Tokens past the mint's default request limits are measured with those limits lifted for them.
         limits = {"max_inputs": largest, "max_outputs": largest} if largest > MINT_LIMIT else {}
-        mint = ThreadedMint(tmp_path / "mint", **limits).start()
+        mint = MintProcess(tmp_path / "mint", **limits)
         try:
             _run(args, node_factory, mint)
         finally:
             mint.stop()
 
-    def _run(args: dict, node_factory, mint: ThreadedMint) -> None:
+    def _run(args: dict, node_factory, mint: MintProcess) -> None:
         report = open(args["report"], "w")
 
         def emit(line: str) -> None:
@@ -216,7 +306,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         finally:
             report.close()
 
-    def _measure(args: dict, node_factory, mint: ThreadedMint, print) -> None:
+    def _measure(args: dict, node_factory, mint: MintProcess, print) -> None:
         payee = node_factory.get_node()
         arms: dict[str, tuple] = {}
         after_port = free_port()
@@ -231,6 +321,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         for node, _ in arms.values():
             node_factory.join_nodes([node, payee], fundamount=10**7, wait_for_announce=True)
         plain = arms["redeem"][0]
+        labels = {mint.pid: "mint", **{plugin_pid(node): f"plugin ({name})" for name, (node, _) in arms.items()}}
         sizes = [int(s) for s in args["sizes"].split(",")]
         n = args["samples"]
         counter = iter(range(10**9))
@@ -260,61 +351,112 @@ if not MISSING and os.environ.get(ARGS_ENV):
         redeem(plain, tokens(1, 1)[0])  # warm: the plugin's first look at the mint
         print("\n| tokens | arm | median ms | p90 ms | ÷ xpay median | desk overhead ms (median − xpay) |")
         print("|---|---|---|---|---|---|")
+        # CPU of the one-at-a-time samples, by arm and process: what a payment costs with nothing beside it.
+        alone: dict[int, dict[str, dict[str, float]]] = {}
+        phases_alone: dict[int, dict[str, dict[str, float]]] = {}
         for size in sizes:
+            phases_before = {name: phase_seconds(port) for name, (_, port) in arms.items()}
             pool = {name: tokens(size, n) for name in arms}
             times: dict[str, list[float]] = {name: [] for name in [*arms, "xpay"]}
+            alone[size] = {name: {} for name in times}
+
+            def sample(name: str, call, times=times, cpu=alone[size]) -> None:
+                before = tree_cpu(labels)
+                times[name].append(call())
+                # The channel's commitment dance goes on after the payer has the preimage: read the CPU once it
+                # is over, or a short call would leave its tail to the next sample.
+                time.sleep(QUIET)
+                for k, v in tree_cpu(labels).items():
+                    cpu[name][k] = cpu[name].get(k, 0.0) + (v - before.get(k, 0.0)) / n
+
             for i in range(n):
                 for name, (node, _) in arms.items():
-                    times[name].append(redeem(node, pool[name][i]))
-                times["xpay"].append(xpay())
+                    sample(name, lambda node=node, token=pool[name][i]: redeem(node, token))
+                sample("xpay", xpay)
+            phases_alone[size] = {}
+            for name, (_, port) in arms.items():
+                now, then = phase_seconds(port), phases_before[name]
+                phases_alone[size][name] = {
+                    phase: (s - then.get(phase, (0.0, 0.0))[0]) / (c - then.get(phase, (0.0, 0.0))[1])
+                    for phase, (s, c) in now.items() if c > then.get(phase, (0.0, 0.0))[1]}
             base = statistics.median(times["xpay"])
             for name, values in times.items():
                 med = statistics.median(values)
                 print(f"| {size} proof{'s' if size > 1 else ''} | {name} | {med * 1e3:.0f} | {p90(values) * 1e3:.0f}"
                       f" | {med / base:.2f} | {(med - base) * 1e3:.0f} |")
 
-        c, rounds = args["concurrency"], args["rounds"]
+        print("\nCPU ms per payment one at a time, by process (those over 1 ms; bench includes reading /proc):")
+        for size, arms_cpu in alone.items():
+            for name, kinds in arms_cpu.items():
+                busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
+                print(f"  {size} proof{'s' if size > 1 else ''}, {name}: {sum(kinds.values()) * 1e3:.0f} in all; "
+                      + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
+
+        print("\nthe desk's phases one at a time, mean ms (hashpool_phase_seconds: intake = the call until the "
+              "redemption is written, then quote, swap, pay, settle; the move to paying is in none):")
+        for size, arms_phases in phases_alone.items():
+            for name, means in arms_phases.items():
+                order = [p for p in ("intake", "quote", "swap", "pay", "settle") if p in means]
+                print(f"  {size} proof{'s' if size > 1 else ''}, {name}: "
+                      + ", ".join(f"{p} {means[p] * 1e3:.1f}" for p in order))
+
+        c, rounds, repeats = args["concurrency"], args["rounds"], args["repeats"]
         total = c * rounds
-        print(f"\n| {c} callers × {rounds}, 1-proof tokens | payments/s | ÷ xpay | CPU ms per payment | ÷ xpay CPU |")
-        print("|---|---|---|---|---|")
-        results: dict[str, tuple[float, float]] = {}
-        phases: dict[str, dict[str, float]] = {}
-        by_name: dict[str, dict[str, float]] = {}
-        for name in [*arms, "xpay"]:
-            batch = tokens(1, total) if name != "xpay" else [None] * total
-            node, port = arms.get(name, (plain, None))
-            seconds_before = desk_seconds(port) if port else {}
-            spy = record_plugin(node, Path(args["py_spy"]) / f"{name}.txt") if args["py_spy"] and port else None
-            cpu0, t0 = tree_cpu(), time.perf_counter()
-            with concurrent.futures.ThreadPoolExecutor(c) as pool_:
-                if name == "xpay":
-                    list(pool_.map(lambda _t: xpay(), batch))
-                else:
-                    list(pool_.map(lambda t, node=node: redeem(node, t), batch))
-            wall = time.perf_counter() - t0
-            if name == "redeem-batch":
-                settled_all(node)  # the settlements the calls left for later are part of their cost
-            cpu_after = tree_cpu()
-            by_name[name] = {k: (v - cpu0.get(k, 0.0)) / total for k, v in cpu_after.items()}
-            cpu = sum(cpu_after.values()) - sum(cpu0.values())
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(30)
-            results[name] = (total / wall, cpu / total)
-            if port:
-                after = desk_seconds(port)
-                phases[name] = {k: (after[k] - seconds_before.get(k, 0.0)) / total for k in after}
-        rate0, cpu0_ = results["xpay"]
-        for name, (rate, cpu) in results.items():
-            print(f"| {name} | {rate:.1f} | {rate / rate0:.2f} | {cpu * 1e3:.0f} | {cpu / cpu0_:.2f} |")
-        print("\nCPU ms per payment under concurrency, by process (those over 1 ms):")
+        names = [*arms, "xpay"]
+        # Each repeat runs every arm once, one after another; a ratio is taken within a repeat, so that a slower
+        # stretch of the shared machine falls on both of its sides, and the median over repeats is reported.
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        phases: dict[str, dict[str, float]] = {name: {} for name in arms}
+        by_name: dict[str, dict[str, float]] = {name: {} for name in names}
+        for repeat in range(repeats):
+            for name in names:
+                batch = tokens(1, total) if name != "xpay" else [None] * total
+                node, port = arms.get(name, (plain, None))
+                seconds_before = desk_seconds(port) if port else {}
+                spy = None
+                if args["py_spy"] and port and repeat == 0:
+                    spy = record_plugin(node, Path(args["py_spy"]) / f"{name}.txt")
+                cpu0, t0 = tree_cpu(labels), time.perf_counter()
+                with concurrent.futures.ThreadPoolExecutor(c) as pool_:
+                    if name == "xpay":
+                        list(pool_.map(lambda _t: xpay(), batch))
+                    else:
+                        list(pool_.map(lambda t, node=node: redeem(node, t), batch))
+                wall = time.perf_counter() - t0
+                if name == "redeem-batch":
+                    settled_all(node)  # the settlements the calls left for later are part of their cost
+                time.sleep(QUIET)
+                cpu_after = tree_cpu(labels)
+                for k, v in cpu_after.items():
+                    by_name[name][k] = by_name[name].get(k, 0.0) + (v - cpu0.get(k, 0.0)) / total / repeats
+                cpu = sum(cpu_after.values()) - sum(cpu0.values())
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
+                runs[name].append((total / wall, cpu / total))
+                if port:
+                    after = desk_seconds(port)
+                    for k in after:
+                        spent = after[k] - seconds_before.get(k, 0.0)
+                        phases[name][k] = phases[name].get(k, 0.0) + spent / total / repeats
+        print(f"\n| {c} callers × {rounds}, 1-proof tokens, {repeats} repeats (medians) | payments/s | ÷ xpay "
+              f"| CPU ms per payment | ÷ xpay CPU | ÷ xpay per repeat (payments/s; CPU) |")
+        print("|---|---|---|---|---|---|")
+        for name in names:
+            rates = [r for r, _ in runs[name]]
+            cpus = [u for _, u in runs[name]]
+            rate_ratios = [r / x for (r, _), (x, _) in zip(runs[name], runs["xpay"])]
+            cpu_ratios = [u / x for (_, u), (_, x) in zip(runs[name], runs["xpay"])]
+            each = ", ".join(f"{a:.2f}; {b:.2f}" for a, b in zip(rate_ratios, cpu_ratios))
+            print(f"| {name} | {statistics.median(rates):.1f} | {statistics.median(rate_ratios):.2f} "
+                  f"| {statistics.median(cpus) * 1e3:.0f} | {statistics.median(cpu_ratios):.2f} | {each} |")
+        print("\nCPU ms per payment under concurrency, by process (those over 1 ms; mean over the repeats):")
         for name, kinds in by_name.items():
             busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
             print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
         print("\nthe desk's summed work per redemption under concurrency, ms (hashpool_desk_seconds):")
         for name, kinds in phases.items():
             print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in sorted(kinds.items())))
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])
