@@ -214,6 +214,57 @@ def phase_seconds(port: int) -> dict[str, tuple[float, float]]:
     return {phase: (sums[phase], counts.get(phase, 0.0)) for phase in sums}
 
 
+class KeptConnection:
+    """One connection to a node's RPC socket carrying call after call, as the desk's client keeps its own."""
+
+    def __init__(self, node) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(os.path.join(node.daemon.lightning_dir, "regtest", "lightning-rpc"))
+        self.buf = ""
+        self.decoder = json.JSONDecoder()
+
+    def call(self, method: str, params: dict) -> dict:
+        self.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode())
+        while True:
+            self.buf = self.buf.lstrip()
+            try:
+                answer, end = self.decoder.raw_decode(self.buf)
+            except ValueError:
+                self.buf += self.sock.recv(65536).decode()
+                continue
+            self.buf = self.buf[end:]
+            if "result" not in answer:
+                raise RuntimeError(f"{method}: {answer}")
+            return answer["result"]
+
+
+def call_costs(payer, payee, rounds: int = 300) -> dict[str, float]:
+    """lightningd's CPU per call of what a redemption asks of it besides the payment (seconds): the desk's node
+    calls on the payer, a call to the desk's plugin, and a custom notification (sent by ``plugins/notifier.py``
+    on the payee)."""
+    payer_rpc, payee_rpc = KeptConnection(payer), KeptConnection(payee)
+    bolt11 = payee.rpc.invoice(INVOICE_MSAT, "bench-call-costs", "bench")["bolt11"]
+    unknown = "00" * 32
+    calls = {
+        "decode": (payer_rpc, payer, "decode", {"string": bolt11}, 1),
+        "listsendpays": (payer_rpc, payer, "listsendpays", {"payment_hash": unknown}, 1),
+        "hashpool-info (a call to the plugin)": (payer_rpc, payer, "hashpool-info", {}, 1),
+        "notify-burst 0": (payee_rpc, payee, "notify-burst", {"n": 0}, 1),
+        "a custom notification": (payee_rpc, payee, "notify-burst", {"n": 10}, 10),
+    }
+    out: dict[str, float] = {}
+    for name, (rpc, node, method, params, per_call) in calls.items():
+        rpc.call(method, params)
+        pid = str(node.daemon.proc.pid)
+        before = _threads_cpu(pid) or 0.0
+        for _ in range(rounds):
+            rpc.call(method, params)
+        out[name] = ((_threads_cpu(pid) or 0.0) - before) / rounds / per_call
+    # A notification's own cost: a burst's less the call that carries it, per notification.
+    out["a custom notification"] -= out.pop("notify-burst 0") / 10
+    return out
+
+
 def plugin_pid(node) -> int:
     """The pid of the hashpool plugin that ``node``'s lightningd runs."""
     parent = str(node.daemon.proc.pid)
@@ -307,7 +358,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
             report.close()
 
     def _measure(args: dict, node_factory, mint: MintProcess, print) -> None:
-        payee = node_factory.get_node()
+        payee = node_factory.get_node(options={"plugin": str(ROOT / "bench" / "plugins" / "notifier.py")})
         arms: dict[str, tuple] = {}
         after_port = free_port()
         arms["redeem"] = (_payer(node_factory, mint, None, after_port), after_port)
@@ -349,6 +400,8 @@ if not MISSING and os.environ.get(ARGS_ENV):
             return time.perf_counter() - start
 
         redeem(plain, tokens(1, 1)[0])  # warm: the plugin's first look at the mint
+        print("\nlightningd's CPU per call, one connection kept (what a redemption asks besides its payment):")
+        print("  " + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in call_costs(plain, payee).items()))
         print("\n| tokens | arm | median ms | p90 ms | ÷ xpay median | desk overhead ms (median − xpay) |")
         print("|---|---|---|---|---|---|")
         # CPU of the one-at-a-time samples, by arm and process: what a payment costs with nothing beside it.
