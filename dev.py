@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("HASHPOOL_VENV", ROOT / ".venv"))
-NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
+# Resolved: the suite starts nutshell from directories of its own, where a relative path would name nothing.
+NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell")).resolve()
 
 # nutshell 0.21 does not resolve (a breez-sdk pin); 0.20 needs marshmallow<4 (environs) and limits<4 (its mint).
 NUTSHELL_REQUIREMENTS = ["cashu==0.20.0", "marshmallow<4", "limits<4"]

@@ -216,10 +216,13 @@ async def measure_issuance(session: aiohttp.ClientSession, url: str, pool: str,
     return rates
 
 
+# Resolved now: the mint is started from another directory, where a relative path would name nothing.
+NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell")).resolve()
+
+
 @contextlib.asynccontextmanager
 async def nutshell_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[Target, Any]]:
-    venv = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
-    exe = venv / "bin" / "mint"
+    exe = NUTSHELL_VENV / "bin" / "mint"
     if not exe.exists():
         raise FileNotFoundError(f"nutshell mint not found at {exe} (python3 dev.py bench prepares it)")
     port = _free_port()

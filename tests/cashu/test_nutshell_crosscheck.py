@@ -162,7 +162,8 @@ json.dump(out, sys.stdout)
 
 
 def _nutshell_python() -> Path:
-    venv = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
+    # Resolved here: nutshell's python runs from a directory of its own, where a relative path would name nothing.
+    venv = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell")).resolve()
     python = venv / "bin" / "python"
     if not python.exists():
         pytest.fail(f"nutshell virtualenv missing at {venv}: run `python3 dev.py test` once to create it")

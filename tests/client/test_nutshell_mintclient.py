@@ -32,7 +32,8 @@ from hashpool_cln.regtest.layout import free_port
 pytestmark = [pytest.mark.nutshell, pytest.mark.asyncio(loop_scope="module")]
 
 ROOT = Path(__file__).resolve().parents[2]
-NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell"))
+# Resolved: the suite starts nutshell from directories of its own, where a relative path would name nothing.
+NUTSHELL_VENV = Path(os.environ.get("HASHPOOL_NUTSHELL_VENV", ROOT / ".venv-nutshell")).resolve()
 START_TIMEOUT = 60.0
 
 
