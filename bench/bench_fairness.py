@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from procstat import thread_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -34,17 +36,6 @@ CPU_QUOTES = 10
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """Processor time of every thread of process ``pid`` so far (Linux schedstat, nanoseconds)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that just ended
-    return total / 1e9
 
 
 def _children(pid: int) -> list[int]:
@@ -168,10 +159,10 @@ def run(proofs: int, calls: int) -> bool:
         # quotes with nothing else running.
         assert plugin.proc is not None
         workers = _children(plugin.proc.pid)
-        before = _cpu_seconds(plugin.proc.pid), sum(_cpu_seconds(w) for w in workers)
+        before = thread_seconds(plugin.proc.pid), sum(thread_seconds(w) for w in workers)
         for n in range(CPU_QUOTES):
             quote_big(f"cpu#{n}")
-        after = _cpu_seconds(plugin.proc.pid), sum(_cpu_seconds(w) for w in workers)
+        after = thread_seconds(plugin.proc.pid), sum(thread_seconds(w) for w in workers)
         own, theirs = ((b - a) / CPU_QUOTES * 1e3 for a, b in zip(before, after))
 
         print(f"large token: {proofs} proofs, quoted {len(big_times)} times while {len(loaded['info'])} calls of "

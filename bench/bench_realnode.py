@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from procstat import thread_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = [b for b in ("lightningd", "bitcoind") if shutil.which(b) is None]
 ARGS_ENV = "HASHPOOL_BENCH_REALNODE"
@@ -140,20 +142,6 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def _threads_cpu(pid: str) -> float | None:
-    """CPU seconds of every live thread of ``pid``, to the nanosecond (schedstat; stat's ticks are 10 ms)."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass  # a thread that just ended
-    except OSError:
-        return None
-    return total / 1e9
-
-
 def tree_cpu(labels: dict[int, str] | None = None) -> dict[str, float]:
     """CPU seconds by process name of this process (with its reaped children) and of every live process below it
     (lightningd, its subdaemons and plugins, bitcoind, the mint); ``labels`` names processes by pid instead."""
@@ -167,8 +155,9 @@ def tree_cpu(labels: dict[int, str] | None = None) -> dict[str, float]:
         except (OSError, ValueError):
             continue
         fields = rest.split()
-        own = _threads_cpu(entry)
-        if own is None:
+        try:
+            own = thread_seconds(entry)
+        except OSError:  # it ended meanwhile
             continue
         if int(entry) == os.getpid():
             own += (int(fields[13]) + int(fields[14])) / tick
@@ -189,6 +178,12 @@ def tree_cpu(labels: dict[int, str] | None = None) -> dict[str, float]:
         if name != "py-spy":  # the profiler's own work is not the run's
             out[name] = out.get(name, 0.0) + own
     return out
+
+
+def by_process(seconds: dict[str, float]) -> str:
+    """CPU ms by process name, busiest first, those over 1 ms."""
+    busy = sorted(((v, k) for k, v in seconds.items() if v >= 0.001), reverse=True)
+    return ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy)
 
 
 def _metric(port: int, prefix: str, label: str) -> dict[str, float]:
@@ -255,11 +250,11 @@ def call_costs(payer, payee, rounds: int = 300) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, (rpc, node, method, params, per_call) in calls.items():
         rpc.call(method, params)
-        pid = str(node.daemon.proc.pid)
-        before = _threads_cpu(pid) or 0.0
+        pid = node.daemon.proc.pid
+        before = thread_seconds(pid)
         for _ in range(rounds):
             rpc.call(method, params)
-        out[name] = ((_threads_cpu(pid) or 0.0) - before) / rounds / per_call
+        out[name] = (thread_seconds(pid) - before) / rounds / per_call
     # A notification's own cost: a burst's less the call that carries it, per notification.
     out["a custom notification"] -= out.pop("notify-burst 0") / 10
     return out
@@ -428,10 +423,11 @@ if not MISSING and os.environ.get(ARGS_ENV):
                 sample("xpay", xpay)
             phases_alone[size] = {}
             for name, (_, port) in arms.items():
-                now, then = phase_seconds(port), phases_before[name]
-                phases_alone[size][name] = {
-                    phase: (s - then.get(phase, (0.0, 0.0))[0]) / (c - then.get(phase, (0.0, 0.0))[1])
-                    for phase, (s, c) in now.items() if c > then.get(phase, (0.0, 0.0))[1]}
+                means = phases_alone[size][name] = {}
+                for phase, (total_s, count) in phase_seconds(port).items():
+                    total_s0, count0 = phases_before[name].get(phase, (0.0, 0.0))
+                    if count > count0:
+                        means[phase] = (total_s - total_s0) / (count - count0)
             base = statistics.median(times["xpay"])
             for name, values in times.items():
                 med = statistics.median(values)
@@ -441,9 +437,8 @@ if not MISSING and os.environ.get(ARGS_ENV):
         print("\nCPU ms per payment one at a time, by process (those over 1 ms; bench includes reading /proc):")
         for size, arms_cpu in alone.items():
             for name, kinds in arms_cpu.items():
-                busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
                 print(f"  {size} proof{'s' if size > 1 else ''}, {name}: {sum(kinds.values()) * 1e3:.0f} in all; "
-                      + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
+                      + by_process(kinds))
 
         print("\nthe desk's phases one at a time, mean ms (hashpool_phase_seconds: intake = the call until the "
               "redemption is written, then quote, swap, pay, settle; the move to paying is in none):")
@@ -459,7 +454,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         # Each repeat runs every arm once, one after another; a ratio is taken within a repeat, so that a slower
         # stretch of the shared machine falls on both of its sides, and the median over repeats is reported.
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
-        phases: dict[str, dict[str, float]] = {name: {} for name in arms}
+        work: dict[str, dict[str, float]] = {name: {} for name in arms}
         by_name: dict[str, dict[str, float]] = {name: {} for name in names}
         for repeat in range(repeats):
             for name in names:
@@ -491,7 +486,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
                     after = desk_seconds(port)
                     for k in after:
                         spent = after[k] - seconds_before.get(k, 0.0)
-                        phases[name][k] = phases[name].get(k, 0.0) + spent / total / repeats
+                        work[name][k] = work[name].get(k, 0.0) + spent / total / repeats
         print(f"\n| {c} callers × {rounds}, 1-proof tokens, {repeats} repeats (medians) | payments/s | ÷ xpay "
               f"| CPU ms per payment | ÷ xpay CPU | ÷ xpay per repeat (payments/s; CPU) |")
         print("|---|---|---|---|---|---|")
@@ -505,10 +500,9 @@ if not MISSING and os.environ.get(ARGS_ENV):
                   f"| {statistics.median(cpus) * 1e3:.0f} | {statistics.median(cpu_ratios):.2f} | {each} |")
         print("\nCPU ms per payment under concurrency, by process (those over 1 ms; mean over the repeats):")
         for name, kinds in by_name.items():
-            busy = sorted(((v, k) for k, v in kinds.items() if v >= 0.001), reverse=True)
-            print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for v, k in busy))
+            print(f"  {name}: " + by_process(kinds))
         print("\nthe desk's summed work per redemption under concurrency, ms (hashpool_desk_seconds):")
-        for name, kinds in phases.items():
+        for name, kinds in work.items():
             print(f"  {name}: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in sorted(kinds.items())))
 
 if __name__ == "__main__":
