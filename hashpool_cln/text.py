@@ -1,6 +1,6 @@
 """Text that arrives as JSON: JSON escapes can carry lone surrogates ("\\ud800"), text that no UTF-8 secret, id,
 key or file can hold. The desk's plugin glue checks its params with its own bounded walk (``plugin.wire``);
-the mint, the mint client and the wallet check with this. Hex fields of answers are checked with ``is_hex``.
+the mint, the mint client and the wallet check with this. Hex fields are checked with ``is_hex``.
 """
 
 from __future__ import annotations

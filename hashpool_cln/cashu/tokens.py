@@ -25,7 +25,6 @@ import base64
 import binascii
 import io
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from itertools import repeat
@@ -34,6 +33,8 @@ from typing import Any, NamedTuple
 
 import cbor2
 import pybase64
+
+from hashpool_cln.text import is_hex
 
 from .crypto import first_non_point
 from .errors import KeysetError, TokenError
@@ -52,9 +53,6 @@ TOKEN_PREFIX = "cashu"
 V3_VERSION = "A"
 V4_VERSION = "B"
 
-_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_HEX66 = re.compile(r"[0-9a-fA-F]{66}")
 _JSON_WS = " \t\n\r"
 
 # CBOR tags the decoder would otherwise turn into dates, decimals, regexes, shared references...; no token
@@ -326,7 +324,7 @@ def _keyset_id_hex(value: Any, where: str) -> str:
     """Keyset ids: 16 hex (v1 ``00..``, or a v2 short id ``01..``) or 66 hex (v2 ``01..``)."""
     if not isinstance(value, str):
         raise _bad_field(where, "a hex string", value)
-    if _HEX16.fullmatch(value) is None and _HEX66.fullmatch(value) is None:
+    if not (is_hex(value, 16) or is_hex(value, 66)):
         raise _err(f"{where} must be 16 or 66 hex characters, got {_shown(value)}", "bad_keyset_id")
     return _keyset_id_version(value.lower(), where)
 
@@ -349,7 +347,7 @@ def _keyset_id_version(kid: str, where: str) -> str:
 def _point_hex(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise _bad_field(where, "a hex string", value)
-    if _HEX66.fullmatch(value) is None:
+    if not is_hex(value, 66):
         raise _err(f"{where} must be 66 hex characters (a compressed point), got {_shown(value)}", "bad_point")
     return _point_prefix(value.lower(), where)
 
@@ -372,7 +370,7 @@ def _point_prefix(hex_str: str, where: str) -> str:
 def _scalar_hex(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise _bad_field(where, "a hex string", value)
-    if _HEX64.fullmatch(value) is None:
+    if not is_hex(value, 64):
         raise _err(f"{where} must be 64 hex characters, got {_shown(value)}", "bad_dleq")
     return value.lower()
 
