@@ -131,18 +131,17 @@ async def call(path: str, method: str, params: dict[str, Any] | list[Any], timeo
     ``connections``: where to take a connection from and give it back to; without it, the call's own."""
     request_id = f"hashpool-cln:{method}#{next(_ids)}"
     request = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-    reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
 
     async def exchange() -> dict[str, Any]:
-        nonlocal reader, writer
+        nonlocal writer
         reader, writer = await (_open(path) if connections is None else connections.take())
         writer.write(request.encode("utf-8"))
         await writer.drain()
         answer, clean = await _read_response(reader, request_id)
         if clean and connections is not None:
             connections.give_back(reader, writer)
-            reader = writer = None  # kept: not closed below
+            writer = None  # kept: not closed below
         return answer
 
     try:
