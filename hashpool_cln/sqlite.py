@@ -1,10 +1,15 @@
 """sqlite files that hold money: owner-only, WAL, ``synchronous=FULL``, versioned migrations, one writer at a time.
 
-The desk's ledger and the reference mint's store both open their files here. A transaction is an asyncio lock
-(one writer per connection, many coroutines) around ``BEGIN IMMEDIATE`` (one writer per file, even across
-processes); a committed write survives a power cut, since a lost spend is a double spend. ``connect_blocking``
-gives the same settings to a plain connection that a caller runs on a thread of its own (the desk's ledger, which
-runs each transaction there whole).
+The desk's ledger, the reference mint's store and the wallet open their files here. A committed write survives a
+power cut, since a lost spend is a double spend. Writes take ``BEGIN IMMEDIATE`` (one writer per file, even across
+processes) and come in two kinds:
+
+- ``Worker``: a thread of its own owns the connection (``connect_blocking``) and runs each transaction there
+  whole, in one hop from the event loop, so the file's one writer is held for the transaction's own work, not for
+  a loop turn per statement; transactions waiting together share one commit. The desk's ledger and the mint's
+  writes run so.
+- ``transaction``: an asyncio lock (one writer per connection, many coroutines) around an aiosqlite connection,
+  one hop per statement; for migrations and the wallet, where nothing waits on the writer.
 """
 
 from __future__ import annotations
@@ -12,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
 MEMORY = ":memory:"
 
 log = logging.getLogger("hashpool_cln.sqlite")
+
+T = TypeVar("T")
+Db = sqlite3.Connection
 
 
 def create_private(path: str | Path) -> None:
@@ -51,6 +62,118 @@ def connect_blocking(path: str | Path, *, busy_timeout_ms: int = 10_000) -> sqli
     for pragma in _pragmas(busy_timeout_ms):
         conn.execute(f"PRAGMA {pragma}").close()
     return conn
+
+
+class _Job:
+    __slots__ = ("db", "future", "loop", "work", "write")
+
+    def __init__(self, work: Callable[[Db], Any], db: Db, write: bool) -> None:
+        self.work, self.db, self.write = work, db, write
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Any] = self.loop.create_future()
+
+
+class Worker:
+    """The thread that owns connections and runs every job on them, in the order given.
+
+    Write jobs waiting together are one group: each runs as its own savepoint (one that raises is rolled back
+    alone, and only its caller sees the error), and the group is committed once, so one sync to the disk makes
+    them all durable. No caller hears of its write before that commit: a rule that a write is committed before
+    the action it allows holds job by job, and sixteen callers' writes cost one sync instead of sixteen in a row.
+    Answers reach the event loop in commit order.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.commits = 0  # write jobs committed
+        self.syncs = 0  # commits of groups of them
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, db: Db, work: Callable[[Db], T], *, write: bool) -> T:
+        """``work(db)`` on the thread: as one transaction if ``write`` (committed before this returns, rolled back
+        if it raises), else outside any."""
+        job = _Job(work, db, write)
+        self._jobs.put(job)
+        return await job.future
+
+    async def stop(self) -> None:
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self) -> None:
+        while True:
+            jobs = [self._jobs.get()]
+            while jobs[-1] is not None:  # every job already waiting joins this round
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            group: list[_Job] = []
+            for job in jobs:
+                if group and (job is None or not job.write or job.db is not group[0].db):
+                    self._commit(group)
+                    group = []
+                if job is None:
+                    return
+                if job.write:
+                    group.append(job)
+                else:
+                    self._read(job)
+            if group:
+                self._commit(group)
+
+    def _read(self, job: _Job) -> None:
+        try:
+            result = job.work(job.db)
+        except BaseException as e:
+            _deliver(job, None, e)
+        else:
+            _deliver(job, result, None)
+
+    def _commit(self, group: list[_Job]) -> None:
+        db = group[0].db
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in group:
+                db.execute("SAVEPOINT job")
+                try:
+                    result = job.work(db)
+                except BaseException as e:
+                    db.execute("ROLLBACK TO job")
+                    db.execute("RELEASE job")
+                    outcomes.append((job, None, e))
+                else:
+                    db.execute("RELEASE job")
+                    outcomes.append((job, result, None))
+            db.execute("COMMIT")
+        except BaseException as e:
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except BaseException:  # noqa: S110  (the group's own error is what the callers hear)
+                pass
+            outcomes = [(job, None, e) for job in group]  # nothing of the group was written
+        else:
+            self.commits += sum(error is None for _, _, error in outcomes)
+            self.syncs += 1
+        for job, result, error in outcomes:
+            _deliver(job, result, error)
+
+
+def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
+    def settle() -> None:
+        if job.future.done():  # its caller was cancelled meanwhile
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+    try:
+        job.loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop is closed: nobody waits for the answer
 
 
 async def connect(path: str | Path, *, busy_timeout_ms: int = 10_000) -> aiosqlite.Connection:
@@ -101,3 +224,19 @@ async def migrate(conn: aiosqlite.Connection, migrations: Sequence[str], *, what
 def statements(script: str) -> list[str]:
     """A migration script's statements (scripts hold no ``;`` inside strings or triggers)."""
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+async def open_migrated(path: str | Path, migrations: Sequence[str], *, what: str, busy_timeout_ms: int = 10_000,
+                        before: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None) -> sqlite3.Connection:
+    """The file at ``path`` made owner-only and brought to the latest schema in one transaction (``before`` runs
+    first in it), then opened as the plain connection a ``Worker`` runs."""
+    create_private(path)
+    migrating = await connect(path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        async with transaction(migrating, asyncio.Lock()) as conn:
+            if before is not None:
+                await before(conn)
+            await migrate(conn, migrations, what=what)
+    finally:
+        await migrating.close()
+    return connect_blocking(path, busy_timeout_ms=busy_timeout_ms)

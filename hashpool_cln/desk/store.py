@@ -1,9 +1,9 @@
 """The desk's ledger: one sqlite file, WAL, ``synchronous=FULL``, every state change committed before it acts.
 
-The ledger has a thread of its own (``Ledger``), and every transaction runs there whole, in one hop from the
-event loop: a transaction never waits for the loop between its statements, so under many callers the one writer
-is held for the transaction's own work only, not for a loop turn per statement. Transactions that wait together
-share one commit (one sync to the disk), each still committed before its caller hears of it.
+The ledger has a thread of its own (a ``sqlite.Worker``), and every transaction runs there whole, in one hop from
+the event loop: a transaction never waits for the loop between its statements, so under many callers the one
+writer is held for the transaction's own work only, not for a loop turn per statement. Transactions that wait
+together share one commit (one sync to the disk), each still committed before its caller hears of it.
 
 Two claims make double spending a database error rather than a race: an input's ``Y`` is unique among live
 redemptions (one token cannot be in two of them) and a payment hash is unique among live redemptions (one
@@ -12,11 +12,8 @@ invoice is never paid twice). A claim is released only when its redemption ends 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -145,7 +142,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 T = TypeVar("T")
-Db = sqlite3.Connection
+Db = sqlite.Db
 
 
 class ClaimConflict(Exception):
@@ -191,120 +188,10 @@ class Record:
         return list(json.loads(raw)) if raw else []
 
 
-class _Job:
-    __slots__ = ("db", "future", "loop", "work", "write")
-
-    def __init__(self, work: Callable[[Db], Any], db: Db, write: bool) -> None:
-        self.work, self.db, self.write = work, db, write
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[Any] = self.loop.create_future()
-
-
-class Ledger:
-    """The thread that owns the ledger's connection and runs every job on it, in the order given.
-
-    Write jobs waiting together are one group: each runs as its own savepoint (one that raises is rolled back
-    alone, and only its caller sees the error), and the group is committed once, so one sync to the disk makes
-    them all durable. No caller hears of its write before that commit: the desk's rule that a transition is
-    committed before the action it allows holds job by job, and sixteen callers' transitions cost one sync
-    instead of sixteen in a row.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.commits = 0  # write jobs committed
-        self.syncs = 0  # commits of groups of them
-        self._thread = threading.Thread(target=self._serve, name="desk-ledger", daemon=True)
-        self._thread.start()
-
-    async def run(self, db: Db, work: Callable[[Db], T], *, write: bool) -> T:
-        job = _Job(work, db, write)
-        self._jobs.put(job)
-        return await job.future
-
-    async def stop(self) -> None:
-        self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
-
-    def _serve(self) -> None:
-        while True:
-            jobs = [self._jobs.get()]
-            while jobs[-1] is not None:  # every job already waiting joins this round
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            group: list[_Job] = []
-            for job in jobs:
-                if group and (job is None or not job.write or job.db is not group[0].db):
-                    self._commit(group)
-                    group = []
-                if job is None:
-                    return
-                if job.write:
-                    group.append(job)
-                else:
-                    self._read(job)
-            if group:
-                self._commit(group)
-
-    def _read(self, job: _Job) -> None:
-        try:
-            result = job.work(job.db)
-        except BaseException as e:
-            _deliver(job, None, e)
-        else:
-            _deliver(job, result, None)
-
-    def _commit(self, group: list[_Job]) -> None:
-        db = group[0].db
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for job in group:
-                db.execute("SAVEPOINT job")
-                try:
-                    result = job.work(db)
-                except BaseException as e:
-                    db.execute("ROLLBACK TO job")
-                    db.execute("RELEASE job")
-                    outcomes.append((job, None, e))
-                else:
-                    db.execute("RELEASE job")
-                    outcomes.append((job, result, None))
-            db.execute("COMMIT")
-        except BaseException as e:
-            try:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            except BaseException:  # noqa: S110  (the group's own error is what the callers hear)
-                pass
-            outcomes = [(job, None, e) for job in group]  # nothing of the group was written
-        else:
-            self.commits += sum(error is None for _, _, error in outcomes)
-            self.syncs += 1
-        for job, result, error in outcomes:
-            _deliver(job, result, error)
-
-
-def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
-    def settle() -> None:
-        if job.future.done():  # its caller was cancelled meanwhile
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
-    try:
-        job.loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is closed: nobody waits for the answer
-
-
 class Store:
     def __init__(self, db: Db) -> None:
         self._db = db
-        self._ledger = Ledger()
+        self._ledger = sqlite.Worker("desk-ledger")
 
     @property
     def commits(self) -> int:
@@ -318,14 +205,8 @@ class Store:
 
     @classmethod
     async def open(cls, path: str) -> Store:
-        sqlite.create_private(path)  # the ledger holds proofs, which are money
-        migrating = await sqlite.connect(path, busy_timeout_ms=5_000)
-        try:
-            async with sqlite.transaction(migrating, asyncio.Lock()) as conn:
-                await sqlite.migrate(conn, MIGRATIONS, what="this desk")
-        finally:
-            await migrating.close()
-        store = cls(sqlite.connect_blocking(path, busy_timeout_ms=5_000))
+        # the ledger holds proofs, which are money: owner-only
+        store = cls(await sqlite.open_migrated(path, MIGRATIONS, what="this desk", busy_timeout_ms=5_000))
         store._db.row_factory = sqlite3.Row
         return store
 

@@ -1,19 +1,18 @@
-"""The mint's sqlite store: WAL, versioned schema migrations, one serialized writer and one reader.
+"""The mint's sqlite store: WAL, versioned schema migrations, one writer thread and one reader.
 
-Writes go through ``transaction()``: an asyncio lock (one writer per process) around ``BEGIN IMMEDIATE``
-(one writer per database file, even across processes). UNIQUE constraints back every rule that keeps money
-safe: a proof's ``Y`` can be spent once, an output ``B_`` signed once, a share header hash quoted once.
-Reads use a second connection, so they see only committed state and never wait for a writer.
+Writes go through ``write(work)``: ``work`` runs whole as one ``BEGIN IMMEDIATE`` transaction on the writer's
+thread (a ``sqlite.Worker``), in one hop from the event loop, and writes that wait together share one commit.
+UNIQUE constraints back every rule that keeps money safe: a proof's ``Y`` can be spent once, an output ``B_``
+signed once, a share header hash quoted once. Reads use a second connection, so they see only committed state
+and never wait for a writer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -133,46 +132,50 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+T = TypeVar("T")
+Db = sqlite.Db
+
+
 class Database:
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: Db, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
-        self._lock = asyncio.Lock()
+        self._worker = sqlite.Worker("mint-writer")
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        sqlite.create_private(path)
-        writer = await sqlite.connect(path)
+        writer = await sqlite.open_migrated(path, MIGRATIONS, what="this mint", before=_adopt_version_table)
         try:
             reader = await sqlite.connect(path)
         except BaseException:
-            await writer.close()
+            writer.close()
             raise
-        db = cls(writer, reader)
-        try:
-            await db._migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
+        return cls(writer, reader)
 
     async def close(self) -> None:
-        await self._reader.close()
-        await self._writer.close()
+        try:
+            await self._reader.close()
+        finally:
+            await self._worker.run(self._writer, lambda db: db.close(), write=False)
+            await self._worker.stop()
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since the store was opened."""
+        return self._worker.commits
+
+    @property
+    def syncs(self) -> int:
+        """Commits to the file since it was opened: each carries one or more write transactions."""
+        return self._worker.syncs
 
     async def schema_version(self) -> int:
         return await sqlite.schema_version(self._reader)
 
-    async def _migrate(self) -> None:
-        async with self.transaction() as conn:
-            await _adopt_version_table(conn)
-            await sqlite.migrate(conn, MIGRATIONS, what="this mint")
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled back on error."""
-        async with sqlite.transaction(self._writer, self._lock) as conn:
-            yield conn
+    async def write(self, work: Callable[[Db], T]) -> T:
+        """``work(db)`` as one transaction: committed (with whatever writes wait beside it) before this returns,
+        rolled back if it raises. ``work`` runs on the writer's thread: it touches nothing the event loop owns."""
+        return await self._worker.run(self._writer, work, write=True)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # One call into sqlite's thread that runs, reads and closes the statement: a statement left open across
@@ -185,15 +188,14 @@ class Database:
         return rows[0] if rows else None
 
 
-async def fetchall(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    # One trip to sqlite's thread (a cursor's execute, fetch and close would be three).
-    return list(await conn.execute_fetchall(sql, params))
+def fetchall(conn: Db, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of a query, in a ``write`` job."""
+    return conn.execute(sql, params).fetchall()
 
 
-async def fetchone(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-    """The first row of a query that names at most one."""
-    rows = await fetchall(conn, sql, params)
-    return rows[0] if rows else None
+def fetchone(conn: Db, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    """The first row of a query that names at most one, in a ``write`` job."""
+    return conn.execute(sql, params).fetchone()
 
 
 def placeholders(values: Iterable[Any]) -> str:
@@ -202,11 +204,12 @@ def placeholders(values: Iterable[Any]) -> str:
 
 async def _adopt_version_table(conn: aiosqlite.Connection) -> None:
     """Files made before the version moved to ``PRAGMA user_version`` kept it in a table: carry it over once."""
-    if await fetchone(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") is None:
+    if not await conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"):
         return
-    row = await fetchone(conn, "SELECT version FROM schema_version")
-    if row is not None and await sqlite.schema_version(conn) == 0:
-        await conn.execute(f"PRAGMA user_version = {int(row[0])}")
+    rows = list(await conn.execute_fetchall("SELECT version FROM schema_version"))
+    if rows and await sqlite.schema_version(conn) == 0:
+        await conn.execute(f"PRAGMA user_version = {int(rows[0][0])}")
     await conn.execute("DROP TABLE schema_version")
 
 

@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -173,15 +173,12 @@ class Ledger:
                 raise RuntimeError(f"keyset {kid}: the seed in the data directory does not derive its keys")
             seq = int(derivation.rsplit("/", 1)[1].rstrip("'"))
             self._keysets[kid] = _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
-        await self._reload_epochs()
+        self._epochs = _epoch_map(await self.db.fetchall(EPOCHS_IN_ORDER))
         if not self._epochs:
-            async with self.db.transaction() as conn:
-                made = await self._open_epoch(conn, self.config.start_height, now_s())
-                epochs = await _read_epochs(partial(dbm.fetchall, conn))
-            self._install(epochs, made)
-
-    async def _reload_epochs(self) -> None:
-        self._epochs = await _read_epochs(self.db.fetchall)
+            def work(conn: dbm.Db) -> tuple[dict[str, EpochRecord], _MintKeyset]:
+                made = self._open_epoch(conn, self.config.start_height, now_s())
+                return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), made
+            self._install(*await self.db.write(work))
 
     def _install(self, epochs: dict[str, EpochRecord], made: _MintKeyset | None) -> None:
         """Serve the epochs a transaction read just before its commit, and the keyset of an epoch it made.
@@ -193,12 +190,12 @@ class Ledger:
             self._keysets[made.keyset.id] = made
         self._epochs = epochs
 
-    async def _open_epoch(self, conn: Any, height: int, now: int) -> _MintKeyset:
+    def _open_epoch(self, conn: dbm.Db, height: int, now: int) -> _MintKeyset:
         """Create the next epoch (and its keyset) at ``height`` in ``conn``'s transaction; returns the keyset,
         for ``_install`` once the transaction committed."""
-        row = await dbm.fetchone(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs")
+        row = dbm.fetchone(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs")
         seq = int(row[0])
-        taken = {r[0] for r in await dbm.fetchall(conn, "SELECT unit FROM epochs WHERE height = ?", (height,))}
+        taken = {r[0] for r in dbm.fetchall(conn, "SELECT unit FROM epochs WHERE height = ?", (height,))}
         suffix = 0
         while format_unit(self.pool_pubkey, height, suffix) in taken:
             suffix += 1
@@ -208,10 +205,10 @@ class Ledger:
         keys = {a: p.public_key.format().hex() for a, p in private.items()}
         fee = self.config.input_fee_ppk
         kid = derive_keyset_id_v2(keys, unit, None, input_fee_ppk=fee)
-        await conn.execute(
+        conn.execute(
             "INSERT INTO keysets (id, unit, derivation, keys, input_fee_ppk, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (kid, unit, derivation, json.dumps({str(a): k for a, k in keys.items()}), fee, now))
-        await conn.execute(
+        conn.execute(
             "INSERT INTO epochs (seq, unit, pool, height, keyset_id, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
             (seq, unit, self.pool_pubkey, height, kid, now))
         return _MintKeyset(Keyset(kid, unit, keys, True, fee), private, seq)
@@ -340,19 +337,19 @@ class Ledger:
         return sigs
 
     @staticmethod
-    async def _spend(conn: Any, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
+    def _spend(conn: dbm.Db, inputs: Sequence[Proof], ys: Sequence[PublicKey], now: int) -> None:
         try:
-            await conn.executemany(
+            conn.executemany(
                 "INSERT INTO proofs_used (y, keyset_id, amount, secret, c, witness, spent_at) VALUES (?,?,?,?,?,?,?)",
                 [(y.format().hex(), p.id, p.amount, p.secret, p.C, p.witness, now) for p, y in zip(inputs, ys)])
         except dbm.IntegrityError:
             raise MintError(Code.PROOFS_SPENT, "proofs already spent") from None
 
     @staticmethod
-    async def _store_signatures(conn: Any, outputs: Sequence[BlindedMessage], sigs: Sequence[BlindSignature],
-                                now: int) -> None:
+    def _store_signatures(conn: dbm.Db, outputs: Sequence[BlindedMessage], sigs: Sequence[BlindSignature],
+                          now: int) -> None:
         try:
-            await conn.executemany(
+            conn.executemany(
                 "INSERT INTO promises (b_, keyset_id, amount, c_, dleq_e, dleq_s, created_at) VALUES (?,?,?,?,?,?,?)",
                 [(o.B_, s.id, s.amount, s.C_, s.dleq.e, s.dleq.s, now)  # type: ignore[union-attr]
                  for o, s in zip(outputs, sigs)])
@@ -380,9 +377,11 @@ class Ledger:
         async with self._hold(ys, outputs):
             await self._verify_proofs(inputs, ys, now)
             sigs = self._sign(outputs)
-            async with self.db.transaction() as conn:
-                await self._spend(conn, inputs, ys, now)
-                await self._store_signatures(conn, outputs, sigs, now)
+
+            def work(conn: dbm.Db) -> None:
+                self._spend(conn, inputs, ys, now)
+                self._store_signatures(conn, outputs, sigs, now)
+            await self.db.write(work)
         return sigs
 
     async def check_state(self, ys: Sequence[str]) -> list[ProofState]:
@@ -441,19 +440,21 @@ class Ledger:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE, f"the share earns {earned}, the request says {amount}")
         now = now_s()
         quote = secrets.token_hex(16)
-        async with self.db.transaction() as conn:
+
+        def work(conn: dbm.Db) -> tuple[str, int, int]:
             # The quote's units count in the epoch's price now, minted or not: nothing later can move it.
-            unit, issued, minted = await dbm.fetchone(
-                conn, "SELECT unit, issued, minted FROM epochs WHERE closed_at IS NULL")
+            unit, issued, minted = dbm.fetchone(conn, "SELECT unit, issued, minted FROM epochs WHERE closed_at IS NULL")
             if issued + earned > MAX_AMOUNT:
                 raise MintError(Code.AMOUNT_OUT_OF_RANGE, "the epoch cannot issue more units")
             try:
-                await conn.execute(
+                conn.execute(
                     "INSERT INTO share_quotes (quote, header_hash, unit, amount, pubkey, created_at, request)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)", (quote, digest.hex(), unit, earned, pubkey, now, request))
             except dbm.IntegrityError:
                 raise MintError(Code.SHARE_DUPLICATE, "this share header hash has already been quoted") from None
-            await conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + earned, unit))
+            conn.execute("UPDATE epochs SET issued = ? WHERE unit = ?", (issued + earned, unit))
+            return unit, issued, minted
+        unit, issued, minted = await self.db.write(work)
         self._epochs[unit] = self._epochs[unit].with_counts(issued + earned, minted)
         return ShareQuote(quote, digest.hex(), request, unit, earned, pubkey, False, now, now, None)
 
@@ -563,19 +564,22 @@ class Ledger:
             raise MintError(Code.UNBALANCED, f"outputs ({total}) must equal the quote amount ({expected})")
         async with self._hold((), outputs, *(q.quote for q in quotes)):
             sigs = self._sign(outputs)
-            async with self.db.transaction() as conn:
+
+            def work(conn: dbm.Db) -> EpochRecord:
                 for q in quotes:
-                    cur = await conn.execute("UPDATE share_quotes SET issued = 1, issued_at = ?"
-                                             " WHERE quote = ? AND issued = 0", (now, q.quote))
+                    cur = conn.execute("UPDATE share_quotes SET issued = 1, issued_at = ?"
+                                       " WHERE quote = ? AND issued = 0", (now, q.quote))
                     if cur.rowcount != 1:
                         raise MintError(Code.QUOTE_ISSUED, f"quote {q.quote} has already been issued")
-                epoch = EpochRecord.from_row(await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
+                epoch = EpochRecord.from_row(dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.unit = ?", (unit,)))
                 if self._state(epoch, now) == "retired":
                     raise MintError(Code.QUOTE_EXPIRED, "quote expired: its epoch no longer signs")
                 if epoch.minted + expected > epoch.issued:
                     raise RuntimeError(f"epoch {unit} would mint more than it quoted")  # never: quotes count first
-                await self._store_signatures(conn, outputs, sigs, now)
-                await conn.execute("UPDATE epochs SET minted = ? WHERE unit = ?", (epoch.minted + expected, unit))
+                self._store_signatures(conn, outputs, sigs, now)
+                conn.execute("UPDATE epochs SET minted = ? WHERE unit = ?", (epoch.minted + expected, unit))
+                return epoch
+            epoch = await self.db.write(work)
             self._epochs[unit] = epoch.with_counts(epoch.issued, epoch.minted + expected)
         return sigs
 
@@ -596,17 +600,19 @@ class Ledger:
             raise MintError(Code.AMOUNT_OUT_OF_RANGE, "amount must be a positive integer below 2^63")
         request = request or None  # CDK's body always carries a request; an empty one binds nothing
         request_hash = _request_payment_hash(request)
-        async with self.db.transaction() as conn:
+        unit_known = unit in self._epochs  # read here: the job below runs on the writer's thread
+
+        def work(conn: dbm.Db) -> EhashQuote:
             if reference is not None:
-                known = await self._melt_quote_by_reference(conn, owner, reference, now)
+                known = self._melt_quote_by_reference(conn, owner, reference, now)
                 if known is not None:
                     if (known.unit, known.amount) != (unit, amount):
                         raise MintError(Code.REFERENCE_CONFLICT,
                                         f"reference {reference} already names a quote for {known.amount} {known.unit}")
                     return known
-            if unit not in self._epochs:
+            if not unit_known:
                 raise MintError(Code.UNIT_UNSUPPORTED, f"unit {unit[:100]!r} is not an epoch of this mint")
-            epoch, committed = await _budget(conn, unit, now)
+            epoch, committed = _budget(conn, unit, now)
             net = self._require_redeemable(epoch, now)
             amount_msat = quote_amount_msat(amount, net, epoch.issued)
             if amount_msat == 0:
@@ -616,34 +622,37 @@ class Ledger:
                                 f"epoch budget exhausted: {net - committed} msat left, the quote needs {amount_msat}")
             quote = secrets.token_hex(16)
             expiry = now + self.config.melt_quote_ttl
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO melt_quotes (quote, unit, amount, amount_msat, request, request_payment_hash, state,"
                 " expiry, created_at, owner, reference) VALUES (?, ?, ?, ?, ?, ?, 'UNPAID', ?, ?, ?, ?)",
                 (quote, unit, amount, amount_msat, request, request_hash, expiry, now, owner, reference))
-        return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None,
-                            request, None), now)
+            return _melt_quote((quote, unit, amount, amount_msat, "UNPAID", expiry, request_hash, reference, None,
+                                request, None), now)
+        return await self.db.write(work)
 
-    async def _melt_quote_by_reference(self, conn: Any, owner: str, reference: str, now: int) -> EhashQuote | None:
-        row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS} FROM melt_quotes"
-                                       " WHERE owner = ? AND reference = ?", (owner, reference))
+    def _melt_quote_by_reference(self, conn: dbm.Db, owner: str, reference: str, now: int) -> EhashQuote | None:
+        row = dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS} FROM melt_quotes"
+                                 " WHERE owner = ? AND reference = ?", (owner, reference))
         return None if row is None else _melt_quote(row, now)
 
     async def release_melt_quote(self, quote_id: str, owner: str = "") -> EhashQuote:
         """Give an unpaid quote's budget back at once (it becomes EXPIRED for good); idempotent. A paid quote
         cannot be released (20006); a quote of another desk is unknown to this one (51000)."""
         now = now_s()
-        async with self.db.transaction() as conn:
-            row = await dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS}, owner FROM melt_quotes WHERE quote = ?",
-                                     (quote_id,))
+
+        def work(conn: dbm.Db) -> EhashQuote:
+            row = dbm.fetchone(conn, f"SELECT {self._MELT_COLUMNS}, owner FROM melt_quotes WHERE quote = ?",
+                               (quote_id,))
             if row is None or (row[-1] is not None and row[-1] != owner):  # quotes of older versions: no owner
                 raise MintError(Code.QUOTE_UNKNOWN, "unknown quote")
             q = _melt_quote(row[:-1], now)
             if q.state == "PAID":
                 raise MintError(Code.QUOTE_PAID, "quote is already paid: it cannot be released")
-            await conn.execute(
+            conn.execute(
                 "UPDATE melt_quotes SET released_at = COALESCE(released_at, ?), expiry = MIN(expiry, ?)"
                 " WHERE quote = ?", (now, now, quote_id))
-        return _melt_quote((*row[:5], min(q.expiry, now), *row[6:-1]), now)
+            return _melt_quote((*row[:5], min(q.expiry, now), *row[6:-1]), now)
+        return await self.db.write(work)
 
     def _require_redeemable(self, epoch: EpochRecord, now: int) -> int:
         """The epoch's net reward if it is settled and has a price; MintError otherwise."""
@@ -694,27 +703,30 @@ class Ledger:
                             f"inputs ({total}) minus the input fee ({fee}) must equal {named} ({units})")
         async with self._hold(ys, (), q.quote):
             await self._verify_proofs(inputs, ys, now)
-            async with self.db.transaction() as conn:
-                state, expiry, released_at = await dbm.fetchone(
+
+            def work(conn: dbm.Db) -> tuple[EpochRecord, int, int]:
+                state, expiry, released_at = dbm.fetchone(
                     conn, "SELECT state, expiry, released_at FROM melt_quotes WHERE quote = ?", (q.quote,))
                 if state == "PAID":
                     raise MintError(Code.QUOTE_PAID, "quote is already paid")
                 if released_at is not None:
                     raise MintError(Code.QUOTE_EXPIRED, "quote was released: its budget is no longer held")
-                epoch, committed = await _budget(conn, q.unit, now)
+                epoch, committed = _budget(conn, q.unit, now)
                 net = self._require_redeemable(epoch, now)
                 # The units melted are priced as a fresh quote for them would be (all of them when not partial).
                 amount_msat = q.amount_msat if units == q.amount else quote_amount_msat(units, net, epoch.issued)
                 # An expired quote freed its budget; it may still be honoured if the budget still holds it.
                 if expiry <= now and committed + amount_msat > net:
                     raise MintError(Code.QUOTE_EXPIRED, "quote expired and the epoch budget no longer holds it")
-                await self._spend(conn, inputs, ys, now)
-                await conn.execute(
+                self._spend(conn, inputs, ys, now)
+                conn.execute(
                     "UPDATE melt_quotes SET state = 'PAID', amount = ?, amount_msat = ?, payment_hash = ?,"
                     " preimage = ?, paid_at = ? WHERE quote = ?",
                     (units, amount_msat, payment_hash, preimage, now, q.quote))
                 redeemed = epoch.redeemed_msat + amount_msat
-                await conn.execute("UPDATE epochs SET redeemed_msat = ? WHERE unit = ?", (redeemed, q.unit))
+                conn.execute("UPDATE epochs SET redeemed_msat = ? WHERE unit = ?", (redeemed, q.unit))
+                return epoch, amount_msat, redeemed
+            epoch, amount_msat, redeemed = await self.db.write(work)
             self._epochs[q.unit] = replace(epoch, redeemed_msat=redeemed)
         return replace(q, amount=units, amount_msat=amount_msat, state="PAID", payment_preimage=preimage)
 
@@ -742,50 +754,50 @@ class Ledger:
         _check_reward_args(height, block_hash, reward_msat, confirmations)
         now = now_s()
         final_at = now if confirmations >= self.config.final_confirmations else None
-        made: _MintKeyset | None = None
-        async with self.db.transaction() as conn:
-            known = await dbm.fetchone(
+
+        def work(conn: dbm.Db) -> tuple[dict[str, EpochRecord], _MintKeyset | None, list[str]]:
+            made: _MintKeyset | None = None
+            known = dbm.fetchone(
                 conn, "SELECT height, reward_msat, dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
             if known is not None and not known[2]:
                 if (known[0], known[1]) != (height, reward_msat):
                     raise MintError(Code.REWARD_REFUSED,
                                     f"block {block_hash} is already known with another height or reward")
-                await self._set_confirmations(conn, block_hash, confirmations, now)
-                units = [r[0] for r in await dbm.fetchall(
-                    conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
+                self._set_confirmations(conn, block_hash, confirmations, now)
+                units = _units_backed_by(conn, block_hash)
             else:
-                current = EpochRecord.from_row(
-                    await dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.closed_at IS NULL"))
+                current = EpochRecord.from_row(dbm.fetchone(conn, EPOCH_SELECT + " WHERE e.closed_at IS NULL"))
                 if height < current.height:
                     raise MintError(Code.REWARD_REFUSED,
                                     f"height {height} is below the open epoch's height {current.height}")
-                rivals = {bool(r[0]) for r in await dbm.fetchall(
+                rivals = {bool(r[0]) for r in dbm.fetchall(
                     conn, "SELECT dissolved FROM rewards WHERE height = ? AND block_hash != ?", (height, block_hash))}
                 if False in rivals:
                     raise MintError(Code.REWARD_REFUSED,
                                     f"height {height} already has an active reward: dissolve it first")
-                waiting = [r for r in map(EpochRecord.from_row, await dbm.fetchall(
+                waiting = [r for r in map(EpochRecord.from_row, dbm.fetchall(
                     conn, EPOCH_SELECT + " WHERE e.closed_at IS NOT NULL AND e.reward_block_hash IS NULL"
                     " ORDER BY e.seq"))]
                 remined = height == current.height and True in rivals and bool(waiting)
                 if known is None:
-                    await conn.execute(
+                    conn.execute(
                         "INSERT INTO rewards (block_hash, height, reward_msat, confirmations, final_at, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)", (block_hash, height, reward_msat, confirmations, final_at, now))
                 else:
-                    await conn.execute(
+                    conn.execute(
                         "UPDATE rewards SET dissolved = 0, confirmations = ?, final_at = ? WHERE block_hash = ?",
                         (confirmations, final_at, block_hash))
                 backers = waiting if remined else [*waiting, current]
                 parts = split_reward(reward_msat, [b.issued for b in backers])
                 if not remined:
-                    await conn.execute("UPDATE epochs SET closed_at = ?, pool_fee_ppm = ? WHERE seq = ?",
-                                       (now, self.config.pool_fee_ppm, current.seq))
-                await conn.executemany("UPDATE epochs SET reward_block_hash = ?, reward_msat = ? WHERE seq = ?",
-                                       [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
-                made = None if remined else await self._open_epoch(conn, height, now)
+                    conn.execute("UPDATE epochs SET closed_at = ?, pool_fee_ppm = ? WHERE seq = ?",
+                                 (now, self.config.pool_fee_ppm, current.seq))
+                conn.executemany("UPDATE epochs SET reward_block_hash = ?, reward_msat = ? WHERE seq = ?",
+                                 [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
+                made = None if remined else self._open_epoch(conn, height, now)
                 units = [b.unit for b in backers] + [current.unit if made is None else made.keyset.unit]
-            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), made, units
+        epochs, made, units = await self.db.write(work)
         self._install(epochs, made)
         log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)  # public chain data
         return await self._epochs_named(units)
@@ -797,20 +809,21 @@ class Ledger:
         if isinstance(confirmations, bool) or not isinstance(confirmations, int) \
                 or not 0 <= confirmations <= MAX_CONFIRMATIONS:
             raise malformed(f"confirmations must be an integer in [0, {MAX_CONFIRMATIONS}]")
-        async with self.db.transaction() as conn:
-            row = await dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
+        now = now_s()
+
+        def work(conn: dbm.Db) -> tuple[dict[str, EpochRecord], list[str]]:
+            row = dbm.fetchone(conn, "SELECT dissolved FROM rewards WHERE block_hash = ?", (block_hash,))
             if row is None or row[0]:
                 raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}")
-            await self._set_confirmations(conn, block_hash, confirmations, now_s())
-            units = [r[0] for r in await dbm.fetchall(
-                conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
-            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+            self._set_confirmations(conn, block_hash, confirmations, now)
+            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), _units_backed_by(conn, block_hash)
+        epochs, units = await self.db.write(work)
         self._install(epochs, None)
         return await self._epochs_named(units)
 
-    async def _set_confirmations(self, conn: Any, block_hash: str, confirmations: int, now: int) -> None:
+    def _set_confirmations(self, conn: dbm.Db, block_hash: str, confirmations: int, now: int) -> None:
         final_at = now if confirmations >= self.config.final_confirmations else None
-        await conn.execute(
+        conn.execute(
             "UPDATE rewards SET confirmations = ?, final_at = COALESCE(final_at, ?) WHERE block_hash = ?",
             (confirmations, final_at, block_hash))
 
@@ -819,19 +832,19 @@ class Ledger:
         now wait for the next reward. A final reward cannot be dissolved."""
         if not isinstance(block_hash, str) or not _HEX64.fullmatch(block_hash):
             raise malformed("block_hash must be 64 lowercase hex characters")
-        async with self.db.transaction() as conn:
-            row = await dbm.fetchone(conn, "SELECT dissolved, final_at FROM rewards WHERE block_hash = ?",
-                                     (block_hash,))
+
+        def work(conn: dbm.Db) -> tuple[dict[str, EpochRecord], list[str]]:
+            row = dbm.fetchone(conn, "SELECT dissolved, final_at FROM rewards WHERE block_hash = ?", (block_hash,))
             if row is None or row[0]:
                 raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}")
             if row[1] is not None:
                 raise MintError(Code.REWARD_REFUSED, f"the reward of block {block_hash} is final")
-            units = [r[0] for r in await dbm.fetchall(
-                conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
-            await conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
-            await conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
-                               " WHERE reward_block_hash = ?", (block_hash,))
-            epochs = await _read_epochs(partial(dbm.fetchall, conn))
+            units = _units_backed_by(conn, block_hash)
+            conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
+            conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
+                         " WHERE reward_block_hash = ?", (block_hash,))
+            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), units
+        epochs, units = await self.db.write(work)
         self._install(epochs, None)
         log.info("reward of block %s dissolved", block_hash)
         return await self._epochs_named(units)
@@ -897,14 +910,23 @@ def _hash_secrets(secrets_: Sequence[str]) -> list[PublicKey]:
     return [crypto.hash_to_curve(s.encode("utf-8")) for s in secrets_]
 
 
-async def _read_epochs(fetchall: Callable[..., Awaitable[list[tuple]]]) -> dict[str, EpochRecord]:
-    return {r.unit: r for r in map(EpochRecord.from_row, await fetchall(EPOCH_SELECT + " ORDER BY e.seq"))}
+EPOCHS_IN_ORDER = EPOCH_SELECT + " ORDER BY e.seq"
 
 
-async def _budget(conn: Any, unit: str, now: int) -> tuple[EpochRecord, int]:
+def _epoch_map(rows: Sequence[tuple]) -> dict[str, EpochRecord]:
+    """The epochs of ``EPOCHS_IN_ORDER`` rows, by unit."""
+    return {r.unit: r for r in map(EpochRecord.from_row, rows)}
+
+
+def _units_backed_by(conn: dbm.Db, block_hash: str) -> list[str]:
+    return [r[0] for r in dbm.fetchall(
+        conn, "SELECT unit FROM epochs WHERE reward_block_hash = ? ORDER BY seq", (block_hash,))]
+
+
+def _budget(conn: dbm.Db, unit: str, now: int) -> tuple[EpochRecord, int]:
     """The epoch of ``unit`` and what its budget already carries: its paid quotes and the unpaid ones not yet
     expired (one statement; the index on unit, state and expiry finds the live quotes alone)."""
-    row = await dbm.fetchone(
+    row = dbm.fetchone(
         conn, f"SELECT {EPOCH_COLUMNS}, (SELECT COALESCE(SUM(q.amount_msat), 0) FROM melt_quotes q"
               f" WHERE q.unit = e.unit AND q.state = 'UNPAID' AND q.expiry > ?){EPOCH_FROM} WHERE e.unit = ?",
         (now, unit))

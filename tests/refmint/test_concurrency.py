@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from support.refmint import ys
 
@@ -52,9 +53,7 @@ async def test_budget_holds_under_concurrent_quotes(refmint_factory) -> None:
     assert len(ok) == 21  # floor(64 / 3) quotes of 3 units fit: each is worth floor(3 * net / 64)
     assert all(q["amount_msat"] == 3 * net // 64 for q in ok)
     # what the mint reports as committed stays within the budget too
-    from hashpool_cln.refmint.db import fetchone
-
-    row = await fetchone(mint.ledger.db._reader, "SELECT SUM(amount_msat) FROM melt_quotes WHERE unit = ?", (unit,))
+    row = await mint.ledger.db.fetchone("SELECT SUM(amount_msat) FROM melt_quotes WHERE unit = ?", (unit,))
     assert row[0] <= net
 
 
@@ -113,3 +112,34 @@ async def test_keysets_stay_consistent_while_epochs_open(refmint) -> None:
     assert answers and {status for _, status in answers} == {200}, [a for a in answers if a[1] != 200][:3]
     keysets = (await refmint.ok("GET", "/v1/keysets"))["keysets"]
     assert len(keysets) == 26 and len({k["unit"] for k in keysets}) == 26
+
+
+async def test_swaps_waiting_together_share_one_commit_and_a_double_spend_fails_alone(refmint) -> None:
+    """The mint's writes run on one thread; those that wait together are committed at once, each in its own
+    savepoint: a swap of proofs already spent is refused and leaves nothing, the swaps beside it are signed."""
+    spent, fresh_a, fresh_b = [await refmint.issue(1, count=2) for _ in range(3)]
+    kid = spent[0].id
+
+    def body(proofs) -> dict:
+        return {"inputs": [p.to_dict() for p in proofs],
+                "outputs": [o.to_dict() for o in blind_outputs(kid, [p.amount for p in proofs]).outputs]}
+    assert (await refmint.call("POST", "/v1/swap", body(spent))).status == 200
+    db = refmint.ledger.db
+    release = threading.Event()
+    held = asyncio.ensure_future(db.write(lambda _conn: release.wait(10)))  # the writer's thread is busy
+    await asyncio.sleep(0.05)
+    commits, syncs = db.commits, db.syncs
+    bodies = [body(fresh_a), body(spent), body(fresh_b)]
+    calls = [asyncio.ensure_future(refmint.call("POST", "/v1/swap", b)) for b in bodies]
+    await asyncio.sleep(0.2)
+    assert not any(c.done() for c in calls), "no swap is answered before its commit"
+    release.set()
+    await held
+    answers = await asyncio.gather(*calls)
+    assert [(a.status, a.code) for a in answers] == [(200, None), (400, 11001), (200, None)], answers
+    # the holder's own commit, then the two swaps that went through in one
+    assert (db.commits - commits, db.syncs - syncs) == (3, 2)
+    refused = [o["B_"] for o in bodies[1]["outputs"]]
+    assert await db.fetchall("SELECT b_ FROM promises WHERE b_ IN (?, ?)", refused) == []
+    states = (await refmint.ok("POST", "/v1/checkstate", {"Ys": ys(fresh_a + fresh_b)}))["states"]
+    assert {s["state"] for s in states} == {"SPENT"}

@@ -130,16 +130,16 @@ async def test_a_read_sees_what_was_committed_before_it_was_asked(tmp_path) -> N
     51000 "unknown quote" under load): every read runs, fetches and ends its statement in one step."""
     db = await Database.open(tmp_path / "mint.sqlite3")
     try:
-        async with db.transaction() as conn:
-            await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
-            await conn.execute("INSERT INTO t VALUES ('old')")
+        def setup(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            conn.execute("INSERT INTO t VALUES ('old')")
+        await db.write(setup)
         # reads the table (its snapshot starts there), then spends a while counting
         slow = asyncio.ensure_future(db.fetchall(
             "WITH RECURSIVE c(x) AS (SELECT (SELECT COUNT(*) FROM t) UNION ALL SELECT x + 1 FROM c"
             " WHERE x < 3000000) SELECT MAX(x) FROM c"))
         await asyncio.sleep(0.05)
-        async with db.transaction() as conn:
-            await conn.execute("INSERT INTO t VALUES ('new')")
+        await db.write(lambda conn: conn.execute("INSERT INTO t VALUES ('new')"))
         assert not slow.done(), "the slow read must still be running when the commit is made"
         assert await db.fetchone("SELECT k FROM t WHERE k = 'new'") == ("new",)
         assert (await slow)[0][0] == 3000000
