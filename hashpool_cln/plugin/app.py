@@ -94,5 +94,10 @@ def run() -> None:
     # pyln forwards Python logging to lightningd, which filters by its own log-level; let ours through.
     for name in ("hashpool", "hashpool_cln"):
         logging.getLogger(name).setLevel(logging.DEBUG)
-    plugin, _ = build()
-    plugin.run()
+    plugin, service = build()
+    try:
+        plugin.run()
+    finally:
+        # stdin closed with no shutdown notification: lightningd is gone and nobody waits for an answer, so the
+        # desk is closed at once (its ledger shut cleanly) rather than left to the interpreter's exit.
+        service.shutdown(grace=0.0)

@@ -76,12 +76,15 @@ class Service:
             self.loop.submit(self._serve_metrics(metrics_address))
         return None
 
-    def shutdown(self) -> None:
-        """Stop taking work, let running calls finish for a while, then close the desk and the loop."""
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop taking work, let running calls finish for ``grace`` seconds, then close the desk and the loop.
+        Once only: later calls return at once."""
+        if self._closing:
+            return
         self._closing = True
         if self.loop is None:
             return
-        deadline = time.monotonic() + SHUTDOWN_GRACE
+        deadline = time.monotonic() + grace
         while self._tasks and time.monotonic() < deadline:
             time.sleep(0.05)
         try:

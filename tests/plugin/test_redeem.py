@@ -322,3 +322,17 @@ def test_a_token_over_the_mints_limit_wedges_nothing_across_a_restart(lightning_
         two.close()
     assert_clean(one)
     assert_clean(two)
+
+
+def test_a_closed_stdin_closes_the_desk_as_a_shutdown_does(plugin: PluginHarness, ehash_mint,
+                                                          lightning_dir: Path) -> None:
+    """lightningd gone without a shutdown notification (its end of the pipe closed): the plugin closes its
+    ledger itself and exits, rather than leaving the file to the interpreter's exit."""
+    token = ehash_mint.issue_settled([16])[0]
+    inv = make_invoice(4_000_000)
+    assert plugin.call("hashpool-redeem", {"token": token, "invstring": inv.bolt11}).ok()["state"] == "settled"
+    wal = lightning_dir / "hashpool" / "desk.sqlite3-wal"
+    assert wal.exists()  # the ledger is open: its writes sit in the write-ahead log
+    plugin.proc.stdin.close()  # type: ignore[union-attr]
+    assert plugin.wait_exit(15) == 0
+    assert not wal.exists(), "closed cleanly, sqlite folds the log into the file and removes it"
