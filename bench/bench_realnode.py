@@ -1,14 +1,15 @@
 """Real nodes: redeem vs plain xpay of equal invoices on real lightningd and bitcoind, medians, p90s, CPU, phases.
 
 Runs wherever ``lightningd`` and ``bitcoind`` are on PATH (it says so and stops elsewhere). Two payer nodes with a
-channel each to one payee: one runs this checkout's plugin, the other (``--before DIR``, another checkout of the
-project, e.g. ``git worktree add /tmp/before <commit>``) the plugin of that checkout, so both are measured in one
-run against the same mint and payee. Plain ``xpay`` of an equal invoice from the first payer is the floor.
+channel each to one payee: one runs this checkout's plugin against this checkout's mint, the other (``--before
+DIR``, another checkout of the project, e.g. ``git worktree add /tmp/before <commit>``) the plugin of that checkout
+against a mint of that checkout, so both sides are measured in one run against the same payee. Plain ``xpay`` of an
+equal invoice from the first payer is the floor.
 
 Samples are interleaved (redeem, redeem-before, xpay, then again) so that load on the machine falls on every arm
 alike; then ``--concurrency`` callers at once, arm by arm, for throughput and CPU per completed payment (every
-process of the run, read from /proc: the nodes, their plugins and subdaemons, bitcoind, and this process, which
-serves the mint). The desk's phase times come from its Prometheus metrics (``hashpool_desk_seconds``).
+process of the run, read from /proc: the nodes, their plugins and subdaemons, bitcoind, the mints and this
+process). The desk's phase times come from its Prometheus metrics (``hashpool_desk_seconds``).
 
 The benchmark drives pyln-testing through pytest (its node factory is a fixture); ``main`` runs that session.
 """
@@ -106,9 +107,12 @@ class MintProcess:
     """The reference mint served from a process of its own, as a pool runs it: its work is not the benchmark's
     (pyln-testing's threads read every node's log in this process), and its CPU is its own."""
 
-    def __init__(self, data_dir: Path, **limits: int) -> None:
+    def __init__(self, data_dir: Path, checkout: Path | None = None, **limits: int) -> None:
+        env = dict(os.environ)
+        if checkout is not None:
+            env["PYTHONPATH"] = str(checkout)  # that checkout's mint (this one's test support drives it)
         self.proc = subprocess.Popen([sys.executable, __file__, MINT_PROCESS, str(data_dir), json.dumps(limits)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None and self.proc.stdin is not None
         ready = json.loads(self.proc.stdout.readline() or "null")
         if not ready:
@@ -334,13 +338,16 @@ if not MISSING and os.environ.get(ARGS_ENV):
         largest = max(int(s) for s in args["sizes"].split(","))
         # Tokens past the mint's default request limits are measured with those limits lifted for them.
         limits = {"max_inputs": largest, "max_outputs": largest} if largest > MINT_LIMIT else {}
-        mint = MintProcess(tmp_path / "mint", **limits)
+        mints = {"": MintProcess(tmp_path / "mint", **limits)}
         try:
-            _run(args, node_factory, mint)
+            if args["before"]:
+                mints["before"] = MintProcess(tmp_path / "mint-before", Path(args["before"]).resolve(), **limits)
+            _run(args, node_factory, mints)
         finally:
-            mint.stop()
+            for mint in mints.values():
+                mint.stop()
 
-    def _run(args: dict, node_factory, mint: MintProcess) -> None:
+    def _run(args: dict, node_factory, mints: dict[str, MintProcess]) -> None:
         report = open(args["report"], "w")
 
         def emit(line: str) -> None:
@@ -348,12 +355,13 @@ if not MISSING and os.environ.get(ARGS_ENV):
             report.flush()
 
         try:
-            _measure(args, node_factory, mint, emit)
+            _measure(args, node_factory, mints, emit)
         finally:
             report.close()
 
-    def _measure(args: dict, node_factory, mint: MintProcess, print) -> None:
+    def _measure(args: dict, node_factory, mints: dict[str, MintProcess], print) -> None:
         payee = node_factory.get_node(options={"plugin": str(ROOT / "bench" / "plugins" / "notifier.py")})
+        mint = mints[""]
         arms: dict[str, tuple] = {}
         after_port = free_port()
         arms["redeem"] = (_payer(node_factory, mint, None, after_port), after_port)
@@ -363,11 +371,13 @@ if not MISSING and os.environ.get(ARGS_ENV):
                                            **{"hashpool-settle-batch": args["settle_batch"]}), port)
         if args["before"]:
             port = free_port()
-            arms["redeem-before"] = (_payer(node_factory, mint, Path(args["before"]).resolve(), port), port)
+            arms["redeem-before"] = (_payer(node_factory, mints["before"], Path(args["before"]).resolve(), port), port)
         for node, _ in arms.values():
             node_factory.join_nodes([node, payee], fundamount=10**7, wait_for_announce=True)
         plain = arms["redeem"][0]
-        labels = {mint.pid: "mint", **{plugin_pid(node): f"plugin ({name})" for name, (node, _) in arms.items()}}
+        labels = {m.pid: f"mint ({name})" if name else "mint" for name, m in mints.items()}
+        labels.update({plugin_pid(node): f"plugin ({name})" for name, (node, _) in arms.items()})
+        mint_of = {name: mints["before"] if name == "redeem-before" else mint for name in arms}
         sizes = [int(s) for s in args["sizes"].split(",")]
         n = args["samples"]
         counter = iter(range(10**9))
@@ -375,7 +385,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         def invoice() -> str:
             return payee.rpc.invoice(INVOICE_MSAT, f"bench-{next(counter)}", "bench")["bolt11"]
 
-        def tokens(size: int, count: int) -> list[str]:
+        def tokens(size: int, count: int, mint: MintProcess = mint) -> list[str]:
             if size == 1:
                 return mint.issue_settled([UNITS] * count, msat_per_unit=MSAT_PER_UNIT)
             return mint.tokens_settled([[UNITS // size] * size] * count, msat_per_unit=MSAT_PER_UNIT)
@@ -394,7 +404,8 @@ if not MISSING and os.environ.get(ARGS_ENV):
             plain.rpc.call("xpay", {"invstring": bolt11})
             return time.perf_counter() - start
 
-        redeem(plain, tokens(1, 1)[0])  # warm: the plugin's first look at the mint
+        for name, (node, _) in arms.items():
+            redeem(node, tokens(1, 1, mint_of[name])[0])  # warm: each plugin's first look at its mint
         print("\nlightningd's CPU per call, one connection kept (what a redemption asks besides its payment):")
         print("  " + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in call_costs(plain, payee).items()))
         print("\n| tokens | arm | median ms | p90 ms | ÷ xpay median | desk overhead ms (median − xpay) |")
@@ -404,7 +415,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         phases_alone: dict[int, dict[str, dict[str, float]]] = {}
         for size in sizes:
             phases_before = {name: phase_seconds(port) for name, (_, port) in arms.items()}
-            pool = {name: tokens(size, n) for name in arms}
+            pool = {name: tokens(size, n, mint_of[name]) for name in arms}
             times: dict[str, list[float]] = {name: [] for name in [*arms, "xpay"]}
             alone[size] = {name: {} for name in times}
 
@@ -458,7 +469,7 @@ if not MISSING and os.environ.get(ARGS_ENV):
         by_name: dict[str, dict[str, float]] = {name: {} for name in names}
         for repeat in range(repeats):
             for name in names:
-                batch = tokens(1, total) if name != "xpay" else [None] * total
+                batch = tokens(1, total, mint_of[name]) if name != "xpay" else [None] * total
                 node, port = arms.get(name, (plain, None))
                 seconds_before = desk_seconds(port) if port else {}
                 spy = None
