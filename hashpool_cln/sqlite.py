@@ -101,6 +101,13 @@ class Worker:
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
 
+    async def close(self, db: Db) -> None:
+        """Close ``db`` on the thread (after every job given before), then stop the thread, even if closing failed."""
+        try:
+            await self.run(db, lambda conn: conn.close(), write=False)
+        finally:
+            await self.stop()
+
     def _serve(self) -> None:
         while True:
             jobs = [self._jobs.get()]

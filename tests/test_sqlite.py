@@ -43,8 +43,7 @@ async def store(tmp_path):
     try:
         yield worker, db
     finally:
-        await worker.run(db, lambda d: d.close(), write=False)
-        await worker.stop()
+        await worker.close(db)
 
 
 def _keys(db: sqlite3.Connection) -> set[str]:

@@ -211,10 +211,7 @@ class Store:
         return store
 
     async def close(self) -> None:
-        try:
-            await self._read(lambda db: db.close())
-        finally:
-            await self._ledger.stop()
+        await self._ledger.close(self._db)
 
     async def _read(self, work: Callable[[Db], T]) -> T:
         """``work(db)`` on the ledger's thread, outside any transaction."""

@@ -156,8 +156,7 @@ class Database:
         try:
             await self._reader.close()
         finally:
-            await self._worker.run(self._writer, lambda db: db.close(), write=False)
-            await self._worker.stop()
+            await self._worker.close(self._writer)
 
     @property
     def commits(self) -> int:

@@ -177,7 +177,7 @@ class Ledger:
         if not self._epochs:
             def work(conn: dbm.Db) -> tuple[dict[str, EpochRecord], _MintKeyset]:
                 made = self._open_epoch(conn, self.config.start_height, now_s())
-                return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), made
+                return _read_epochs(conn), made
             self._install(*await self.db.write(work))
 
     def _install(self, epochs: dict[str, EpochRecord], made: _MintKeyset | None) -> None:
@@ -796,7 +796,7 @@ class Ledger:
                                  [(block_hash, part, b.seq) for b, part in zip(backers, parts)])
                 made = None if remined else self._open_epoch(conn, height, now)
                 units = [b.unit for b in backers] + [current.unit if made is None else made.keyset.unit]
-            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), made, units
+            return _read_epochs(conn), made, units
         epochs, made, units = await self.db.write(work)
         self._install(epochs, made)
         log.info("reward of block %s at height %d: %d msat", block_hash, height, reward_msat)  # public chain data
@@ -816,7 +816,7 @@ class Ledger:
             if row is None or row[0]:
                 raise MintError(Code.REWARD_REFUSED, f"no active reward for block {block_hash}")
             self._set_confirmations(conn, block_hash, confirmations, now)
-            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), _units_backed_by(conn, block_hash)
+            return _read_epochs(conn), _units_backed_by(conn, block_hash)
         epochs, units = await self.db.write(work)
         self._install(epochs, None)
         return await self._epochs_named(units)
@@ -843,7 +843,7 @@ class Ledger:
             conn.execute("UPDATE rewards SET dissolved = 1 WHERE block_hash = ?", (block_hash,))
             conn.execute("UPDATE epochs SET reward_block_hash = NULL, reward_msat = 0"
                          " WHERE reward_block_hash = ?", (block_hash,))
-            return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER)), units
+            return _read_epochs(conn), units
         epochs, units = await self.db.write(work)
         self._install(epochs, None)
         log.info("reward of block %s dissolved", block_hash)
@@ -916,6 +916,11 @@ EPOCHS_IN_ORDER = EPOCH_SELECT + " ORDER BY e.seq"
 def _epoch_map(rows: Sequence[tuple]) -> dict[str, EpochRecord]:
     """The epochs of ``EPOCHS_IN_ORDER`` rows, by unit."""
     return {r.unit: r for r in map(EpochRecord.from_row, rows)}
+
+
+def _read_epochs(conn: dbm.Db) -> dict[str, EpochRecord]:
+    """Every epoch, by unit, as a write job sees them (for ``_install`` once it committed)."""
+    return _epoch_map(dbm.fetchall(conn, EPOCHS_IN_ORDER))
 
 
 def _units_backed_by(conn: dbm.Db, block_hash: str) -> list[str]:
