@@ -199,3 +199,21 @@ async def test_a_group_whose_commit_fails_answers_every_writer_and_keeps_nothing
         assert (await store.create(_fields("c"), [("ya", "{}")], "ha")).state is State.NEW  # the ledger goes on
     finally:
         await store.close()
+
+
+async def test_a_read_never_waits_behind_the_writer(store):
+    """Reads run on a connection of their own: one asked while the writer is busy (a group syncing to the disk,
+    here held) is answered at once, and sees every write committed before it."""
+    await store.create(_fields("a"), [("ya", "{}")], "ha")
+    release = threading.Event()
+    held = asyncio.create_task(_held(store, release))
+    try:
+        await asyncio.sleep(0.05)
+        pending = asyncio.create_task(store.create(_fields("b"), [("yb", "{}")], "hb"))
+        found = await asyncio.wait_for(store.get("a"), 5)
+        assert found is not None and found.state is State.NEW
+        assert await store.get("b") is None and not pending.done()  # not committed yet: not seen
+    finally:
+        release.set()
+        await held
+    assert (await pending).id == "b" and (await store.get("b")).id == "b"

@@ -77,8 +77,8 @@ class Crasher:
         assert self._desk is not None and self._desk._store is not None
         self.gate.dead = True
         store = self._desk._store
-        self._dead_dbs.append(store._db)
-        store._db = DeadDb()
+        self._dead_dbs += [store._db] if store._reads_db is store._db else [store._db, store._reads_db]
+        store._db = store._reads_db = DeadDb()
         raise Crash(at)
 
     async def desk(self, config: DeskConfig, node: Any, ehash: Any, *, mint: MintClient | None = None,
