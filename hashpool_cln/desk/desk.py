@@ -4,9 +4,11 @@ One redemption, step by step (each step's state is committed before the step act
 
     parse      the token: mint, unit, keysets, amounts, conditions — all local, no swap, no payment (intake.py)
     resolve    the destination: decode; for an offer fetch its invoice (kept in the ledger) (destination.py)
-    new        claim the token's proofs and the payment hash (unique among live redemptions)
-    quoted     priced at the epoch's published rate and planned: the units needed, the NUT-13 counters of the
-               desk's outputs; nothing asked of the mint yet
+    quoted     written down: the token's proofs and the payment hash claimed (unique among live redemptions),
+               priced at the epoch's published rate and planned (the units needed, the NUT-13 counters of the
+               desk's outputs), all in one commit; nothing asked of the mint yet. (``new``, the claim alone, is
+               only ever seen in ledgers of earlier versions: pricing asks nothing of anyone, so it shares the
+               claim's commit.)
     custody    the caller's proofs swapped into the desk's outputs: the units bought plus change for the caller
     paying     the mint's melt quote for exactly the custody units (asked now, under the redemption's reference),
                and the payment to the destination
@@ -232,7 +234,12 @@ class Desk(Quotes, Settlement):
         self._active.add(redemption_id)
         try:
             inputs = [self._signed(p) for p in checked.token.proofs]
-            rec, looked = await self._create(redemption_id, checked, inputs, target, maxfee_msat, claim_hash)
+            try:
+                rec, looked = await self._create(redemption_id, checked, inputs, target, maxfee_msat, claim_hash)
+            except DeskError as e:
+                if e.data.get("id") == redemption_id:  # written down as rejected: the claim shows it
+                    e.data["claim"] = claim
+                raise
             try:
                 rec = await self._drive(rec, checked, inputs, target, maxfee_msat, looked)
             except DeskError as e:
@@ -250,7 +257,6 @@ class Desk(Quotes, Settlement):
 
     async def _drive(self, rec: Record, checked: Checked, inputs: list[Proof], target: Target,
                      maxfee_msat: int | None, looked: Payment | None) -> Record:
-        rec = await self._price(rec, checked, target, maxfee_msat)
         if rec.state is State.QUOTED:
             rec = await self.take_custody(rec, inputs)
         if rec.state is State.CUSTODY:
@@ -334,8 +340,13 @@ class Desk(Quotes, Settlement):
 
     async def _create(self, redemption_id: str, checked: Checked, inputs: list[Proof], target: Target,
                       maxfee_msat: int | None, claim_hash: str) -> tuple[Record, Payment | None]:
-        """The redemption written down with ``inputs`` (the token's proofs as the swap will send them), and what
-        the node said of its payment hash just before."""
+        """The redemption written down, priced, with ``inputs`` (the token's proofs as the swap will send them), and
+        what the node said of its payment hash just before.
+
+        Pricing asks the mint nothing, so the redemption and its plan are one commit: it is born ``quoted``. A
+        token the plan refuses is written down ``rejected`` (untouched, and its claims released at once), and the
+        refusal raised with its id.
+        """
         # An invoice the node has paid, or is paying, is never taken again.
         status = await self.payment_status(target.payment_hash)
         if status is not None and status.status in ("complete", "pending"):
@@ -348,26 +359,46 @@ class Desk(Quotes, Settlement):
             "pay_amount_msat": target.pay_amount_msat, "maxfee_msat": maxfee_msat, "bip353": target.address,
             "claim_hash": claim_hash,
         }
-        self._hook("before:->new")
+        proofs = [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, inputs)]
+        try:
+            plan = await self._plan(checked, target, maxfee_msat)
+        except DeskError as e:
+            await self._write_down(fields, proofs, target, State.REJECTED, _refusal(e))
+            e.data.setdefault("id", redemption_id)
+            raise
+        try:
+            priced = _priced(plan, checked, target, self.config)
+            rec = await self._write_down(fields, proofs, target, State.QUOTED, priced)
+        except BudgetExceeded:
+            err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
+                            {"unit": checked.token.unit})
+            await self._write_down(fields, proofs, target, State.REJECTED, _refusal(err))
+            err.data["id"] = redemption_id
+            raise err from None
+        return rec, status
+
+    async def _write_down(self, fields: dict[str, Any], proofs: list[tuple[str, str]], target: Target, state: State,
+                          moves: dict[str, Any]) -> Record:
+        """The first commit of a redemption: written down and moved on to ``state`` at once."""
+        self._hook(f"before:->{state}")
         try:
             with self.timings.measure("sqlite"):
-                rec = await self.store.create(
-                    fields, [(y, json.dumps(p.to_dict())) for y, p in zip(checked.ys, inputs)], target.payment_hash)
+                rec = await self.store.create(fields, proofs, target.payment_hash, then=(state, moves))
         except ClaimConflict as e:
             if e.what == "input":
-                raise await self._claimed(checked) from None
+                raise await self._claimed(proofs) from None
             if e.what == "claim":
                 raise DeskError(Code.INVALID_PARAMS, "claim already used") from None
             raise DeskError(Code.DESTINATION_IN_USE, "this invoice is already being paid by another redemption") \
                 from None
-        self._hook("after:->new")
+        self._hook(f"after:->{state}")
         self._emit(rec, "")
-        return rec, status
+        return rec
 
-    async def _claimed(self, checked: Checked) -> DeskError:
+    async def _claimed(self, proofs: list[tuple[str, str]]) -> DeskError:
         """Why a token whose inputs another redemption holds is refused: spent, once that one has paid."""
         with self.timings.measure("sqlite"):
-            holders = await self.store.claimed_by(checked.ys)
+            holders = await self.store.claimed_by([y for y, _ in proofs])
         if holders and holders <= {State.PAID, State.SETTLED}:
             return DeskError(Code.TOKEN_SPENT, "this token was already redeemed")
         return DeskError(Code.TOKEN_IN_USE, "this token is already being redeemed")
@@ -379,33 +410,7 @@ class Desk(Quotes, Settlement):
         with self.timings.measure("crypto"):
             return conditions.sign_p2pk(proof, self._p2pk_key)
 
-    async def _price(self, rec: Record, checked: Checked, target: Target, maxfee_msat: int | None) -> Record:
-        try:
-            plan = await self._plan(rec.id, checked, target, maxfee_msat)
-        except DeskError as e:
-            await self.reject(rec, e)
-            raise
-        try:
-            return await self._move(
-                rec, State.QUOTED,
-                reserve=(plan.output_keyset, len(plan.custody_amounts) + len(plan.change_amounts)),
-                # The melt quote's reference is written now, to be asked once custody is taken.
-                ask=(rec["unit"], plan.units, quote_request(target.kind, target.invoice)),
-                budget_msat=self.config.epoch_budget_msat,
-                quote_units=plan.units, quote_amount_msat=plan.amount_msat, swap_fee=plan.swap_fee,
-                maxfee_msat=plan.maxfee_msat,
-                custody_amounts=json.dumps(plan.custody_amounts), change_amounts=json.dumps(plan.change_amounts),
-                reserve_amounts=json.dumps(plan.reserve_amounts) if plan.reserve_amounts else None,
-                payment_units=plan.payment_units, rate_net_msat=plan.rate[0] if plan.rate else None,
-                rate_issued=plan.rate[1] if plan.rate else None,
-                pay_amount_msat=plan.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
-        except BudgetExceeded:
-            err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
-                            {"unit": rec["unit"]})
-            await self.reject(rec, err)
-            raise err from None
-
-    async def _plan(self, redemption_id: str, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
+    async def _plan(self, checked: Checked, target: Target, maxfee_msat: int | None) -> Plan:
         """The units to buy and their split, from the epoch's published rate: the mint is asked nothing yet."""
         epoch = checked.epoch
         out_keyset = checked.output_keyset()
@@ -887,6 +892,26 @@ class Desk(Quotes, Settlement):
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------
+
+
+def _priced(plan: Plan, checked: Checked, target: Target, config: DeskConfig) -> dict[str, Any]:
+    """The move to ``quoted``: the plan, its NUT-13 counters and the melt quote's reference (asked once custody
+    is taken), within the desk's budget for the epoch."""
+    return dict(
+        reserve=(plan.output_keyset, len(plan.custody_amounts) + len(plan.change_amounts)),
+        ask=(checked.token.unit, plan.units, quote_request(target.kind, target.invoice)),
+        budget_msat=config.epoch_budget_msat,
+        quote_units=plan.units, quote_amount_msat=plan.amount_msat, swap_fee=plan.swap_fee,
+        maxfee_msat=plan.maxfee_msat,
+        custody_amounts=json.dumps(plan.custody_amounts), change_amounts=json.dumps(plan.change_amounts),
+        reserve_amounts=json.dumps(plan.reserve_amounts) if plan.reserve_amounts else None,
+        payment_units=plan.payment_units, rate_net_msat=plan.rate[0] if plan.rate else None,
+        rate_issued=plan.rate[1] if plan.rate else None,
+        pay_amount_msat=plan.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
+
+
+def _refusal(error: DeskError) -> dict[str, Any]:
+    return {"error_code": int(error.code), "error": error.message[:300]}
 
 
 def _exact(units: int, fee_ppk: int) -> list[int]:

@@ -241,10 +241,17 @@ class Store:
     # --- writes -------------------------------------------------------------------------------------------
 
     async def create(self, fields: dict[str, Any], inputs: Sequence[tuple[str, str]],
-                     payment_hash: str | None) -> Record:
-        """Insert a ``new`` redemption claiming ``inputs`` ((Y, proof JSON) pairs) and ``payment_hash``."""
+                     payment_hash: str | None, then: tuple[State, dict[str, Any]] | None = None) -> Record:
+        """Insert a ``new`` redemption claiming ``inputs`` ((Y, proof JSON) pairs) and ``payment_hash``.
+
+        ``then=(state, moves)`` moves it on from ``new`` in the same commit, as ``advance(..., **moves)`` would:
+        a redemption priced before it is written down is born ``quoted`` (or ``rejected``) with one sync, and a
+        move that fails (BudgetExceeded) leaves nothing written.
+        """
         now = int(time.time())
         row = {**fields, "state": State.NEW.value, "created_at": now, "updated_at": now}
+        if then is not None:
+            transition(State.NEW, then[0])
 
         def work(db: Db) -> Record:
             try:
@@ -261,65 +268,16 @@ class Store:
                 raise ClaimConflict("input") from None
             if payment_hash is not None:
                 _claim_payment_hash(db, row["id"], payment_hash)
+            if then is not None:
+                return _advance(db, row["id"], State.NEW, then[0], now, **then[1])
             return created
         return await self._write(work)
 
-    async def advance(self, redemption_id: str, old: State, new: State, *,
-                      reserve: tuple[str, int] | None = None, custody: Sequence[str] | None = None,
-                      custody_state: str | None = None, budget_msat: int | None = None,
-                      returned: Sequence[int] = (), ask: tuple[str, int, str | None] | None = None,
-                      answer: tuple[str, str] | None = None, **fields: Any) -> Record:
-        """Move ``old → new`` and write ``fields`` in one commit.
-
-        ``reserve=(keyset_id, n)`` also takes ``n`` NUT-13 counters of that keyset (``counter_start``);
-        ``custody`` stores the desk's proofs; ``custody_state`` marks the held ones spent or refunded;
-        ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it;
-        ``returned`` marks the held custody proofs at these positions returned (handed back to the caller);
-        ``ask=(unit, units, request)`` records a melt quote to be asked (``record_ask``) and ``answer=(ref,
-        quote_id)`` its answer (``answered``), each in the same commit as the move.
-        """
+    async def advance(self, redemption_id: str, old: State, new: State, **moves: Any) -> Record:
+        """Move ``old → new`` and write its fields in one commit (``moves``: see ``_advance``)."""
         transition(old, new)
         now = int(time.time())
-
-        def work(db: Db) -> Record:
-            found = db.execute("SELECT state, unit FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
-            if found is None or found[0] != old.value:
-                raise StaleState(f"{redemption_id} is {found[0] if found else 'missing'}, not {old}")
-            if budget_msat is not None:
-                if _committed(db, found[1]) + fields.get("quote_amount_msat", 0) > budget_msat:
-                    raise BudgetExceeded(found[1])
-            if reserve is not None:
-                keyset_id, count = reserve
-                fields["counter_start"] = _reserve_counters(db, keyset_id, count)
-                fields["keyset_id"] = keyset_id
-            if custody is not None:
-                db.executemany("INSERT INTO custody (redemption_id, position, proof) VALUES (?, ?, ?)",
-                               [(redemption_id, i, p) for i, p in enumerate(custody)])
-            if returned:
-                db.executemany(
-                    "UPDATE custody SET state = 'returned' WHERE redemption_id = ? AND position = ? AND state = 'held'",
-                    [(redemption_id, position) for position in returned])
-            if custody_state is not None:
-                db.execute("UPDATE custody SET state = ? WHERE redemption_id = ? AND state = 'held'",
-                           (custody_state, redemption_id))
-            if "payment_hash" in fields and fields["payment_hash"] is not None:
-                _claim_payment_hash_once(db, redemption_id, fields["payment_hash"])
-            if ask is not None:
-                _record_ask(db, redemption_id, *ask)
-            if answer is not None:
-                _answer(db, *answer)
-            if new is State.SETTLED:
-                # The quote the settlement paid holds nothing at the mint any more: forgotten in this commit.
-                db.execute("DELETE FROM quotes WHERE redemption_id = ? AND quote_id = "
-                           "(SELECT quote_id FROM redemptions WHERE id = ?)", (redemption_id, redemption_id))
-            if new in RELEASED:
-                db.execute("UPDATE inputs SET live = 0 WHERE redemption_id = ?", (redemption_id,))
-                db.execute("UPDATE payment_hashes SET live = 0 WHERE redemption_id = ?", (redemption_id,))
-            row = {**fields, "state": new.value, "updated_at": now}
-            cur = db.execute(f"UPDATE redemptions SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ? RETURNING *",
-                             (*row.values(), redemption_id))
-            return Record(dict(cur.fetchone()))
-        return await self._write(work)
+        return await self._write(lambda db: _advance(db, redemption_id, old, new, now, **moves))
 
     async def update(self, redemption_id: str, *, answer: tuple[str, str] | None = None, **fields: Any) -> None:
         """Write fields that change no state (an error note, a refreshed detail); ``answer=(ref, quote_id)``
@@ -468,6 +426,59 @@ class Store:
 
 
 # --- steps of a transaction, on the ledger's thread ------------------------------------------------------------
+
+
+def _advance(db: Db, redemption_id: str, old: State, new: State, now: int, *,
+             reserve: tuple[str, int] | None = None, custody: Sequence[str] | None = None,
+             custody_state: str | None = None, budget_msat: int | None = None,
+             returned: Sequence[int] = (), ask: tuple[str, int, str | None] | None = None,
+             answer: tuple[str, str] | None = None, **fields: Any) -> Record:
+    """Move ``old → new`` and write ``fields``, inside the caller's transaction.
+
+    ``reserve=(keyset_id, n)`` also takes ``n`` NUT-13 counters of that keyset (``counter_start``);
+    ``custody`` stores the desk's proofs; ``custody_state`` marks the held ones spent or refunded;
+    ``budget_msat`` refuses (BudgetExceeded) a quote that would take the unit's committed sum past it;
+    ``returned`` marks the held custody proofs at these positions returned (handed back to the caller);
+    ``ask=(unit, units, request)`` records a melt quote to be asked (``record_ask``) and ``answer=(ref,
+    quote_id)`` its answer (``answered``).
+    """
+    found = db.execute("SELECT state, unit FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
+    if found is None or found[0] != old.value:
+        raise StaleState(f"{redemption_id} is {found[0] if found else 'missing'}, not {old}")
+    if budget_msat is not None:
+        if _committed(db, found[1]) + fields.get("quote_amount_msat", 0) > budget_msat:
+            raise BudgetExceeded(found[1])
+    if reserve is not None:
+        keyset_id, count = reserve
+        fields["counter_start"] = _reserve_counters(db, keyset_id, count)
+        fields["keyset_id"] = keyset_id
+    if custody is not None:
+        db.executemany("INSERT INTO custody (redemption_id, position, proof) VALUES (?, ?, ?)",
+                       [(redemption_id, i, p) for i, p in enumerate(custody)])
+    if returned:
+        db.executemany(
+            "UPDATE custody SET state = 'returned' WHERE redemption_id = ? AND position = ? AND state = 'held'",
+            [(redemption_id, position) for position in returned])
+    if custody_state is not None:
+        db.execute("UPDATE custody SET state = ? WHERE redemption_id = ? AND state = 'held'",
+                   (custody_state, redemption_id))
+    if "payment_hash" in fields and fields["payment_hash"] is not None:
+        _claim_payment_hash_once(db, redemption_id, fields["payment_hash"])
+    if ask is not None:
+        _record_ask(db, redemption_id, *ask)
+    if answer is not None:
+        _answer(db, *answer)
+    if new is State.SETTLED:
+        # The quote the settlement paid holds nothing at the mint any more: forgotten in this commit.
+        db.execute("DELETE FROM quotes WHERE redemption_id = ? AND quote_id = "
+                   "(SELECT quote_id FROM redemptions WHERE id = ?)", (redemption_id, redemption_id))
+    if new in RELEASED:
+        db.execute("UPDATE inputs SET live = 0 WHERE redemption_id = ?", (redemption_id,))
+        db.execute("UPDATE payment_hashes SET live = 0 WHERE redemption_id = ?", (redemption_id,))
+    row = {**fields, "state": new.value, "updated_at": now}
+    cur = db.execute(f"UPDATE redemptions SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ? RETURNING *",
+                     (*row.values(), redemption_id))
+    return Record(dict(cur.fetchone()))
 
 
 def _claim_payment_hash(db: Db, redemption_id: str, payment_hash: str) -> None:

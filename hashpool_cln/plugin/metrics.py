@@ -37,7 +37,7 @@ PATH = "/metrics"
 PROBE_INTERVAL = 15.0
 PROBE_TIMEOUT = 5.0
 WAIT_FOR_DESK = 0.5
-PHASES = ("intake", "quote", "swap", "pay", "settle")
+PHASES = ("intake", "swap", "pay", "settle")
 # Seconds: from a sqlite commit to a payment that waits out an HTLC held for minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 # Phases are timed per redemption between its moves; a redemption that never moves again (held for the
@@ -45,7 +45,6 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 MAX_TRACKED = 10_000
 # The move that ends each phase, by the state it leaves: (state left, state reached) -> phase.
 _PHASE_OF = {
-    (State.NEW, State.QUOTED): "quote",
     (State.QUOTED, State.CUSTODY): "swap",
     (State.PAYING, State.PAID): "pay",
     (State.PAYING, State.REFUNDED): "pay",
@@ -110,7 +109,8 @@ def resolve(options: Mapping[str, Any]) -> Address | None:
 
 
 def call_started() -> None:
-    """Mark the start of a method call in the current task: the intake phase runs from here to ``new``."""
+    """Mark the start of a method call in the current task: the intake phase runs from here to the redemption's
+    first commit."""
     _call_started.set(time.perf_counter())
 
 

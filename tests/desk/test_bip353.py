@@ -288,7 +288,7 @@ async def test_punycode_and_underscores_are_accepted(desk, ehash, node):
 # ------------------------------------------------------------------------------------------- crash points
 
 # A name's redemption is an offer's after the lookup: it passes the same transitions, with the name persisted.
-CRASH_POINTS = [f"{when}:{move}" for move in ("->new", "new->quoted", "quoted->custody", "custody->paying",
+CRASH_POINTS = [f"{when}:{move}" for move in ("->quoted", "quoted->custody", "custody->paying",
                                               "paying->paid", "paid->settled") for when in ("before", "after")]
 FAIL_POINTS = ["before:paying->refunded", "after:paying->refunded"]
 

@@ -7,8 +7,8 @@ import re
 import pytest
 from support.invoices import make_invoice
 
-# One commit per transition: new, quoted, custody, paying, paid.
-PAID_COMMITS = 5
+# One commit per step: written down and priced (new → quoted at once), custody, paying, paid.
+PAID_COMMITS = 4
 # Settling a fixed-amount payment whose fee reserve went back, at a mint that settles a quote for fewer units
 # than quoted: the move to settled alone. At one that cannot: the reserve's quote released and forgotten, the
 # new quote asked and recorded, its answer, and the move to settled.

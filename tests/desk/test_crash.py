@@ -19,12 +19,12 @@ from hashpool_cln.desk.desk import Crash
 from hashpool_cln.desk.errors import DeskError
 from hashpool_cln.mintclient import MintClient
 
-SUCCESS = ["->new", "new->quoted", "quoted->custody", "custody->paying", "paying->paid", "paid->settled"]
+SUCCESS = ["->quoted", "quoted->custody", "custody->paying", "paying->paid", "paid->settled"]
 # scenario -> the transitions it passes through
 SCENARIOS: dict[str, list[str]] = {
     "success": SUCCESS,
     "payment_fails": ["paying->refunded"],
-    "too_small": ["new->rejected"],
+    "too_small": ["->rejected"],
     "mint_refuses_swap": ["quoted->rejected"],
     "invoice_expires_in_custody": ["custody->refunded"],
     # The melt quote is asked after custody (before:custody->paying in "success" is a quote answered but not yet
@@ -119,3 +119,4 @@ async def test_crash_then_recover(scenario, point, make_desk, ehash, node, tmp_p
         (epoch,) = [e for e in await ehash.client.epochs() if e.unit == rec["unit"]]
         assert epoch.redeemed_msat == 103_000
         assert parse_token(rec["change_token"]).amount == amount - 105 + 2
+

@@ -9,7 +9,11 @@ import pytest
 from support.ehash import RATE_MSAT
 from support.invoices import make_invoice
 
+from hashpool_cln.cashu import crypto
 from hashpool_cln.cashu.tokens import parse_token
+from hashpool_cln.desk.errors import Code
+from hashpool_cln.desk.states import State
+from hashpool_cln.desk.store import Store
 
 
 async def test_bolt11_with_amount_pays_returns_change_and_settles(desk, ehash, node):
@@ -298,7 +302,7 @@ async def test_events_carry_no_secrets(make_desk, ehash, node):
     desk.on_event(lambda rid, old, new, fields: events.append((old, new, fields)))
     inv = make_invoice(10_000)
     out = await desk.redeem(await ehash.token(100), inv.bolt11)
-    assert [(o, n) for o, n, _ in events] == [("", "new"), ("new", "quoted"), ("quoted", "custody"),
+    assert [(o, n) for o, n, _ in events] == [("", "quoted"), ("quoted", "custody"),
                                               ("custody", "paying"), ("paying", "paid"), ("paid", "settled")]
     blob = repr(events)
     assert inv.preimage not in blob and out["change_token"] not in blob and "token" not in blob
@@ -351,3 +355,27 @@ async def test_the_claim_alone_opens_the_tokens(desk, ehash, node):
     with pytest.raises(DeskError) as e:
         await desk.redeem(await ehash.token(400), make_invoice(100_000).bolt11, claim=claim)
     assert e.value.code is Code.INVALID_PARAMS and e.value.message == "claim already used"
+
+
+async def test_a_new_redemption_left_by_an_earlier_version_is_rejected_and_its_token_kept(make_desk, ehash, node):
+    """Earlier versions wrote a redemption ``new`` (its claims only) and priced it in a second commit: a ledger
+    that died between the two holds one. The next start rejects it, and the token stays its owner's."""
+    token = await ehash.token(500)
+    invoice = make_invoice(100_000)
+    proofs = parse_token(token).proofs
+    store = await Store.open(make_desk.config().db_path)
+    try:
+        await store.create({"id": "r-old", "mint": ehash.url, "unit": ehash.unit, "amount": 500, "dest_kind": "bolt11",
+                            "destination": invoice.bolt11, "invoice": invoice.bolt11,
+                            "payment_hash": invoice.payment_hash, "pay_method": "xpay"},
+                           [(crypto.proof_y(p.secret), json.dumps(p.to_dict())) for p in proofs], invoice.payment_hash)
+    finally:
+        await store.close()
+
+    desk = await make_desk()  # starts: recovery runs
+    rec = await desk.store.get("r-old")
+    assert rec.state is State.REJECTED and rec["error_code"] == int(Code.NOT_READY)
+    assert set(await ehash.states(token)) == {"UNSPENT"}
+    assert node.attempts == []
+    out = await desk.redeem(token, invoice.bolt11)  # the claims were released with it
+    assert out["state"] == "settled"

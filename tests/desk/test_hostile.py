@@ -259,7 +259,7 @@ async def test_a_redemption_over_the_limit_left_by_an_older_desk_wedges_nothing(
     await first.close()
 
     big = await thousand_and_one(ehash)
-    crasher = Crasher("after:new->quoted")
+    crasher = Crasher("after:->quoted")
     older = await crasher.desk(make_desk.config(), node, ehash)
 
     async def no_limits():

@@ -164,7 +164,7 @@ def test_notifications_follow_each_move_without_secrets(plugin: PluginHarness, e
     events = [n["hashpool_redemption"] for n in plugin.custom("hashpool_redemption")]
     mine = [e for e in events if e["id"] == done["id"]]
     states = [e["state"] for e in mine]
-    assert states == ["new", "quoted", "custody", "paying", "paid", "settled"], states
+    assert states == ["quoted", "custody", "paying", "paid", "settled"], states
     assert [e["old_state"] for e in mine] == [None, *states[:-1]]
     assert all(set(e) <= NOTIFICATION_KEYS for e in mine)
     assert mine[-1]["payment_hash"] == inv.payment_hash and mine[-1]["amount_msat"] == inv.amount_msat
