@@ -32,8 +32,11 @@ try:  # coincurve's own cffi binding: lets hash_to_curve test candidates without
 
     _parse = _lib.secp256k1_ec_pubkey_parse
     _PUBKEY_T = _ffi.typeof("secp256k1_pubkey *")  # resolved once instead of per call
+    _RECOVERABLE_T = _ffi.typeof("secp256k1_ecdsa_recoverable_signature *")
+    _parse_recoverable = _lib.secp256k1_ecdsa_recoverable_signature_parse_compact
+    _recover = _lib.secp256k1_ecdsa_recover
 except (ImportError, AttributeError):  # pragma: no cover - then hash_to_curve uses the public constructor only
-    _ffi = _parse = None
+    _ffi = _parse = _recover = None
 
 # secp256k1 group order.
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -239,6 +242,32 @@ def dleq_create(a: PrivateKey, B_: PublicKey, C_: PublicKey) -> tuple[bytes, byt
     return e, s.to_bytes(32, "big")
 
 
+def public_mul_add_g(P: PublicKey, a: int, b: int) -> PublicKey:
+    """``a*P + b*G`` for public ``a`` and ``b`` (in [1, n-1] and [0, n-1]), in one variable-time double
+    multiplication, about a quarter cheaper than ``P.multiply(a).add(b)``.
+
+    libsecp256k1 has no public call for it, but ECDSA public-key recovery computes exactly one:
+    ``Q = r⁻¹·(s·R − z·G)`` for the point ``R`` with x-coordinate ``r`` (and the y parity the recovery id names).
+    With ``R = P``, ``s = a·r`` and ``z = −b·r`` (mod n) that is ``a*P + b*G``. Only for values anyone may know
+    (a DLEQ proof's): recovery's multiplication does not run in constant time. ValueError: the point at infinity.
+    """
+    encoded = P.format()
+    x = int.from_bytes(encoded[1:], "big")
+    recid = encoded[0] & 1  # 02: even y, 03: odd
+    r = x
+    if r >= N:  # x in [n, p): recovery ids 2 and 3 name R's x as r + n
+        r -= N
+        recid |= 2
+    if _recover is None or r == 0:  # pragma: no cover - no binding, or an x of exactly n (no point is known)
+        return P.multiply(a.to_bytes(32, "big")).add(b.to_bytes(32, "big"))
+    signature, out = _ffi.new(_RECOVERABLE_T), _ffi.new(_PUBKEY_T)
+    # r, s = a·r in [1, n-1] always parse; recovery fails only when the sum is the point at infinity.
+    if not (_parse_recoverable(_CTX, signature, r.to_bytes(32, "big") + (a * r % N).to_bytes(32, "big"), recid)
+            and _recover(_CTX, out, signature, ((-b * r) % N).to_bytes(32, "big"))):
+        raise ValueError("the point at infinity")
+    return PublicKey(out)
+
+
 def dleq_verify(B_: PublicKey, C_: PublicKey, e: bytes, s: bytes, A: PublicKey) -> bool:
     """Check a DLEQ proof on a blind signature: ``e == hash_e(s*G - e*A, s*B_ - e*C_, A, C_)``."""
     if len(e) != 32 or len(s) != 32:
@@ -249,7 +278,7 @@ def dleq_verify(B_: PublicKey, C_: PublicKey, e: bytes, s: bytes, A: PublicKey) 
         return False
     neg_e = (N - e_int).to_bytes(32, "big")
     try:
-        R1 = A.multiply(neg_e).add(s)  # -e*A + s*G in one native call
+        R1 = public_mul_add_g(A, N - e_int, s_int)  # -e*A + s*G: every value here is public
         R2 = PublicKey.combine_keys([B_.multiply(s), C_.multiply(neg_e)])
     except ValueError:  # an intermediate point at infinity: not a proof an honest mint makes
         return False

@@ -267,3 +267,44 @@ def test_unblind_to_infinity_is_a_crypto_error():
     C_ = a.public_key.multiply(r.secret)  # C_ = r*A exactly
     with pytest.raises(CryptoError):
         unblind(C_, r, a.public_key)
+
+
+# --- a*P + b*G through public-key recovery (DLEQ checks) -------------------------------------------------------
+
+
+def _plain_mul_add_g(P: PublicKey, a: int, b: int) -> bytes:
+    aP = P.multiply(a.to_bytes(32, "big"))
+    return (aP if b == 0 else aP.add(b.to_bytes(32, "big"))).format()
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, N - 1), a=st.integers(1, N - 1), b=st.integers(0, N - 1))
+def test_public_mul_add_g_is_the_plain_sum(k, a, b):
+    P = PublicKey.from_valid_secret(k.to_bytes(32, "big"))
+    if (a * k + b) % N == 0:
+        with pytest.raises(ValueError):
+            crypto.public_mul_add_g(P, a, b)
+        return
+    assert crypto.public_mul_add_g(P, a, b).format() == _plain_mul_add_g(P, a, b)
+
+
+def test_public_mul_add_g_takes_points_whose_x_is_not_below_the_order():
+    # Such x exist (p > n) though nobody knows a discrete log of them: recovery ids 2 and 3 name them.
+    found = []
+    for x in range(N, N + 200):
+        for prefix in (b"\x02", b"\x03"):
+            try:
+                found.append(PublicKey(prefix + x.to_bytes(32, "big")))
+            except ValueError:
+                continue
+    assert {p.format()[0] for p in found} == {2, 3}
+    for P in found[:6]:
+        for a, b in ((1, 0), (N - 1, 5), (123456789, N - 2)):
+            assert crypto.public_mul_add_g(P, a, b).format() == _plain_mul_add_g(P, a, b)
+
+
+def test_public_mul_add_g_to_infinity_raises():
+    k = 987654321
+    P = PublicKey.from_valid_secret(k.to_bytes(32, "big"))
+    with pytest.raises(ValueError):
+        crypto.public_mul_add_g(P, 1, N - k)  # P - k*G
