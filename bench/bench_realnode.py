@@ -452,7 +452,8 @@ if not MISSING and os.environ.get(ARGS_ENV):
                       + by_process(kinds))
 
         print("\nthe desk's phases one at a time, mean ms (hashpool_phase_seconds: intake = the call until the "
-              "redemption is written, then quote, swap, pay, settle; the move to paying is in none):")
+              "redemption is written, then swap, pay, settle; the move to paying is in none; a desk from before "
+              "writing and pricing shared a commit also has quote):")
         for size, arms_phases in phases_alone.items():
             for name, means in arms_phases.items():
                 order = [p for p in ("intake", "quote", "swap", "pay", "settle") if p in means]
