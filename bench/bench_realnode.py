@@ -464,12 +464,13 @@ if not MISSING and os.environ.get(ARGS_ENV):
         total = c * rounds
         names = [*arms, "xpay"]
         # Each repeat runs every arm once, one after another; a ratio is taken within a repeat, so that a slower
-        # stretch of the shared machine falls on both of its sides, and the median over repeats is reported.
+        # stretch of the shared machine falls on both of its sides, and the median over repeats is reported. The
+        # order turns by one arm each repeat: no arm always runs first, or always right after the same other one.
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
         work: dict[str, dict[str, float]] = {name: {} for name in arms}
         by_name: dict[str, dict[str, float]] = {name: {} for name in names}
         for repeat in range(repeats):
-            for name in names:
+            for name in names[repeat % len(names):] + names[:repeat % len(names)]:
                 batch = tokens(1, total, mint_of[name]) if name != "xpay" else [None] * total
                 node, port = arms.get(name, (plain, None))
                 seconds_before = desk_seconds(port) if port else {}
