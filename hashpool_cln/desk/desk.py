@@ -363,19 +363,23 @@ class Desk(Quotes, Settlement):
         try:
             plan = await self._plan(checked, target, maxfee_msat)
         except DeskError as e:
-            await self._write_down(fields, proofs, target, State.REJECTED, _refusal(e))
-            e.data.setdefault("id", redemption_id)
-            raise
+            raise await self._write_refused(fields, proofs, target, e) from None
         try:
             priced = _priced(plan, checked, target, self.config)
             rec = await self._write_down(fields, proofs, target, State.QUOTED, priced)
         except BudgetExceeded:
             err = DeskError(Code.EPOCH_BUDGET_EXHAUSTED, "the desk's budget for this epoch is used up",
                             {"unit": checked.token.unit})
-            await self._write_down(fields, proofs, target, State.REJECTED, _refusal(err))
-            err.data["id"] = redemption_id
-            raise err from None
+            raise await self._write_refused(fields, proofs, target, err) from None
         return rec, status
+
+    async def _write_refused(self, fields: dict[str, Any], proofs: list[tuple[str, str]], target: Target,
+                             error: DeskError) -> DeskError:
+        """``error``, once the redemption it refuses is written down ``rejected`` (its id in the error's data)."""
+        await self._write_down(fields, proofs, target, State.REJECTED,
+                               {"error_code": int(error.code), "error": error.message[:300]})
+        error.data.setdefault("id", fields["id"])
+        return error
 
     async def _write_down(self, fields: dict[str, Any], proofs: list[tuple[str, str]], target: Target, state: State,
                           moves: dict[str, Any]) -> Record:
@@ -908,10 +912,6 @@ def _priced(plan: Plan, checked: Checked, target: Target, config: DeskConfig) ->
         payment_units=plan.payment_units, rate_net_msat=plan.rate[0] if plan.rate else None,
         rate_issued=plan.rate[1] if plan.rate else None,
         pay_amount_msat=plan.amount_msat if target.method == "sendamount" else target.pay_amount_msat)
-
-
-def _refusal(error: DeskError) -> dict[str, Any]:
-    return {"error_code": int(error.code), "error": error.message[:300]}
 
 
 def _exact(units: int, fee_ppk: int) -> list[int]:

@@ -2,11 +2,11 @@
 
     new → quoted → custody → paying → paid → settled
     new, quoted → rejected        (nothing happened: the caller's token is untouched)
+    quoted → refunded             (custody taken but its outputs are unusable: they are handed back)
+    custody, paying → refunded    (the payment cannot or did not happen: the custody proofs go back)
 
 A redemption is written ``new`` and moved on to ``quoted`` or ``rejected`` in the same commit (the desk prices
 before it writes); a ledger of an earlier version may still hold one in ``new``.
-    quoted → refunded             (custody taken but its outputs are unusable: they are handed back)
-    custody, paying → refunded    (the payment cannot or did not happen: the custody proofs go back)
 """
 
 from __future__ import annotations

@@ -215,7 +215,11 @@ class Store:
     async def open(cls, path: str) -> Store:
         # the ledger holds proofs, which are money: owner-only
         db = await sqlite.open_migrated(path, MIGRATIONS, what="this desk", busy_timeout_ms=5_000)
-        reader = None if path == sqlite.MEMORY else sqlite.connect_blocking(path, busy_timeout_ms=5_000)
+        try:
+            reader = None if path == sqlite.MEMORY else sqlite.connect_blocking(path, busy_timeout_ms=5_000)
+        except BaseException:
+            db.close()
+            raise
         store = cls(db, reader)
         for conn in (db, reader):
             if conn is not None:
