@@ -27,7 +27,6 @@ from typing import Any, Literal
 from urllib.parse import quote as urlquote
 from urllib.parse import urlsplit
 
-import aiohttp
 from coincurve import PrivateKey
 
 from hashpool_cln.cashu import crypto
@@ -35,6 +34,7 @@ from hashpool_cln.cashu.errors import CashuError
 from hashpool_cln.cashu.keysets import Keyset, verify_keyset_id
 from hashpool_cln.cashu.models import DLEQ, BlindedMessage, BlindSignature, Proof
 from hashpool_cln.ehash import LEGACY_EPOCH_STATES, REFERENCE_PATTERN, EhashQuote, Epoch
+from hashpool_cln.httpclient import HttpClient, HttpError, TooLarge
 from hashpool_cln.text import is_hex, valid_unicode
 
 DEFAULT_TIMEOUT = 10.0
@@ -50,6 +50,7 @@ _KEYSET_ID = re.compile(r"^(00[0-9a-f]{14}|01[0-9a-f]{64})$")
 _AMOUNT_KEY = re.compile(r"^[1-9][0-9]{0,19}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _REFERENCE = re.compile(REFERENCE_PATTERN)
+_URL_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(?:%[0-9A-Fa-f]{2}[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)*")
 
 
 class MintClientError(Exception):
@@ -105,6 +106,12 @@ def check_mint_url(url: str) -> str:
         raise ValueError(f"mint URL must be http(s)://host[:port][/path], not {url!r}")
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise ValueError("mint URL must not carry credentials, a query or a fragment")
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number in range)
+    except ValueError:
+        raise ValueError(f"mint URL has a bad port: {url!r}") from None
+    if not _URL_PATH.fullmatch(parts.path):
+        raise ValueError(f"mint URL's path must be plain URL characters (percent-encode the rest): {url!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ValueError(f"refusing plain http to {parts.hostname}: use https (http is allowed on loopback only)")
     return url.rstrip("/")
@@ -128,7 +135,9 @@ class MintClient:
             raise ValueError("desk key must be a non-empty single-line string")
         self._desk_key = desk_key
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        parts = urlsplit(self.url)
+        self._path = parts.path  # the base path every endpoint's path is appended to
+        self._http = HttpClient(f"{parts.scheme}://{parts.netloc}", max_body=MAX_RESPONSE_BYTES)
         self._keys: dict[str, Keyset] = {}  # verified against their ids: immutable, cached for good
         self._keysets: dict[str, Keyset] = {}  # metadata from the last /v1/keysets
         self._limits: MintLimits | None = None
@@ -144,9 +153,7 @@ class MintClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._http.close()
 
     # ---- Cashu endpoints --------------------------------------------------------------------------------------
 
@@ -382,28 +389,25 @@ class MintClient:
     async def _post(self, path: str, body: Mapping[str, Any], *, auth: bool = False) -> Any:
         return await self._request("POST", path, body, auth=auth)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
-
     async def _request(self, method: str, path: str, body: Mapping[str, Any] | None, *, auth: bool) -> Any:
         what = f"{method} {path}"
         unknown = "; the outcome is unknown" if method == "POST" else ""
         headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         if auth and self._desk_key is not None:
             headers["Authorization"] = f"Bearer {self._desk_key}"
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
-            async with self._client().request(method, self.url + path, json=body, headers=headers,
-                                              allow_redirects=False) as resp:
-                status = resp.status
-                raw = await _read_limited(resp)
+            resp = await asyncio.wait_for(self._http.request(method, self._path + path, data, headers),
+                                          self.timeout)
         except asyncio.TimeoutError:
             raise MintUnavailable(f"{what}: no answer within {self.timeout:g} s{unknown}") from None
-        except _TooLarge:
+        except TooLarge:
             raise MintProtocolError(f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (HttpError, OSError) as exc:
             raise MintUnavailable(f"{what}: mint unreachable ({type(exc).__name__}: {exc}){unknown}") from None
+        status, raw = resp.status, resp.body
         if status in (404, 405):
             raise MintUnsupported(f"{what}: the mint does not serve this endpoint (HTTP {status})")
         try:
@@ -421,19 +425,6 @@ class MintClient:
         if status >= 500:
             raise MintUnavailable(f"{what}: HTTP {status} without a Cashu error body{unknown}")
         raise MintProtocolError(f"{what}: HTTP {status} with an answer that is not a Cashu error body")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
-    data = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        data += chunk
-        if len(data) > MAX_RESPONSE_BYTES:
-            raise _TooLarge()
-    return bytes(data)
 
 
 def _dleq_ok(B_: Any, C_: Any, dleq: DLEQ, A: Any) -> bool:

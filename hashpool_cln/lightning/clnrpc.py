@@ -67,7 +67,7 @@ class ClnNode:
         self.timeout = timeout
         self.pay_grace = pay_grace
         self._network: str | None = None
-        self._connections = jsonrpc.Connections(self.rpc_path)
+        self._connections = jsonrpc.connections(self.rpc_path)
 
     def close(self) -> None:
         self._connections.close()

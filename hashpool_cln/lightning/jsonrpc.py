@@ -20,6 +20,8 @@ import os
 import sys
 from typing import Any
 
+from hashpool_cln.streams import Connections
+
 # Responses larger than this are refused rather than buffered without end.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # sun_path is 108 bytes on Linux; longer paths are reached through /proc/self/fd (as lightningd's own tools do).
@@ -52,43 +54,9 @@ async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         os.close(dirfd)
 
 
-class Connections:
-    """Idle connections to one socket, each kept after a call that ended with its answer and nothing else.
-
-    A call takes one to itself (or opens one) and gives it back only when it is clean, so no connection ever
-    carries two calls at once or a late answer to a call that gave up. The node closing one is seen before it
-    is taken again (``at_eof``); a connection of another event loop is never reused.
-    """
-
-    def __init__(self, path: str, keep: int = 4) -> None:
-        self.path = path
-        self.keep = keep
-        self._idle: list[tuple[asyncio.AbstractEventLoop, asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        loop = asyncio.get_running_loop()
-        while self._idle:
-            owner, reader, writer = self._idle.pop()
-            if owner is loop and not reader.at_eof() and not writer.is_closing():
-                return reader, writer
-            _close(owner, writer)
-        return await _open(self.path)
-
-    def give_back(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._idle) >= self.keep or reader.at_eof() or writer.is_closing():
-            writer.close()
-            return
-        self._idle.append((asyncio.get_running_loop(), reader, writer))
-
-    def close(self) -> None:
-        while self._idle:
-            owner, _, writer = self._idle.pop()
-            _close(owner, writer)
-
-
-def _close(owner: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
-    if not owner.is_closed():  # a closed loop has closed its transports already
-        writer.close()
+def connections(path: str, keep: int = 4) -> Connections:
+    """Kept connections to the node's socket at ``path`` (lightningd never closes an idle one)."""
+    return Connections(lambda: _open(path), keep)
 
 
 async def _read_response(reader: asyncio.StreamReader, request_id: str) -> tuple[dict[str, Any], bool]:
@@ -135,7 +103,10 @@ async def call(path: str, method: str, params: dict[str, Any] | list[Any], timeo
 
     async def exchange() -> dict[str, Any]:
         nonlocal writer
-        reader, writer = await (_open(path) if connections is None else connections.take())
+        if connections is None:
+            reader, writer = await _open(path)
+        else:
+            (reader, writer), _ = await connections.take()
         writer.write(request.encode("utf-8"))
         await writer.drain()
         answer, clean = await _read_response(reader, request_id)

@@ -57,7 +57,7 @@ PROOF = Proof(amount=8, id="01" + "00" * 32, secret="s", C="02" + "11" * 32)
 
 @pytest.mark.parametrize("url", ["https://mint.example.com", "https://mint.example.com:3338/cashu/",
                                  "http://127.0.0.1:3338", "http://127.5.6.7", "http://localhost:3338",
-                                 "http://[::1]:3338"])
+                                 "http://[::1]:3338", "https://mint.example.com/pool%20one/"])
 def test_accepted_urls(url: str) -> None:
     assert MintClient(url).url == url.rstrip("/")
 
@@ -70,6 +70,11 @@ def test_accepted_urls(url: str) -> None:
     ("https://", "must be http"),
     ("https://user:pw@mint.example.com", "credentials"),
     ("https://mint.example.com/?x=1", "query"),
+    ("https://mint.example.com:99999", "bad port"),
+    ("https://mint.example.com:x1", "bad port"),
+    ("https://mint.example.com/a b", "plain URL characters"),
+    ("https://mint.example.com/a%zz", "plain URL characters"),
+    ("https://mint.example.com/\u00e9", "plain URL characters"),
 ])
 def test_refused_urls(url: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
