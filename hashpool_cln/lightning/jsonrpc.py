@@ -54,7 +54,13 @@ async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         os.close(dirfd)
 
 
-def connections(path: str, keep: int = 4) -> Connections:
+# Idle connections kept: as many as a busy desk has calls in flight at once (sixteen callers, each in an ``xpay``
+# while another redemption decodes). With fewer, every burst of payments ends with connections closed that the
+# next burst opens again, and an open costs lightningd and the plugin more than the call it carries.
+KEEP = 32
+
+
+def connections(path: str, keep: int = KEEP) -> Connections:
     """Kept connections to the node's socket at ``path`` (lightningd never closes an idle one)."""
     return Connections(lambda: _open(path), keep)
 

@@ -191,6 +191,18 @@ async def test_calls_in_flight_have_a_connection_each(node: FakeNode, cln: ClnNo
     assert node.connections == 2
 
 
+async def test_a_burst_of_calls_leaves_its_connections_for_the_next_burst(node: FakeNode, cln: ClnNode) -> None:
+    # Sixteen callers paying at once: the connections their calls opened all serve the next sixteen.
+    import asyncio
+
+    node.script_method("getinfo", *[Outcome.slow(0.3)] * 16)
+    await asyncio.gather(*(cln.getinfo() for _ in range(16)))
+    assert node.connections == 16
+    node.script_method("getinfo", *[Outcome.slow(0.3)] * 16)
+    await asyncio.gather(*(cln.getinfo() for _ in range(16)))
+    assert node.connections == 16
+
+
 async def test_a_call_that_gave_up_leaves_no_connection_behind(node: FakeNode) -> None:
     # Its late answer must never reach the next call: the connection is closed, not kept.
     cln = ClnNode(node.rpc_path, timeout=0.2)
