@@ -5,6 +5,7 @@ machinery (cookies, redirects, proxies, multipart, per-request objects) cost the
 exchange itself. This one speaks only what a JSON API needs (RFC 9112): a request with a ``Content-Length``
 body; an answer framed by ``Content-Length``, ``chunked`` or the connection's end; interim 1xx answers skipped.
 It sends no ``Accept-Encoding``, so the answer comes as it is. Redirects are not followed (they are answers).
+An answer framed two ways (``Transfer-Encoding`` beside ``Content-Length``) is refused, not guessed at.
 
 A connection is kept for the next request only after an answer that was read whole and framed, over HTTP/1.1,
 without ``Connection: close``; idle ones are closed after ``IDLE_SECONDS`` (``streams.Connections``). A GET that
