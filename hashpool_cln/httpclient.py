@@ -64,9 +64,9 @@ class HttpClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) origin: {origin!r}")
         self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.tls = parts.scheme == "https"
         default = 443 if self.tls else 80
+        self.port = parts.port or default
         name = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = name if self.port == default else f"{name}:{self.port}"
         self.max_body = max_body
@@ -137,16 +137,17 @@ async def _read_response(reader: asyncio.StreamReader, method: str,
                 raise HttpError("the server switched protocols")
             continue  # an interim answer (100 Continue, 103 Early Hints): the final one follows
         break
-    close = "close" in _tokens(fields.get("connection", ""))
+    # Framed answers leave the connection fit for another request, unless the server says it closes it.
+    keep = minor == 1 and "close" not in _tokens(fields.get("connection", ""))
     if method == "HEAD" or status in (204, 304):
-        return Response(status, b""), minor == 1 and not close
+        return Response(status, b""), keep
     encoding = fields.get("transfer-encoding")
     if encoding is not None:
         codings = _tokens(encoding)
         if codings != ["chunked"]:
             raise HttpError(f"transfer coding {encoding!r} is not supported")
         body = await _read_chunked(reader, max_body)
-        return Response(status, body), minor == 1 and not close
+        return Response(status, body), keep
     length = fields.get("content-length")
     if length is not None:
         if not _LENGTH.fullmatch(length):
@@ -154,7 +155,7 @@ async def _read_response(reader: asyncio.StreamReader, method: str,
         if int(length) > max_body:
             raise TooLarge(f"answer of {length} bytes")
         body = await reader.readexactly(int(length))
-        return Response(status, body), minor == 1 and not close
+        return Response(status, body), keep
     # Neither: the body runs to the end of the connection, which then cannot be kept.
     body = bytearray()
     while len(body) <= max_body:
