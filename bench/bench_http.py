@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from hashpool_cln.regtest.layout import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = "--serve"
 BODY = {"inputs": [{"amount": 2048, "id": "01" + "ab" * 32, "secret": "5e" * 32, "C": "02" + "cd" * 32}],
@@ -41,12 +43,6 @@ def serve(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/swap", swap)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(port: int, timeout: float = 20.0) -> None:
@@ -126,7 +122,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per arm and round")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, SERVE, str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:

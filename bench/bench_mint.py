@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from hashpool_cln.cashu.models import BlindedMessage, Proof  # noqa: E402
 from hashpool_cln.cashu.nut20 import sign_quote  # noqa: E402
 from hashpool_cln.refmint.config import load_auth  # noqa: E402
 from hashpool_cln.refmint.shares import random_share_hash  # noqa: E402
+from hashpool_cln.regtest.layout import free_port  # noqa: E402
 
 CONFIGS = [(1, 1), (64, 1), (1, 8), (64, 8)]  # (proofs per request, concurrent clients)
 FUND_BATCH = 512  # proofs of amount 1 minted per funding request
@@ -70,12 +70,6 @@ class Target:
     keyset_id: str
     keys: dict[int, Any]
     issue: Any = None  # () -> {"single": quotes/s, "batch": quotes/s}, for mints that issue ehash
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Refused(RuntimeError):
@@ -154,7 +148,7 @@ async def _mint(session: aiohttp.ClientSession, target: Target, path: str, quote
 
 @contextlib.asynccontextmanager
 async def reference_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[Target, Any]]:
-    port = _free_port()
+    port = free_port()
     data_dir = workdir / "refmint"
     proc = _spawn([sys.executable, "-m", "hashpool_cln.refmint", "serve", "--port", str(port),
                    "--data-dir", str(data_dir), "--min-difficulty", "0", "--log-level", "WARNING"], cwd=ROOT)
@@ -225,7 +219,7 @@ async def nutshell_mint(session: aiohttp.ClientSession, workdir: Path) -> AsyncI
     exe = NUTSHELL_VENV / "bin" / "mint"
     if not exe.exists():
         raise FileNotFoundError(f"nutshell mint not found at {exe} (python3 dev.py bench prepares it)")
-    port = _free_port()
+    port = free_port()
     db_dir = workdir / "nutshell-db"
     db_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MINT_", "CASHU_"))}
@@ -366,7 +360,7 @@ async def mix_mint(session: aiohttp.ClientSession, workdir: Path, name: str, che
                    profile: Path | None = None, extra: tuple[str, ...] = ()) -> AsyncIterator[MixMint]:
     """``hashpool-mint serve`` from ``checkout`` at its default log level (under cProfile when ``profile``), with
     ``proofs`` 2048-unit proofs of a settled epoch worth 1 sat a unit."""
-    port = _free_port()
+    port = free_port()
     data_dir = workdir / f"mix-{name}"
     prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
     env = {**os.environ, "PYTHONPATH": str(checkout)}

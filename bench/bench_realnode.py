@@ -32,6 +32,8 @@ from pathlib import Path
 
 from procstat import thread_seconds
 
+from hashpool_cln.regtest.layout import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = [b for b in ("lightningd", "bitcoind") if shutil.which(b) is None]
 ARGS_ENV = "HASHPOOL_BENCH_REALNODE"
@@ -296,12 +298,6 @@ def settled_all(node, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("paid redemptions were not settled in time")
         time.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the session ---------------------------------------------------------------------------------------------
